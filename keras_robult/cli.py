@@ -1,0 +1,278 @@
+"""The `robult` command: train and evaluate on any modality subset."""
+
+import argparse
+import datetime
+import os
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _parser():
+    from keras_robult.version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="robult",
+        description=(
+            "Robult (IJCAI 2025) for Keras 3: train multimodal models that "
+            "are robust to missing modalities with few labels, and compare "
+            "methods on every modality subset."
+        ),
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"robult {__version__}"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="train and evaluate (default: Robult on the embedded mfeat data)",
+        description=(
+            "Trains each method on a stratified semi-supervised split for "
+            "every seed and reports the test metric on every modality "
+            "subset and along a missing-rate curve."
+        ),
+    )
+    train.add_argument(
+        "--data",
+        help="an .npz file with x_<modality> arrays and y (optionally "
+        "is_labeled, test, modality_mask); default: embedded mfeat",
+    )
+    train.add_argument(
+        "--task",
+        choices=("classification", "regression", "multilabel"),
+        help="inferred from y when omitted",
+    )
+    train.add_argument("--labeled-fraction", type=float, default=0.05)
+    train.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    train.add_argument("--epochs", type=int, default=300)
+    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="methods to compare (default: all)",
+    )
+    train.add_argument("--out", help="results folder")
+    train.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="Keras backend (default: $KERAS_BACKEND, else jax when "
+        "installed, else tensorflow)",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress")
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="evaluate a saved .keras model on every modality subset",
+    )
+    evaluate.add_argument("--model", required=True, help="a .keras file")
+    evaluate.add_argument("--data", required=True, help="an .npz file")
+    evaluate.add_argument(
+        "--out", help="results folder (default: results/<data>-<time>/)"
+    )
+    evaluate.add_argument("--backend", choices=BACKENDS)
+    return parser
+
+
+def _choose_backend(requested):
+    if requested:
+        return requested
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    try:
+        import jax  # noqa: F401
+
+        return "jax"
+    except ImportError:
+        return "tensorflow"
+
+
+def _ensure_backend(args, argv):
+    """Re-executes the command under the requested Keras backend (the
+    backend is fixed when Keras is imported)."""
+    backend = _choose_backend(getattr(args, "backend", None))
+    if os.environ.get("KERAS_BACKEND") == backend:
+        return
+    if os.environ.get("_ROBULT_REEXEC"):
+        raise RuntimeError(f"could not switch the Keras backend to {backend}")
+    env = dict(os.environ, KERAS_BACKEND=backend, _ROBULT_REEXEC="1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info logs
+    sys.stdout.flush()
+    os.execvpe(
+        sys.executable,
+        [sys.executable, "-m", "keras_robult.cli"] + list(argv),
+        env,
+    )
+
+
+def _make_task(name, y):
+    from keras_robult import tasks
+
+    if name == "classification":
+        return tasks.Classification(int(max(2, y.max() + 1)))
+    if name == "multilabel":
+        return tasks.MultiLabel(y.shape[1])
+    return tasks.Regression()
+
+
+def _out_dir(out, dataset):
+    if out:
+        return out
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("results", f"{dataset}-{stamp}")
+
+
+def _train(args):
+    import keras
+    import numpy as np
+
+    from keras_robult.data.npz import infer_task_name, load_npz
+    from keras_robult.datasets import mfeat
+    from keras_robult.experiments.protocol import run_protocol
+    from keras_robult.experiments.registry import METHODS, method_factories
+    from keras_robult.experiments.report import markdown_table, write_results
+
+    if not 0 < args.labeled_fraction <= 1:
+        raise ValueError(
+            f"--labeled-fraction must be in (0, 1]; got {args.labeled_fraction}"
+        )
+    if args.epochs < 1 or args.batch_size < 1:
+        raise ValueError("--epochs and --batch-size must be positive")
+    if args.data:
+        data = load_npz(args.data)
+        dataset = os.path.splitext(os.path.basename(args.data))[0]
+    else:
+        x, y = mfeat.load_data()
+        data = {"x": x, "y": y, "is_labeled": None, "test": None}
+        dataset = "mfeat"
+    y = np.asarray(data["y"])
+    task = _make_task(args.task or infer_task_name(y), y)
+    names = args.methods or list(METHODS)
+    methods = method_factories(names)
+    out = _out_dir(args.out, dataset)
+    models_dir = os.path.join(out, "models")
+
+    def save_models(name, seed):
+        os.makedirs(models_dir, exist_ok=True)
+        return os.path.join(models_dir, f"{name}-seed{seed}.keras")
+
+    verbose = 0 if args.quiet else 1
+    if verbose:
+        print(
+            f"robult train: {dataset}, {task}, {len(y)} samples, modalities "
+            f"{[m for m in data['x'] if m != 'modality_mask']}, methods "
+            f"{names}, seeds {args.seeds}, backend {keras.backend.backend()}",
+            flush=True,
+        )
+    results, splits = run_protocol(
+        data["x"],
+        y,
+        task,
+        methods,
+        seeds=args.seeds,
+        labeled_fraction=args.labeled_fraction,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        test_mask=data["test"],
+        is_labeled=data["is_labeled"],
+        dataset=dataset,
+        verbose=verbose,
+        save_models=save_models,
+    )
+    paths = write_results(results, splits, out)
+    print()
+    print(markdown_table(results))
+    names = ", ".join(os.path.basename(p) for p in paths.values())
+    print(f"Results written to {out}/ ({names})")
+    return 0
+
+
+def _evaluate(args):
+    import keras
+    import numpy as np
+
+    import keras_robult  # noqa: F401  (registers the serialisable classes)
+    from keras_robult.data.npz import load_npz
+    from keras_robult.experiments.protocol import (
+        _summarise,
+        evaluate_predictor,
+    )
+    from keras_robult.experiments.report import markdown_table, write_results
+
+    if not os.path.exists(args.model):
+        raise FileNotFoundError(f"No such model file: {args.model}")
+    data = load_npz(args.data)
+    model = keras.models.load_model(args.model)
+    modalities = list(model.modalities)
+    x = data["x"]
+    given = [m for m in x if m != "modality_mask"]
+    if sorted(given) != sorted(modalities):
+        raise ValueError(
+            f"The data's modalities {given} do not match the model's "
+            f"{modalities}."
+        )
+    y = np.asarray(data["y"])
+    rows = (
+        np.flatnonzero(data["test"])
+        if data["test"] is not None
+        else np.arange(len(y))
+    )
+    model.task.validate_labels(y[rows])
+    x_eval = {k: np.asarray(v)[rows] for k, v in x.items()}
+
+    def predict(inputs):
+        return model.predict(inputs, batch_size=1024, verbose=0)["prediction"]
+
+    subset_metrics, curve = evaluate_predictor(
+        predict, x_eval, y[rows], model.task.name, modalities
+    )
+    per_subset = {
+        ("robult", subset, metric): [value]
+        for subset, metrics in subset_metrics.items()
+        for metric, value in metrics.items()
+    }
+    dataset = os.path.splitext(os.path.basename(args.data))[0]
+    results = _summarise(
+        dataset,
+        model.task,
+        float("nan"),
+        [0],
+        modalities,
+        per_subset,
+        {"robult": [curve]},
+    )
+    results["labeled_fraction"] = 0.0
+    out = _out_dir(args.out, dataset)
+    write_results(results, {0: {"test": rows.tolist()}}, out)
+    print(markdown_table(results))
+    print(f"Results written to {out}/")
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        _ensure_backend(args, argv)
+        if args.command == "train":
+            return _train(args)
+        return _evaluate(args)
+    except (ValueError, FileNotFoundError, KeyError, OSError) as error:
+        message = str(error).strip().splitlines()
+        print(
+            f"robult: error: {message[0] if message else error}",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print("robult: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

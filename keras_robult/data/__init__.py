@@ -1,0 +1,28 @@
+"""Data tools for the semi-supervised, missing-modality protocol."""
+
+from keras_robult.data.masking import (
+    evaluation_subsets,
+    random_mask,
+    subset_mask,
+)
+from keras_robult.data.npz import infer_task_name, load_npz
+from keras_robult.data.pipeline import make_dataset
+from keras_robult.data.splits import labeled_mask, strata, train_test_split
+from keras_robult.data.standardization import (
+    apply_standardization,
+    fit_standardization,
+)
+
+__all__ = [
+    "labeled_mask",
+    "train_test_split",
+    "strata",
+    "subset_mask",
+    "random_mask",
+    "evaluation_subsets",
+    "make_dataset",
+    "load_npz",
+    "infer_task_name",
+    "fit_standardization",
+    "apply_standardization",
+]

@@ -1,0 +1,96 @@
+"""Stratified, seeded train/test and labeled/unlabeled splits."""
+
+import numpy as np
+
+
+def strata(labels, task=None):
+    """Integer stratum of each sample.
+
+    Classes for classification; the 7 rounded bins of `Regression` (or of
+    `round(clip(y, -3, 3))` without a task) for float targets; the label
+    combination for multi-label targets `(samples, labels)`.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim == 2:
+        _, index = np.unique(labels.astype(int), axis=0, return_inverse=True)
+        return index.reshape(-1)
+    if labels.ndim != 1:
+        raise ValueError(
+            f"Labels must have shape (samples,) or (samples, labels); "
+            f"received {labels.shape}."
+        )
+    name = getattr(task, "name", None)
+    is_integer = np.all(np.mod(labels, 1) == 0) if labels.size else True
+    if name == "regression" or (name is None and not is_integer):
+        low, high = getattr(task, "bins", (-3, 3))
+        return np.round(np.clip(labels, low, high)).astype(int) - low
+    _, index = np.unique(labels, return_inverse=True)
+    return index.reshape(-1)
+
+
+def _allocate(counts, total):
+    """Per-stratum sizes summing to `total`, proportional to `counts`
+    (largest remainder), with at least one per stratum when `total` allows."""
+    counts = np.asarray(counts)
+    exact = counts * total / counts.sum()
+    sizes = np.floor(exact).astype(int)
+    if total >= len(counts):
+        sizes = np.maximum(sizes, 1)
+    sizes = np.minimum(sizes, counts)
+    while sizes.sum() > total:
+        # Take back from the stratum furthest above its exact share.
+        over = np.where(sizes > 1, sizes - exact, -np.inf)
+        sizes[np.argmax(over)] -= 1
+    while sizes.sum() < total:
+        under = np.where(sizes < counts, exact - sizes, -np.inf)
+        sizes[np.argmax(under)] += 1
+    return sizes
+
+
+def _check_fraction(fraction, name):
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ValueError(
+            f"`{name}` must be a number in (0, 1]; received {fraction!r}."
+        )
+
+
+def labeled_mask(labels, labeled_fraction, seed=0, task=None):
+    """Seeded boolean `is_labeled` mask keeping the class ratio.
+
+    `round(labeled_fraction * samples)` samples (at least one) are labeled,
+    allocated to the strata of `strata(labels, task)` in proportion to their
+    size, with at least one per stratum when the count allows; which samples
+    within a stratum is drawn with `seed`.
+
+    Args:
+        labels: array `(samples,)` or `(samples, labels)`.
+        labeled_fraction: float in (0, 1].
+        seed: int.
+        task: optional `Task`, selects how labels are stratified.
+
+    Returns:
+        Boolean array `(samples,)`.
+    """
+    _check_fraction(labeled_fraction, "labeled_fraction")
+    groups = strata(labels, task)
+    if groups.size == 0:
+        raise ValueError("Cannot split an empty label array.")
+    rng = np.random.default_rng(seed)
+    total = max(1, int(round(labeled_fraction * groups.size)))
+    names, counts = np.unique(groups, return_counts=True)
+    sizes = _allocate(counts, total)
+    mask = np.zeros(groups.size, bool)
+    for name, size in zip(names, sizes):
+        rows = np.flatnonzero(groups == name)
+        mask[rng.choice(rows, size, replace=False)] = True
+    return mask
+
+
+def train_test_split(labels, test_fraction=0.3, seed=0, task=None):
+    """Seeded stratified split; returns `(train_indices, test_indices)`,
+    each sorted."""
+    _check_fraction(test_fraction, "test_fraction")
+    test = labeled_mask(labels, test_fraction, seed=seed, task=task)
+    return np.flatnonzero(~test), np.flatnonzero(test)

@@ -1,0 +1,41 @@
+"""Per-feature standardisation with training-split statistics."""
+
+import numpy as np
+
+MASK_KEY = "modality_mask"
+
+
+def fit_standardization(x, rows=None, epsilon=1e-6):
+    """Mean and standard deviation of each vector modality.
+
+    Only 2-D (vector) modalities are standardised; statistics use the given
+    `rows` (the training split) and, when `x` has a modality mask, only the
+    rows where the modality is present.
+
+    Returns:
+        dict, modality name -> `(mean, std)` arrays.
+    """
+    names = [k for k in x if k != MASK_KEY]
+    rows = np.arange(len(x[names[0]])) if rows is None else np.asarray(rows)
+    stats = {}
+    for index, name in enumerate(names):
+        values = np.asarray(x[name])
+        if values.ndim != 2:
+            continue
+        keep = rows
+        if MASK_KEY in x:
+            keep = rows[np.asarray(x[MASK_KEY])[rows, index] > 0]
+        values = values[keep].astype("float64")
+        stats[name] = (
+            values.mean(axis=0).astype("float32"),
+            (values.std(axis=0) + epsilon).astype("float32"),
+        )
+    return stats
+
+
+def apply_standardization(x, stats):
+    """Returns a copy of `x` with the vector modalities standardised."""
+    out = dict(x)
+    for name, (mean, std) in stats.items():
+        out[name] = ((np.asarray(x[name]) - mean) / std).astype("float32")
+    return out

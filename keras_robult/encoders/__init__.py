@@ -1,0 +1,6 @@
+"""Built-in per-modality encoders."""
+
+from keras_robult.encoders.mlp_encoder import MLPEncoder
+from keras_robult.encoders.sequence_encoder import SequenceEncoder
+
+__all__ = ["MLPEncoder", "SequenceEncoder"]

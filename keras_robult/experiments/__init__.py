@@ -1,0 +1,33 @@
+"""The evaluation protocol: methods, metrics, runs and reports."""
+
+from keras_robult.experiments.method import Method, default_encoder
+from keras_robult.experiments.metrics import PRIMARY, compute_metrics
+from keras_robult.experiments.protocol import (
+    MISSING_RATES,
+    evaluate_predictor,
+    missing_rate_auc,
+    run_protocol,
+)
+from keras_robult.experiments.report import (
+    markdown_table,
+    plot_missing_rate,
+    validate_results,
+    write_results,
+)
+from keras_robult.experiments.robult_method import RobultMethod
+
+__all__ = [
+    "Method",
+    "RobultMethod",
+    "default_encoder",
+    "PRIMARY",
+    "compute_metrics",
+    "MISSING_RATES",
+    "evaluate_predictor",
+    "missing_rate_auc",
+    "run_protocol",
+    "markdown_table",
+    "plot_missing_rate",
+    "validate_results",
+    "write_results",
+]

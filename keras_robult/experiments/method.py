@@ -1,0 +1,147 @@
+"""Base class of the methods compared by the evaluation protocol."""
+
+import abc
+import sys
+
+import keras
+import numpy as np
+
+from keras_robult.data.pipeline import make_dataset
+from keras_robult.encoders.mlp_encoder import MLPEncoder
+from keras_robult.encoders.sequence_encoder import SequenceEncoder
+from keras_robult.layers.feature_standardization import (
+    FeatureStandardization,
+)
+
+MASK_KEY = "modality_mask"
+
+
+def default_encoder(name, shape, units, statistics=None, hidden_units=(256,)):
+    """The encoder the protocol gives a modality of per-sample `shape`.
+
+    Vectors `(features,)` get a `FeatureStandardization` layer (training-split
+    statistics, when given) and an `MLPEncoder`; sequences
+    `(time, features)` a `SequenceEncoder`. Other shapes need a user
+    encoder through the Python API.
+    """
+    if len(shape) == 1:
+        layers = []
+        if statistics is not None:
+            mean, std = statistics
+            layers.append(
+                FeatureStandardization(mean, std, name=f"{name}_standardize")
+            )
+        layers.append(MLPEncoder(units, hidden_units=hidden_units))
+        return keras.Sequential(layers, name=f"{name}_encoder")
+    if len(shape) == 2:
+        return SequenceEncoder(units, name=f"{name}_encoder")
+    raise ValueError(
+        f"Modality '{name}' has per-sample shape {tuple(shape)}; the "
+        "built-in encoders take vectors (features,) or sequences (time, "
+        "features). Use the Python API with an encoder of your own."
+    )
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One `keras.utils.Progbar` over all epochs of a training run."""
+
+    def __init__(self, epochs, label):
+        super().__init__()
+        self.epochs = epochs
+        self.label = label
+
+    def on_train_begin(self, logs=None):
+        print(self.label, flush=True)
+        # A live bar on a terminal; one summary line when piped to a file.
+        self.bar = keras.utils.Progbar(
+            self.epochs,
+            unit_name="epoch",
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = [(k, v) for k, v in (logs or {}).items() if "loss" in k]
+        self.bar.update(epoch + 1, values=values, finalize=False)
+
+    def on_train_end(self, logs=None):
+        self.bar.update(self.epochs, finalize=True)
+
+
+class Method(abc.ABC):
+    """A method of the comparison: trains on a semi-supervised split and
+    predicts from any modality subset given by a mask.
+
+    Args:
+        task: a `keras_robult.tasks.Task`.
+        input_shapes: dict, modality -> per-sample shape; its order is the
+            modality order.
+        statistics: optional dict, modality -> `(mean, std)` of the
+            training split (vector modalities).
+        latent_dim: int, width of the encoders' output.
+        learning_rate: float, Adam learning rate.
+        jit_compile: bool or "auto".
+    """
+
+    name = "method"
+
+    def __init__(
+        self,
+        task,
+        input_shapes,
+        statistics=None,
+        latent_dim=128,
+        learning_rate=1e-3,
+        jit_compile="auto",
+    ):
+        self.task = task
+        self.input_shapes = dict(input_shapes)
+        self.modalities = tuple(input_shapes)
+        self.statistics = statistics or {}
+        self.latent_dim = latent_dim
+        self.learning_rate = learning_rate
+        if jit_compile == "auto":
+            jit_compile = keras.backend.backend() != "torch"
+        self.jit_compile = jit_compile
+
+    def encoder(self, name):
+        return default_encoder(
+            name,
+            self.input_shapes[name],
+            self.latent_dim,
+            self.statistics.get(name),
+        )
+
+    def dataset(self, x, y, batch_size, seed, labeled_only=False):
+        """Shuffled training batches (static batch size when possible)."""
+        labels, is_labeled = y["label"], np.asarray(y["is_labeled"])
+        if labeled_only:
+            keep = is_labeled > 0
+            x = {k: np.asarray(v)[keep] for k, v in x.items()}
+            labels, is_labeled = np.asarray(labels)[keep], is_labeled[keep]
+        count = len(is_labeled)
+        batch_size = min(batch_size, count)
+        return make_dataset(
+            x,
+            labels,
+            is_labeled,
+            task=self.task,
+            batch_size=batch_size,
+            shuffle=True,
+            seed=seed,
+            drop_remainder=True,
+        )
+
+    @abc.abstractmethod
+    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0):
+        """Trains on `x` (dict with `modality_mask`) and `y` (dict with
+        `label` and `is_labeled`)."""
+
+    @abc.abstractmethod
+    def predict(self, x, batch_size=1024):
+        """Predictions in the task output space for `x` (dict with
+        `modality_mask`), shape `(samples, output_dim)`."""
+
+    def save(self, path):
+        """Saves the trained model(s) when the method has a single Keras
+        model; returns the path written or None."""
+        return None

@@ -1,0 +1,241 @@
+"""The evaluation protocol of DESIGN.md section 7, as one function.
+
+Methods side by side on the same split and seeds; every modality subset of
+`evaluation_subsets`; a missing-rate curve; mean and standard deviation over
+seeds; results in the `results.json` schema the `robult` command writes.
+"""
+
+import time
+
+import numpy as np
+
+from keras_robult.data.masking import (
+    evaluation_subsets,
+    random_mask,
+    subset_mask,
+)
+from keras_robult.data.splits import labeled_mask, train_test_split
+from keras_robult.data.standardization import fit_standardization
+from keras_robult.experiments.metrics import PRIMARY, compute_metrics
+from keras_robult.validation import MASK_KEY, check_arrays
+
+MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))
+
+
+def _subset_name(subset, modalities):
+    return "all" if len(subset) == len(modalities) else "+".join(subset)
+
+
+def missing_rate_auc(rates, values):
+    """Trapezoidal area under the metric-vs-rate curve divided by the rate
+    range: the curve's average level, on the metric's own scale."""
+    rates = np.asarray(rates, "float64")
+    values = np.asarray(values, "float64")
+    area = np.sum((values[1:] + values[:-1]) * np.diff(rates)) / 2.0
+    return float(area / (rates[-1] - rates[0]))
+
+
+def evaluate_predictor(
+    predict, x, labels, task_name, modalities, seed=0, rates=MISSING_RATES
+):
+    """Metrics of one trained predictor on every subset and missing rate.
+
+    Args:
+        predict: function of an input dict (with `modality_mask`) to
+            predictions in the task output space.
+        x: dict of test arrays; a `modality_mask` in it marks modalities
+            that are missing in the data itself (kept missing).
+        labels: test labels.
+        task_name: "classification", "regression" or "multilabel".
+        modalities: modality names in model order.
+        seed: seed of the random masks of the missing-rate curve.
+
+    Returns:
+        `(subset_metrics, curve)`: dict subset name -> metrics dict, and the
+        list of the primary metric at each rate.
+    """
+    labels = np.asarray(labels)
+    num = len(labels)
+    base = np.asarray(x.get(MASK_KEY, np.ones((num, len(modalities)))))
+    primary, _ = PRIMARY[task_name]
+
+    def run(mask):
+        mask = mask * base
+        keep = mask.sum(axis=1) > 0
+        if not keep.any():
+            return None
+        inputs = {m: np.asarray(x[m])[keep] for m in modalities}
+        inputs[MASK_KEY] = mask[keep].astype("float32")
+        return compute_metrics(task_name, labels[keep], predict(inputs))
+
+    subset_metrics = {}
+    for subset in evaluation_subsets(modalities):
+        result = run(subset_mask(num, modalities, subset))
+        if result is not None:
+            subset_metrics[_subset_name(subset, modalities)] = result
+    curve = []
+    for index, rate in enumerate(rates):
+        mask = random_mask(num, len(modalities), rate, seed=seed * 100 + index)
+        curve.append(run(mask)[primary])
+    return subset_metrics, curve
+
+
+def run_protocol(
+    x,
+    y,
+    task,
+    methods,
+    seeds=(0, 1, 2),
+    labeled_fraction=0.05,
+    epochs=300,
+    batch_size=256,
+    test_mask=None,
+    is_labeled=None,
+    dataset="data",
+    verbose=1,
+    save_models=None,
+):
+    """Trains and evaluates every method on every seed.
+
+    Args:
+        x: dict modality -> array (optionally `modality_mask`).
+        y: labels `(samples,)` or `(samples, labels)`.
+        task: a `Task`.
+        methods: dict name -> factory `(task, input_shapes, statistics) ->
+            Method`.
+        seeds: seeds of the split, the labeled subset and the training.
+        labeled_fraction: fraction of the training split that is labeled
+            (ignored when `is_labeled` is given).
+        epochs, batch_size: training budget, the same for every method.
+        test_mask: optional boolean `(samples,)` test split; default a
+            stratified 70/30 split per seed.
+        is_labeled: optional boolean `(samples,)` labeled flags.
+        dataset: name recorded in the results.
+        verbose: 0 silent, 1 progress bars and a line per evaluation.
+        save_models: optional function `(method_name, seed) -> path`; where
+            it returns a path, the trained model is saved there.
+
+    Returns:
+        `(results, splits)`: the results dict (schema of `results.json`) and
+        a dict seed -> {"train", "test", "labeled"} index lists.
+    """
+    modalities = [k for k in x if k != MASK_KEY]
+    y = np.asarray(y)
+    check_arrays(x, {"label": y}, modalities, task)
+    input_shapes = {m: tuple(np.shape(x[m])[1:]) for m in modalities}
+    primary, _ = PRIMARY[task.name]
+    num = len(y)
+    full_mask = np.asarray(
+        x.get(MASK_KEY, np.ones((num, len(modalities)))), "float32"
+    )
+    per_subset = {}  # (method, subset, metric) -> [per seed]
+    curves = {}  # method -> [per seed curve]
+    splits = {}
+    for seed in seeds:
+        if test_mask is not None:
+            test = np.flatnonzero(test_mask)
+            train = np.flatnonzero(~np.asarray(test_mask, bool))
+        else:
+            train, test = train_test_split(y, 0.3, seed=seed, task=task)
+        if is_labeled is not None:
+            labeled = np.asarray(is_labeled, bool)[train]
+        else:
+            labeled = labeled_mask(y[train], labeled_fraction, seed, task)
+        if not labeled.any():
+            raise ValueError("The training split has no labeled sample.")
+        splits[seed] = {
+            "train": train.tolist(),
+            "test": test.tolist(),
+            "labeled": train[labeled].tolist(),
+        }
+        x_train = {m: np.asarray(x[m])[train] for m in modalities}
+        x_train[MASK_KEY] = full_mask[train]
+        y_train = {"label": y[train], "is_labeled": labeled.astype("float32")}
+        x_test = {m: np.asarray(x[m])[test] for m in modalities}
+        x_test[MASK_KEY] = full_mask[test]
+        statistics = fit_standardization(x_train)
+        if verbose:
+            print(
+                f"seed {seed}: {len(train)} train ({int(labeled.sum())} "
+                f"labeled), {len(test)} test",
+                flush=True,
+            )
+        for name, factory in methods.items():
+            start = time.perf_counter()
+            method = factory(task, input_shapes, statistics)
+            method.fit(
+                x_train,
+                y_train,
+                epochs,
+                batch_size,
+                seed=seed,
+                verbose=verbose,
+            )
+            subset_metrics, curve = evaluate_predictor(
+                method.predict, x_test, y[test], task.name, modalities, seed
+            )
+            for subset, metrics in subset_metrics.items():
+                for metric, value in metrics.items():
+                    per_subset.setdefault((name, subset, metric), []).append(
+                        value
+                    )
+            curves.setdefault(name, []).append(curve)
+            if save_models is not None:
+                path = save_models(name, seed)
+                if path:
+                    method.save(path)
+            if verbose:
+                single = [
+                    metrics[primary]
+                    for subset, metrics in subset_metrics.items()
+                    if "+" not in subset and subset != "all"
+                ]
+                print(
+                    f"  {name}: single-modality mean {primary} "
+                    f"{np.mean(single):.4f}, all "
+                    f"{subset_metrics['all'][primary]:.4f} "
+                    f"({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
+    return _summarise(
+        dataset, task, labeled_fraction, seeds, modalities, per_subset, curves
+    ), splits
+
+
+def _summarise(
+    dataset, task, labeled_fraction, seeds, modalities, per_subset, curves
+):
+    results = []
+    for (method, subset, metric), values in per_subset.items():
+        results.append(
+            {
+                "method": method,
+                "subset": modalities if subset == "all" else subset.split("+"),
+                "metric": metric,
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values)),
+                "per_seed": [float(v) for v in values],
+            }
+        )
+    primary, _ = PRIMARY[task.name]
+    missing = []
+    for method, per_seed in curves.items():
+        mean = np.mean(np.asarray(per_seed, "float64"), axis=0)
+        missing.append(
+            {
+                "method": method,
+                "metric": primary,
+                "rates": list(MISSING_RATES),
+                "mean": [float(v) for v in mean],
+                "auc": missing_rate_auc(MISSING_RATES, mean),
+            }
+        )
+    return {
+        "dataset": dataset,
+        "task": task.name,
+        "labeled_fraction": float(labeled_fraction),
+        "seeds": [int(s) for s in seeds],
+        "modalities": list(modalities),
+        "results": results,
+        "missing_rate_curves": missing,
+    }

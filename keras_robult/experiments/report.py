@@ -1,0 +1,153 @@
+"""Writes a protocol's results: JSON, a markdown table, a PNG plot."""
+
+import json
+import os
+
+import numpy as np
+
+from keras_robult.experiments.metrics import PRIMARY
+
+RESULT_KEYS = {
+    "dataset": str,
+    "task": str,
+    "labeled_fraction": float,
+    "seeds": list,
+    "modalities": list,
+    "results": list,
+    "missing_rate_curves": list,
+}
+
+
+def validate_results(results):
+    """Raises `ValueError` if `results` does not follow the schema."""
+    for key, kind in RESULT_KEYS.items():
+        if not isinstance(results.get(key), kind):
+            raise ValueError(f"results[{key!r}] must be a {kind.__name__}.")
+    for entry in results["results"]:
+        if set(entry) != {
+            "method",
+            "subset",
+            "metric",
+            "mean",
+            "std",
+            "per_seed",
+        }:
+            raise ValueError(f"Malformed results entry: {sorted(entry)}.")
+    for curve in results["missing_rate_curves"]:
+        if set(curve) != {"method", "metric", "rates", "mean", "auc"}:
+            raise ValueError(f"Malformed curve entry: {sorted(curve)}.")
+        if len(curve["rates"]) != len(curve["mean"]):
+            raise ValueError("A curve needs one value per rate.")
+
+
+def _label(subset, modalities):
+    return "all" if list(subset) == list(modalities) else "+".join(subset)
+
+
+def markdown_table(results, metric=None):
+    """Subsets as rows, methods as columns: `mean ± std` of `metric`
+    (default the task's primary metric), then the missing-rate AUC."""
+    metric = metric or PRIMARY[results["task"]][0]
+    modalities = results["modalities"]
+    methods = list(dict.fromkeys(r["method"] for r in results["results"]))
+    rows = list(
+        dict.fromkeys(
+            _label(r["subset"], modalities)
+            for r in results["results"]
+            if r["metric"] == metric
+        )
+    )
+    cells = {
+        (r["method"], _label(r["subset"], modalities)): r
+        for r in results["results"]
+        if r["metric"] == metric
+    }
+    lines = [
+        f"{metric} on {results['dataset']}, "
+        f"{results['labeled_fraction']:.0%} labeled, seeds "
+        f"{', '.join(map(str, results['seeds']))} (mean ± std)",
+        "",
+        "| subset | " + " | ".join(methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
+    singles = {m: [] for m in methods}
+    for row in rows:
+        values = []
+        for method in methods:
+            entry = cells.get((method, row))
+            if entry is None:
+                values.append("–")
+                continue
+            values.append(f"{entry['mean']:.3f} ± {entry['std']:.3f}")
+            if row in modalities:
+                singles[method].append(entry["mean"])
+        lines.append(f"| {row} | " + " | ".join(values) + " |")
+    if any(singles.values()):
+        lines.append(
+            "| single-modality mean | "
+            + " | ".join(
+                f"{np.mean(v):.3f}" if v else "–" for v in singles.values()
+            )
+            + " |"
+        )
+    aucs = {c["method"]: c["auc"] for c in results["missing_rate_curves"]}
+    if aucs:
+        lines.append(
+            "| missing-rate AUC | "
+            + " | ".join(
+                f"{aucs[m]:.3f}" if m in aucs else "–" for m in methods
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_missing_rate(results, path):
+    """PNG of the primary metric against the missing rate, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
+    for curve in results["missing_rate_curves"]:
+        axis.plot(
+            curve["rates"],
+            curve["mean"],
+            marker="o",
+            label=f"{curve['method']} (AUC {curve['auc']:.3f})",
+        )
+    metric = PRIMARY[results["task"]][0]
+    axis.set_xlabel("missing rate p (each modality dropped independently)")
+    axis.set_ylabel(metric)
+    axis.set_title(
+        f"{results['dataset']}: {metric} vs missing rate, "
+        f"{results['labeled_fraction']:.0%} labeled"
+    )
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def write_results(results, splits, out_dir):
+    """Writes `results.json`, `results.md`, `missing_rate.png` and
+    `labeled_indices.json` under `out_dir`; returns their paths."""
+    validate_results(results)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {
+        "json": os.path.join(out_dir, "results.json"),
+        "markdown": os.path.join(out_dir, "results.md"),
+        "plot": os.path.join(out_dir, "missing_rate.png"),
+        "splits": os.path.join(out_dir, "labeled_indices.json"),
+    }
+    with open(paths["json"], "w") as handle:
+        json.dump(results, handle, indent=1)
+    with open(paths["markdown"], "w") as handle:
+        handle.write(markdown_table(results))
+    plot_missing_rate(results, paths["plot"])
+    with open(paths["splits"], "w") as handle:
+        json.dump({f"seed_{k}": v for k, v in splits.items()}, handle)
+    return paths

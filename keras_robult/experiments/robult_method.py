@@ -1,0 +1,116 @@
+import keras
+
+from keras_robult.experiments.method import EpochProgress, Method
+from keras_robult.models.robult import Robult
+
+
+class RobultMethod(Method):
+    """Robult in the evaluation protocol (also its Table 3 ablations).
+
+    Args:
+        task, input_shapes, statistics, latent_dim, learning_rate,
+            jit_compile: see `Method`.
+        loss_weights: dict of Robult loss weights (ablations set one to 0).
+        probe: bool, after training, freeze everything but the task head
+            and fit it alone on the labeled samples (the "no L_sup +
+            logistic regression on the latents" ablation).
+        probe_epochs: int, epochs of that probe.
+        **model_kwargs: further `Robult` arguments (`temperature`,
+            `rbf_bandwidth`, `dropout`, ...).
+    """
+
+    name = "robult"
+
+    def __init__(
+        self,
+        task,
+        input_shapes,
+        statistics=None,
+        latent_dim=128,
+        learning_rate=1e-3,
+        jit_compile="auto",
+        loss_weights=None,
+        probe=False,
+        probe_epochs=200,
+        **model_kwargs,
+    ):
+        super().__init__(
+            task,
+            input_shapes,
+            statistics,
+            latent_dim,
+            learning_rate,
+            jit_compile,
+        )
+        self.loss_weights = loss_weights
+        self.probe = probe
+        self.probe_epochs = probe_epochs
+        self.model_kwargs = model_kwargs
+        self.model = None
+
+    def build_model(self):
+        half = self.latent_dim // 2
+        kwargs = dict(redundant_dim=half, unique_dim=self.latent_dim - half)
+        kwargs.update(self.model_kwargs)
+        return Robult(
+            {name: self.encoder(name) for name in self.modalities},
+            self.task,
+            latent_dim=self.latent_dim,
+            loss_weights=self.loss_weights,
+            **kwargs,
+        )
+
+    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0):
+        keras.utils.set_random_seed(seed)
+        self.model = self.build_model()
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            jit_compile=self.jit_compile,
+        )
+        callbacks = (
+            [EpochProgress(epochs, f"  {self.name} (seed {seed})")]
+            if verbose
+            else []
+        )
+        self.model.fit(
+            self.dataset(x, y, batch_size, seed),
+            epochs=epochs,
+            verbose=0,
+            shuffle=False,  # the dataset reshuffles itself
+            callbacks=callbacks,
+        )
+        if self.probe:
+            self._fit_probe(x, y, batch_size, seed, verbose)
+        return self
+
+    def _fit_probe(self, x, y, batch_size, seed, verbose):
+        """Linear probe: the task head alone, on the labeled samples."""
+        model = self.model
+        for layer in model.layers:
+            layer.trainable = layer is model.task_head
+        model.loss_weights = {"lb": 0.0, "ulb": 0.0, "rec": 0.0, "sup": 1.0}
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-2),
+            jit_compile=self.jit_compile,
+        )
+        callbacks = (
+            [EpochProgress(self.probe_epochs, "    linear probe")]
+            if verbose
+            else []
+        )
+        model.fit(
+            self.dataset(x, y, batch_size, seed, labeled_only=True),
+            epochs=self.probe_epochs,
+            verbose=0,
+            shuffle=False,  # the dataset reshuffles itself
+            callbacks=callbacks,
+        )
+
+    def predict(self, x, batch_size=1024):
+        return self.model.predict(x, batch_size=batch_size, verbose=0)[
+            "prediction"
+        ]
+
+    def save(self, path):
+        self.model.save(path)
+        return path

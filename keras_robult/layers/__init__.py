@@ -1,0 +1,15 @@
+"""Building blocks of the Robult model."""
+
+from keras_robult.layers.feature_standardization import (
+    FeatureStandardization,
+)
+from keras_robult.layers.fusion_encoder import FusionEncoder
+from keras_robult.layers.latent_projection import LatentProjection
+from keras_robult.layers.modality_mlp import ModalityMLP
+
+__all__ = [
+    "FeatureStandardization",
+    "FusionEncoder",
+    "LatentProjection",
+    "ModalityMLP",
+]

@@ -1,0 +1,19 @@
+"""The losses of Robult as plain functions of tensors."""
+
+from keras_robult.losses.latent_reconstruction import (
+    latent_reconstruction_loss,
+)
+from keras_robult.losses.soft_pu import (
+    cosine_similarity_matrix,
+    l2_normalize,
+    safe_divide,
+    soft_pu_loss,
+)
+
+__all__ = [
+    "soft_pu_loss",
+    "latent_reconstruction_loss",
+    "cosine_similarity_matrix",
+    "l2_normalize",
+    "safe_divide",
+]

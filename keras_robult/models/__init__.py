@@ -1,0 +1,3 @@
+from keras_robult.models.robult import Robult
+
+__all__ = ["Robult"]

@@ -1,0 +1,120 @@
+"""Base class of the task objects."""
+
+import abc
+
+import numpy as np
+from keras import ops
+
+EPSILON = 1e-7
+
+
+class Task(abc.ABC):
+    """Everything task-specific that `Robult` needs, behind one interface.
+
+    A task turns the task head's raw outputs (logits) into the task output
+    space, gives the supervised loss, and defines the "same class" relation
+    used by the soft positive-unlabeled (PU) contrastive loss: a labeled
+    sample is mapped to a 0/1 class distribution (`label_distribution`), an
+    unlabeled one to a soft distribution derived from a prediction
+    (`soft_targets`), and two distributions give the probability that the two
+    samples share a class (`pair_probability`). For two labeled samples that
+    probability is exactly 1 or 0.
+
+    Subclasses: `Classification`, `Regression`, `MultiLabel`.
+    """
+
+    #: Name used in results files and on the command line.
+    name = "task"
+
+    @property
+    @abc.abstractmethod
+    def output_dim(self):
+        """Width of the task head's output."""
+
+    @abc.abstractmethod
+    def activation(self, logits):
+        """Maps raw head outputs to the task output space."""
+
+    @abc.abstractmethod
+    def supervised_loss(self, labels, logits):
+        """Per-sample supervised loss.
+
+        Args:
+            labels: the `label` target, shape `(batch,) + label_shape`.
+            logits: raw head outputs, shape `(batch, ..., output_dim)`; any
+                axes between the batch axis and the last one are branches.
+
+        Returns:
+            A float tensor of shape `logits.shape[:-1]`.
+        """
+
+    @abc.abstractmethod
+    def label_distribution(self, labels):
+        """0/1 class distribution of labeled samples, `(batch, classes)`."""
+
+    @abc.abstractmethod
+    def soft_targets(self, predictions):
+        """Soft class distribution from predictions in output space."""
+
+    def pair_probability(self, p, q):
+        """Probability that sample j of `p` and sample k of `q` share a
+        class, shape `(batch_p, batch_q)`. Default: inner product of the
+        class distributions."""
+        return ops.matmul(p, ops.transpose(q))
+
+    def placeholder_labels(self, batch_size):
+        """Labels to use when a batch carries no target at all."""
+        return ops.zeros((batch_size,) + self.label_shape, "float32")
+
+    def metric_labels(self, labels):
+        """Labels in the layout the task metric expects."""
+        return labels
+
+    @property
+    def label_shape(self):
+        """Shape of one sample's label (without the batch axis)."""
+        return ()
+
+    @abc.abstractmethod
+    def make_metric(self):
+        """A fresh Keras metric reported on the labeled samples."""
+
+    def validate_labels(self, labels, is_labeled=None):
+        """Checks NumPy labels eagerly; raises `ValueError` naming the
+        problem. Only labeled samples are checked for range."""
+        labels = np.asarray(labels)
+        if labels.size and not np.issubdtype(labels.dtype, np.number):
+            if labels.dtype != bool:
+                raise ValueError(
+                    f"Labels must be numeric; received dtype {labels.dtype}."
+                )
+        return labels
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return (
+            type(self) is type(other)
+            and self.get_config() == other.get_config()
+        )
+
+    def __hash__(self):
+        return hash((type(self).__name__, repr(self.get_config())))
+
+
+def labeled_rows(labels, is_labeled):
+    """Rows of `labels` whose `is_labeled` flag is set (all when None)."""
+    labels = np.asarray(labels)
+    if is_labeled is None:
+        return labels
+    is_labeled = np.asarray(is_labeled).reshape(-1).astype(bool)
+    return labels[is_labeled]

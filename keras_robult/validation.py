@@ -1,0 +1,154 @@
+"""Eager input checks: clear errors before any computation starts.
+
+These run on NumPy-convertible data before `fit` / `evaluate` / `predict`
+(and in `keras_robult.data`), so a bad input fails at once with a message
+that names the problem, not deep inside a compiled step.
+"""
+
+import numpy as np
+
+MASK_KEY = "modality_mask"
+
+
+def check_keys(keys, modalities):
+    """Raises if `keys` are not exactly the modalities plus the mask."""
+    keys = list(keys)
+    missing = [m for m in modalities if m not in keys]
+    unknown = [k for k in keys if k not in modalities and k != MASK_KEY]
+    if missing or unknown:
+        raise ValueError(
+            f"Input keys {sorted(keys)} do not match the model's modalities "
+            f"{list(modalities)} (plus '{MASK_KEY}'): missing {missing}, "
+            f"unknown {unknown}."
+        )
+
+
+def _as_array(value, what):
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # e.g. ragged lists
+        raise ValueError(f"{what} cannot be read as an array: {error}")
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise ValueError(
+            f"{what} must be numeric; received dtype {array.dtype}."
+        )
+    return array
+
+
+def check_modality_mask(mask, num_samples, modalities):
+    """Validates a `(samples, M)` 0/1 mask; returns it as float32."""
+    mask = _as_array(mask, f"'{MASK_KEY}'")
+    if mask.shape != (num_samples, len(modalities)):
+        raise ValueError(
+            f"'{MASK_KEY}' must have shape ({num_samples}, "
+            f"{len(modalities)}), one column per modality "
+            f"{list(modalities)}; received shape {mask.shape}."
+        )
+    if not np.all((mask == 0) | (mask == 1)):
+        bad = mask[(mask != 0) & (mask != 1)][0]
+        raise ValueError(f"'{MASK_KEY}' must hold 0 or 1; found {bad!r}.")
+    empty = np.flatnonzero(mask.sum(axis=1) == 0)
+    if empty.size:
+        raise ValueError(
+            f"Sample {empty[0]} has every modality missing ("
+            f"{empty.size} such samples); every sample needs at least one "
+            "present modality."
+        )
+    return mask.astype("float32")
+
+
+def check_arrays(x, y, modalities, task=None):
+    """Checks a dict of arrays (and targets) for structure and values.
+
+    Args:
+        x: dict, modality name -> array, optionally `"modality_mask"`.
+        y: None, labels, or dict with `"label"` and optional `"is_labeled"`.
+        modalities: sequence of modality names.
+        task: optional `Task` whose label checks are applied.
+
+    Raises:
+        ValueError naming the modality, row or label at fault.
+    """
+    check_keys(x.keys(), modalities)
+    arrays = {m: _as_array(x[m], f"Modality '{m}'") for m in modalities}
+    lengths = {m: a.shape[0] if a.ndim else None for m, a in arrays.items()}
+    if len(set(lengths.values())) != 1 or None in lengths.values():
+        raise ValueError(
+            "Every modality must have the same number of samples on its "
+            f"first axis; received {lengths}."
+        )
+    num_samples = next(iter(lengths.values()))
+    if num_samples == 0:
+        raise ValueError("The dataset is empty (0 samples).")
+    if MASK_KEY in x:
+        mask = check_modality_mask(x[MASK_KEY], num_samples, modalities)
+    else:
+        mask = np.ones((num_samples, len(modalities)), "float32")
+    for index, name in enumerate(modalities):
+        array = arrays[name]
+        if not np.issubdtype(array.dtype, np.floating):
+            continue
+        finite = np.isfinite(array.reshape(num_samples, -1)).all(axis=1)
+        bad = np.flatnonzero(~finite & (mask[:, index] > 0))
+        if bad.size:
+            raise ValueError(
+                f"Modality '{name}' has NaN or infinite values in row "
+                f"{bad[0]} ({bad.size} rows in all). Fix them, or mark the "
+                f"modality missing for those rows in '{MASK_KEY}'."
+            )
+    if y is None:
+        return
+    if isinstance(y, dict):
+        unknown = set(y) - {"label", "is_labeled"}
+        if "label" not in y or unknown:
+            raise ValueError(
+                "Targets must be a dict with 'label' and optionally "
+                f"'is_labeled'; received keys {sorted(y)}."
+            )
+        labels = y["label"]
+        is_labeled = y.get("is_labeled")
+    else:
+        labels, is_labeled = y, None
+    labels = np.asarray(labels)
+    if labels.shape[:1] != (num_samples,):
+        raise ValueError(
+            f"Labels have {labels.shape[0] if labels.ndim else 0} rows but "
+            f"the inputs have {num_samples} samples."
+        )
+    if is_labeled is not None:
+        is_labeled = _as_array(is_labeled, "'is_labeled'").reshape(-1)
+        if is_labeled.shape != (num_samples,):
+            raise ValueError(
+                f"'is_labeled' must have shape ({num_samples},); received "
+                f"{np.shape(y['is_labeled'])}."
+            )
+        if not np.all((is_labeled == 0) | (is_labeled == 1)):
+            raise ValueError("'is_labeled' must hold 0 or 1 (or booleans).")
+    if task is not None:
+        task.validate_labels(labels, is_labeled)
+
+
+def check_dataset_spec(dataset, modalities):
+    """Checks the structure of a `tf.data.Dataset` without iterating it."""
+    spec = getattr(dataset, "element_spec", None)
+    if spec is None:
+        return
+    x_spec = spec[0] if isinstance(spec, tuple) else spec
+    if not isinstance(x_spec, dict):
+        raise ValueError(
+            "The dataset must yield (inputs, targets) with inputs a dict of "
+            f"modality tensors plus '{MASK_KEY}'; its element_spec is {spec}."
+        )
+    check_keys(x_spec.keys(), modalities)
+    if MASK_KEY in x_spec:
+        width = x_spec[MASK_KEY].shape[-1]
+        if width is not None and width != len(modalities):
+            raise ValueError(
+                f"'{MASK_KEY}' must have {len(modalities)} columns, one per "
+                f"modality {list(modalities)}; the dataset gives {width}."
+            )
+    cardinality = getattr(dataset, "cardinality", None)
+    if cardinality is not None and int(cardinality()) == 0:
+        raise ValueError("The dataset is empty (0 batches).")

@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+
+from keras_robult import encoders
+from tests.conftest import to_numpy
+
+
+def test_shape_padding_invariance_and_config():
+    layer = encoders.SequenceEncoder(8, hidden_dim=16, num_heads=2)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    out = to_numpy(layer(x))
+    assert out.shape == (2, 8)
+    # Zero padding at the end of a sequence does not change its encoding.
+    padded = np.concatenate([x, np.zeros((2, 2, 3), "float32")], axis=1)
+    np.testing.assert_allclose(to_numpy(layer(padded)), out, atol=1e-5)
+    clone = encoders.SequenceEncoder.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_all_zero_sequence_is_finite_and_heads_must_divide():
+    layer = encoders.SequenceEncoder(4, hidden_dim=8, num_heads=2)
+    assert np.all(np.isfinite(to_numpy(layer(np.zeros((2, 3, 5), "float32")))))
+    with pytest.raises(ValueError, match="divisible"):
+        encoders.SequenceEncoder(4, hidden_dim=10, num_heads=4)

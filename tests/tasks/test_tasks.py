@@ -1,0 +1,97 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_robult import tasks
+from tests.conftest import to_numpy
+
+
+def test_classification_loss_is_cross_entropy_per_branch():
+    task = tasks.Classification(3)
+    logits = np.random.default_rng(0).normal(size=(4, 2, 3)).astype("float32")
+    labels = np.array([0, 2, 1, 1])
+    loss = to_numpy(task.supervised_loss(labels, logits))
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -log_p[np.arange(4), :, labels]
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_regression_bins_l1_and_gaussian_soft_targets():
+    task = tasks.Regression()
+    labels = np.array([-3.7, -0.4, 0.6, 2.5, 3.2], "float32")
+    dist = to_numpy(task.label_distribution(labels))
+    # round() is half-to-even, as in NumPy: 2.5 -> 2.
+    np.testing.assert_array_equal(dist.argmax(-1), [0, 3, 4, 5, 6])
+    logits = np.array([[0.0], [1.0], [0.0], [2.0], [3.0]], "float32")
+    np.testing.assert_allclose(
+        to_numpy(task.supervised_loss(labels, logits)),
+        np.abs(labels - logits[:, 0]),
+        rtol=1e-6,
+    )
+    soft = to_numpy(task.soft_targets(np.array([[0.25]], "float32")))[0]
+    centres = np.arange(-3, 4)
+    expected = np.exp(-((centres - 0.25) ** 2) / (2 * 0.5**2))
+    np.testing.assert_allclose(soft, expected / expected.sum(), rtol=1e-5)
+
+
+def test_multilabel_pair_probability_in_log_space_and_bce():
+    task = tasks.MultiLabel(40)
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.99, (3, 40)).astype("float32")
+    q = to_numpy(task.pair_probability(p, p))
+    expected = np.prod(
+        p[:, None] * p[None] + (1 - p[:, None]) * (1 - p[None]), -1
+    )
+    np.testing.assert_allclose(q, expected, rtol=1e-4)
+    labels = (rng.uniform(size=(3, 40)) < 0.5).astype("float32")
+    logits = rng.normal(size=(3, 40)).astype("float32")
+    probs = 1 / (1 + np.exp(-logits))
+    bce = -(labels * np.log(probs) + (1 - labels) * np.log(1 - probs))
+    np.testing.assert_allclose(
+        to_numpy(task.supervised_loss(labels, logits)), bce.mean(-1), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "task, labels, message",
+    [
+        (tasks.Classification(3), [0, 1, 3], "outside the range"),
+        (tasks.Classification(3), [0, -1, 2], "outside the range"),
+        (tasks.Classification(3), [0, 1.5, 2], "must be integers"),
+        (tasks.Regression(), [0.0, np.nan], "NaN"),
+        (tasks.MultiLabel(2), [[0, 1], [2, 0]], "must be 0 or 1"),
+        (tasks.MultiLabel(2), [0, 1], "shape"),
+    ],
+)
+def test_validate_labels_names_the_problem(task, labels, message):
+    with pytest.raises(ValueError, match=message):
+        task.validate_labels(np.array(labels))
+
+
+def test_unlabeled_rows_are_not_range_checked():
+    task = tasks.Classification(3)
+    task.validate_labels(np.array([0, -1, 2]), np.array([1, 0, 1]))
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        tasks.Classification(5),
+        tasks.Regression((-2, 2), 0.7),
+        tasks.MultiLabel(4),
+    ],
+)
+def test_serialization_round_trip(task):
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(task)
+    )
+    assert restored == task
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="num_classes"):
+        tasks.Classification(1)
+    with pytest.raises(ValueError, match="bins"):
+        tasks.Regression(bins=(3, -3))
+    with pytest.raises(ValueError, match="num_labels"):
+        tasks.MultiLabel(0)
