@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs keras_robult with every backend into a virtual environment, lints,
+# and runs the whole test suite once per Keras backend. Fails if any fails.
+#   bash scripts/test.sh               # fast suite
+#   bash scripts/test.sh --run-large   # plus the slow tests
+set -uo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0+cpu}   # the CPU wheel, not CUDA
+PY=${PYTHON:-python3}
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  "$PY" -m venv "$VENV" || exit 1
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" -e ".[jax,torch,dev]" \
+  || { echo "install failed"; exit 1; }
+
+echo "== ruff"
+"$VENV/bin/ruff" check . || exit 1
+
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+status=0
+for backend in tensorflow jax torch; do
+  echo "== pytest, KERAS_BACKEND=$backend"
+  KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+  code=$?
+  if [[ $code -eq 5 ]]; then
+    echo "pytest collected no test under $backend: treated as a failure"
+    status=1
+  elif [[ $code -ne 0 ]]; then
+    echo "tests failed under $backend (exit $code)"
+    status=1
+  fi
+done
+exit $status

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from keras_robult.data import infer_task_name, load_npz
+
+
+def write(path, **arrays):
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_good_file(tmp_path):
+    rng = np.random.default_rng(0)
+    path = write(
+        tmp_path / "d.npz",
+        x_audio=rng.normal(size=(10, 3)),
+        x_text=rng.normal(size=(10, 4, 2)),
+        y=np.arange(10) % 2,
+        test=np.arange(10) >= 7,
+    )
+    data = load_npz(path)
+    assert list(data["x"]) == ["audio", "text"]
+    assert data["test"].sum() == 3 and data["is_labeled"] is None
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"y": np.arange(4)}, "one array 'x_<modality>'"),
+        ({"x_a": np.zeros((4, 2))}, "the labels 'y'"),
+        ({"x_a": np.zeros((4, 2)), "y": np.arange(4), "w": 1}, "unknown"),
+        (
+            {
+                "x_a": np.zeros((4, 2)),
+                "x_b": np.zeros((3, 2)),
+                "y": np.arange(4),
+            },
+            "same number of samples",
+        ),
+        (
+            {"x_a": np.array([[0.0], [np.nan], [1], [2]]), "y": np.arange(4)},
+            "'a' has NaN .* row 1",
+        ),
+        (
+            {"x_a": np.zeros((4, 2)), "y": np.arange(4), "test": np.ones(3)},
+            "'test' must be",
+        ),
+    ],
+)
+def test_bad_files(tmp_path, arrays, message):
+    path = write(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=message):
+        load_npz(path)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_npz(str(tmp_path / "none.npz"))
+    broken = tmp_path / "broken.npz"
+    broken.write_text("not a zip")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_npz(str(broken))
+
+
+def test_infer_task_name():
+    assert infer_task_name(np.array([0, 1, 2])) == "classification"
+    assert infer_task_name(np.array([0.0, 2.0])) == "classification"
+    assert infer_task_name(np.array([0.5, -1.2])) == "regression"
+    assert infer_task_name(np.array([[0, 1], [1, 1]])) == "multilabel"

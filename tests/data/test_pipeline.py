@@ -1,0 +1,97 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_robult
+from keras_robult import data, tasks
+from tests.conftest import JIT_COMPILE, make_multimodal
+
+
+def test_dataset_structure_and_training_on_every_backend():
+    x, y = make_multimodal(num_samples=40)
+    dataset = data.make_dataset(
+        x,
+        y["label"],
+        y["is_labeled"],
+        batch_size=16,
+        shuffle=True,
+        seed=0,
+        drop_remainder=True,
+        task=tasks.Classification(3),
+    )
+    inputs, targets = next(iter(dataset))
+    assert set(inputs) == {"m0", "m1", "m2", "modality_mask"}
+    assert tuple(inputs["m0"].shape) == (16, 6)
+    assert set(targets) == {"label", "is_labeled"}
+    assert len(list(dataset)) == 2  # static batches only
+    model = keras_robult.Robult(
+        {f"m{i}": keras_robult.encoders.MLPEncoder(16) for i in range(3)},
+        tasks.Classification(3),
+        latent_dim=16,
+        redundant_dim=8,
+        unique_dim=8,
+    )
+    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    history = model.fit(dataset, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    predictions = model.predict(dataset, verbose=0)["prediction"]
+    assert predictions.shape == (32, 3)
+
+
+def test_shuffle_is_seeded():
+    x, y = make_multimodal(num_samples=30)
+
+    def order(seed):
+        dataset = data.make_dataset(
+            x, y["label"], batch_size=30, shuffle=True, seed=seed
+        )
+        return next(iter(dataset))[0]["m0"].numpy()
+
+    np.testing.assert_array_equal(order(1), order(1))
+    assert not np.array_equal(order(1), order(2))
+
+
+def test_missing_modalities_are_zero_filled_and_nan_allowed_there():
+    x, y = make_multimodal(num_samples=4)
+    x["modality_mask"][1, 2] = 0
+    x["m2"][1] = np.nan
+    inputs, _ = next(iter(data.make_dataset(x, y["label"], batch_size=4)))
+    np.testing.assert_array_equal(inputs["m2"].numpy()[1], 0.0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x, y: x["m1"].__setitem__((3, 0), np.inf), "'m1' .* row 3"),
+        (lambda x, y: x.__setitem__("m0", x["m0"][:-1]), "same number"),
+        (lambda x, y: y.__setitem__("label", y["label"] + 5), "outside"),
+        (lambda x, y: x["modality_mask"].__setitem__(2, 0), "Sample 2"),
+    ],
+    ids=["inf", "length", "label", "empty_sample"],
+)
+def test_clear_errors(change, message):
+    x, y = make_multimodal(num_samples=8)
+    change(x, y)
+    with pytest.raises(ValueError, match=message):
+        data.make_dataset(
+            x, y["label"], y["is_labeled"], task=tasks.Classification(3)
+        )
+
+
+def test_standardization_uses_training_rows_only():
+    rng = np.random.default_rng(0)
+    x = {
+        "a": rng.normal(5, 2, (100, 3)).astype("float32"),
+        "s": np.zeros((100, 4, 2), "float32"),
+    }
+    x["a"][80:] += 100  # test rows far away
+    stats = data.fit_standardization(x, rows=np.arange(80))
+    assert set(stats) == {"a"}  # sequences are left alone
+    out = data.apply_standardization(x, stats)
+    np.testing.assert_allclose(out["a"][:80].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(out["a"][:80].std(0), 1, atol=1e-4)
+    assert out["a"][80:].mean() > 10
+    layer = keras_robult.layers.FeatureStandardization(*stats["a"])
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(x["a"])), out["a"], atol=1e-4
+    )
