@@ -4,12 +4,13 @@ Multimodal models robust to missing modalities and scarce labels, on the
 TensorFlow, JAX and PyTorch backends.
 """
 
-from keras_robult import encoders, layers, losses, tasks
+from keras_robult import baselines, encoders, layers, losses, tasks
 from keras_robult.models.robult import Robult
 from keras_robult.version import __version__
 
 __all__ = [
     "Robult",
+    "baselines",
     "encoders",
     "layers",
     "losses",

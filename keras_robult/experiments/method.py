@@ -16,7 +16,9 @@ from keras_robult.layers.feature_standardization import (
 MASK_KEY = "modality_mask"
 
 
-def default_encoder(name, shape, units, statistics=None, hidden_units=(256,)):
+def default_encoder(
+    name, shape, units, statistics=None, hidden_units=(256,), dropout=0.0
+):
     """The encoder the protocol gives a modality of per-sample `shape`.
 
     Vectors `(features,)` get a `FeatureStandardization` layer (training-split
@@ -31,10 +33,14 @@ def default_encoder(name, shape, units, statistics=None, hidden_units=(256,)):
             layers.append(
                 FeatureStandardization(mean, std, name=f"{name}_standardize")
             )
-        layers.append(MLPEncoder(units, hidden_units=hidden_units))
+        layers.append(
+            MLPEncoder(units, hidden_units=hidden_units, dropout=dropout)
+        )
         return keras.Sequential(layers, name=f"{name}_encoder")
     if len(shape) == 2:
-        return SequenceEncoder(units, name=f"{name}_encoder")
+        return SequenceEncoder(
+            units, dropout=dropout, name=f"{name}_encoder"
+        )
     raise ValueError(
         f"Modality '{name}' has per-sample shape {tuple(shape)}; the "
         "built-in encoders take vectors (features,) or sequences (time, "
@@ -80,6 +86,8 @@ class Method(abc.ABC):
         latent_dim: int, width of the encoders' output.
         learning_rate: float, Adam learning rate.
         jit_compile: bool or "auto".
+        encoder_dropout: float, dropout inside the default encoders.
+        weight_decay: float, decoupled weight decay (AdamW) when positive.
     """
 
     name = "method"
@@ -92,6 +100,8 @@ class Method(abc.ABC):
         latent_dim=128,
         learning_rate=1e-3,
         jit_compile="auto",
+        encoder_dropout=0.0,
+        weight_decay=0.0,
     ):
         self.task = task
         self.input_shapes = dict(input_shapes)
@@ -102,6 +112,8 @@ class Method(abc.ABC):
         if jit_compile == "auto":
             jit_compile = keras.backend.backend() != "torch"
         self.jit_compile = jit_compile
+        self.encoder_dropout = encoder_dropout
+        self.weight_decay = weight_decay
 
     def encoder(self, name):
         return default_encoder(
@@ -109,7 +121,15 @@ class Method(abc.ABC):
             self.input_shapes[name],
             self.latent_dim,
             self.statistics.get(name),
+            dropout=self.encoder_dropout,
         )
+
+    def optimizer(self):
+        if self.weight_decay > 0:
+            return keras.optimizers.AdamW(
+                self.learning_rate, weight_decay=self.weight_decay
+            )
+        return keras.optimizers.Adam(self.learning_rate)
 
     def dataset(self, x, y, batch_size, seed, labeled_only=False):
         """Shuffled training batches (static batch size when possible)."""
@@ -131,17 +151,47 @@ class Method(abc.ABC):
             drop_remainder=True,
         )
 
-    @abc.abstractmethod
-    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0):
-        """Trains on `x` (dict with `modality_mask`) and `y` (dict with
-        `label` and `is_labeled`)."""
+    #: Train on the labeled samples only (supervised baselines).
+    labeled_only = False
 
     @abc.abstractmethod
+    def build_model(self):
+        """A fresh, uncompiled Keras model whose `call` returns a dict with
+        `"prediction"`."""
+
+    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0):
+        """Trains on `x` (dict with `modality_mask`) and `y` (dict with
+        `label` and `is_labeled`) for `epochs` epochs."""
+        keras.utils.set_random_seed(seed)
+        self.model = self.build_model()
+        self.model.compile(
+            optimizer=self.optimizer(), jit_compile=self.jit_compile
+        )
+        self.train(
+            self.dataset(x, y, batch_size, seed, self.labeled_only),
+            epochs,
+            f"  {self.name} (seed {seed})" if verbose else None,
+        )
+        return self
+
+    def train(self, dataset, epochs, label=None):
+        """`model.fit` with one progress bar over the epochs (if `label`)."""
+        self.model.fit(
+            dataset,
+            epochs=epochs,
+            verbose=0,
+            shuffle=False,  # the dataset reshuffles itself
+            callbacks=[EpochProgress(epochs, label)] if label else [],
+        )
+
     def predict(self, x, batch_size=1024):
         """Predictions in the task output space for `x` (dict with
         `modality_mask`), shape `(samples, output_dim)`."""
+        return self.model.predict(x, batch_size=batch_size, verbose=0)[
+            "prediction"
+        ]
 
     def save(self, path):
-        """Saves the trained model(s) when the method has a single Keras
-        model; returns the path written or None."""
-        return None
+        """Saves the trained model to a `.keras` file; returns the path."""
+        self.model.save(path)
+        return path

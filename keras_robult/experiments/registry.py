@@ -2,22 +2,13 @@
 
 import functools
 
+from keras_robult.experiments.baseline_methods import GMCMethod, UnimodalMethod
 from keras_robult.experiments.robult_method import RobultMethod
 
-# Defaults of the protocol's Robult (DESIGN.md section 8).
-ROBULT_DEFAULTS = {"temperature": 0.5, "rbf_bandwidth": 0.3}
 
-
-def _robult(loss_weights=None, probe=False, name="robult"):
+def _make(cls, name, **fixed):
     def factory(task, input_shapes, statistics, **options):
-        method = RobultMethod(
-            task,
-            input_shapes,
-            statistics,
-            loss_weights=loss_weights,
-            probe=probe,
-            **{**ROBULT_DEFAULTS, **options},
-        )
+        method = cls(task, input_shapes, statistics, **{**fixed, **options})
         method.name = name
         return method
 
@@ -25,15 +16,34 @@ def _robult(loss_weights=None, probe=False, name="robult"):
 
 
 METHODS = {
-    "robult": _robult(),
+    "robult": _make(RobultMethod, "robult"),
+    "unimodal": _make(UnimodalMethod, "unimodal"),
+    "gmc": _make(GMCMethod, "gmc"),
+    # The ablations of the paper's Table 3.
+    "robult-no-sup": _make(
+        RobultMethod, "robult-no-sup", loss_weights={"sup": 0.0}, probe=True
+    ),
+    "robult-no-rec": _make(
+        RobultMethod, "robult-no-rec", loss_weights={"rec": 0.0}
+    ),
+    "robult-no-lb": _make(
+        RobultMethod, "robult-no-lb", loss_weights={"lb": 0.0}
+    ),
+    "robult-no-ulb": _make(
+        RobultMethod, "robult-no-ulb", loss_weights={"ulb": 0.0}
+    ),
 }
 
 
 def method_factories(names, **options):
-    """dict name -> factory `(task, input_shapes, statistics) -> Method`."""
+    """dict name -> factory `(task, input_shapes, statistics) -> Method`.
+
+    `options` go to every method's constructor (e.g. `latent_dim`)."""
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(
             f"Unknown method(s) {unknown}; choose from {list(METHODS)}."
         )
-    return {name: functools.partial(METHODS[name], **options) for name in names}
+    return {
+        name: functools.partial(METHODS[name], **options) for name in names
+    }

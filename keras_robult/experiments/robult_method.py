@@ -1,6 +1,6 @@
 import keras
 
-from keras_robult.experiments.method import EpochProgress, Method
+from keras_robult.experiments.method import Method
 from keras_robult.models.robult import Robult
 
 
@@ -9,7 +9,7 @@ class RobultMethod(Method):
 
     Args:
         task, input_shapes, statistics, latent_dim, learning_rate,
-            jit_compile: see `Method`.
+            jit_compile, encoder_dropout, weight_decay: see `Method`.
         loss_weights: dict of Robult loss weights (ablations set one to 0).
         probe: bool, after training, freeze everything but the task head
             and fit it alone on the labeled samples (the "no L_sup +
@@ -29,6 +29,8 @@ class RobultMethod(Method):
         latent_dim=128,
         learning_rate=1e-3,
         jit_compile="auto",
+        encoder_dropout=0.0,
+        weight_decay=0.0,
         loss_weights=None,
         probe=False,
         probe_epochs=200,
@@ -38,9 +40,11 @@ class RobultMethod(Method):
             task,
             input_shapes,
             statistics,
-            latent_dim,
-            learning_rate,
-            jit_compile,
+            latent_dim=latent_dim,
+            learning_rate=learning_rate,
+            jit_compile=jit_compile,
+            encoder_dropout=encoder_dropout,
+            weight_decay=weight_decay,
         )
         self.loss_weights = loss_weights
         self.probe = probe
@@ -61,30 +65,14 @@ class RobultMethod(Method):
         )
 
     def fit(self, x, y, epochs, batch_size, seed=0, verbose=0):
-        keras.utils.set_random_seed(seed)
-        self.model = self.build_model()
-        self.model.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
-            jit_compile=self.jit_compile,
-        )
-        callbacks = (
-            [EpochProgress(epochs, f"  {self.name} (seed {seed})")]
-            if verbose
-            else []
-        )
-        self.model.fit(
-            self.dataset(x, y, batch_size, seed),
-            epochs=epochs,
-            verbose=0,
-            shuffle=False,  # the dataset reshuffles itself
-            callbacks=callbacks,
-        )
+        super().fit(x, y, epochs, batch_size, seed, verbose)
         if self.probe:
             self._fit_probe(x, y, batch_size, seed, verbose)
         return self
 
     def _fit_probe(self, x, y, batch_size, seed, verbose):
-        """Linear probe: the task head alone, on the labeled samples."""
+        """Linear probe: the task head alone, on the labeled samples (the
+        latents are frozen, so this is a logistic regression on them)."""
         model = self.model
         for layer in model.layers:
             layer.trainable = layer is model.task_head
@@ -93,24 +81,8 @@ class RobultMethod(Method):
             optimizer=keras.optimizers.Adam(1e-2),
             jit_compile=self.jit_compile,
         )
-        callbacks = (
-            [EpochProgress(self.probe_epochs, "    linear probe")]
-            if verbose
-            else []
-        )
-        model.fit(
+        self.train(
             self.dataset(x, y, batch_size, seed, labeled_only=True),
-            epochs=self.probe_epochs,
-            verbose=0,
-            shuffle=False,  # the dataset reshuffles itself
-            callbacks=callbacks,
+            self.probe_epochs,
+            "    linear probe on the latents" if verbose else None,
         )
-
-    def predict(self, x, batch_size=1024):
-        return self.model.predict(x, batch_size=batch_size, verbose=0)[
-            "prediction"
-        ]
-
-    def save(self, path):
-        self.model.save(path)
-        return path

@@ -1,5 +1,6 @@
 """The losses of Robult as plain functions of tensors."""
 
+from keras_robult.losses.gmc_contrastive import gmc_contrastive_loss
 from keras_robult.losses.latent_reconstruction import (
     latent_reconstruction_loss,
 )
@@ -13,6 +14,7 @@ from keras_robult.losses.soft_pu import (
 __all__ = [
     "soft_pu_loss",
     "latent_reconstruction_loss",
+    "gmc_contrastive_loss",
     "cosine_similarity_matrix",
     "l2_normalize",
     "safe_divide",

@@ -1,29 +1,24 @@
 import keras
-import numpy as np
 from keras import ops
 
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.layers.fusion_encoder import FusionEncoder
-from keras_robult.layers.latent_projection import LatentProjection
 from keras_robult.layers.modality_mlp import ModalityMLP
 from keras_robult.losses.latent_reconstruction import (
     latent_reconstruction_loss,
 )
 from keras_robult.losses.soft_pu import (
     cosine_similarity_matrix,
-    safe_divide,
     soft_pu_loss,
 )
-from keras_robult.tasks.task import Task
-from keras_robult.validation import check_arrays, check_dataset_spec
+from keras_robult.models.multimodal_model import MultimodalModel
 
-MASK_KEY = "modality_mask"
 LOSS_TERMS = ("lb", "ulb", "rec", "sup")
 FULL_SET_MODES = ("fused", "late", "mean")
 
 
 @keras.saving.register_keras_serializable(package="keras_robult")
-class Robult(keras.Model):
+class Robult(MultimodalModel):
     """Robult: a multimodal model robust to missing modalities, trained
     semi-supervised (Nguyen, Kamboj, Do, IJCAI 2025).
 
@@ -145,32 +140,7 @@ class Robult(keras.Model):
         min_pair_probability=0.0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if not isinstance(encoders, dict) or not encoders:
-            raise ValueError(
-                "`encoders` must be a non-empty dict mapping modality names "
-                f"to Keras layers; received {encoders!r}."
-            )
-        for name, encoder in encoders.items():
-            if not isinstance(name, str) or not name:
-                raise ValueError(
-                    f"Modality names must be non-empty strings; got {name!r}."
-                )
-            if name == MASK_KEY:
-                raise ValueError(
-                    f"'{MASK_KEY}' is reserved for the modality mask and "
-                    "cannot be a modality name."
-                )
-            if not isinstance(encoder, keras.layers.Layer):
-                raise ValueError(
-                    f"The encoder of modality '{name}' must be a Keras layer "
-                    f"or model; received {type(encoder).__name__}."
-                )
-        if not isinstance(task, Task):
-            raise ValueError(
-                "`task` must be a keras_robult.tasks.Task (Classification, "
-                f"Regression or MultiLabel); received {task!r}."
-            )
+        super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)
         if unique_dim + redundant_dim != latent_dim:
             raise ValueError(
                 "The task head is shared by the fused branch (input H^0 of "
@@ -201,11 +171,6 @@ class Robult(keras.Model):
                 f"{full_set!r}."
             )
 
-        self.encoders = dict(encoders)
-        self.modalities = tuple(encoders)
-        self.num_modalities = len(self.modalities)
-        self.task = task
-        self.latent_dim = int(latent_dim)
         self.redundant_dim = int(redundant_dim)
         self.unique_dim = int(unique_dim)
         self.temperature = float(temperature)
@@ -218,10 +183,6 @@ class Robult(keras.Model):
         self.full_set = full_set
         self.min_pair_probability = float(min_pair_probability)
 
-        self.projections = {
-            name: LatentProjection(self.latent_dim, name=f"projection_{name}")
-            for name in self.modalities
-        }
         self.fusion = fusion or FusionEncoder(
             self.latent_dim,
             hidden_units=(self.head_units,),
@@ -255,70 +216,13 @@ class Robult(keras.Model):
         self.ulb_loss_tracker = keras.metrics.Mean(name="loss_ulb")
         self.rec_loss_tracker = keras.metrics.Mean(name="loss_rec")
         self.sup_loss_tracker = keras.metrics.Mean(name="loss_sup")
-        self.task_metric = task.make_metric()
 
     # ------------------------------------------------------------------ call
-    def _modality_mask(self, inputs):
-        first = inputs[self.modalities[0]]
-        if MASK_KEY not in inputs:
-            return ops.ones((ops.shape(first)[0], self.num_modalities))
-        mask = inputs[MASK_KEY]
-        if len(mask.shape) != 2 or mask.shape[-1] != self.num_modalities:
-            raise ValueError(
-                f"'{MASK_KEY}' must have shape (batch, "
-                f"{self.num_modalities}), one column per modality "
-                f"{list(self.modalities)}; received shape {tuple(mask.shape)}."
-            )
-        return ops.cast(mask, "float32")
-
-    def _check_inputs(self, inputs):
-        if not isinstance(inputs, dict):
-            raise ValueError(
-                "Robult expects a dict of modality tensors plus "
-                f"'{MASK_KEY}'; received {type(inputs).__name__}."
-            )
-        missing = [m for m in self.modalities if m not in inputs]
-        unknown = [
-            k for k in inputs if k not in self.modalities and k != MASK_KEY
-        ]
-        if missing or unknown:
-            raise ValueError(
-                f"Input keys {sorted(inputs)} do not match the model's "
-                f"modalities {list(self.modalities)} (plus '{MASK_KEY}'): "
-                f"missing {missing}, unknown {unknown}. Feed a missing "
-                "modality as zeros with its mask column set to 0."
-            )
-
-    def build(self, inputs_shape):
-        """Builds every sub-layer by tracing `call` on symbolic inputs.
-
-        Input errors (a missing modality, a mask of the wrong width) are
-        raised here, before anything is marked as built.
-        """
-        self._check_inputs(inputs_shape)
-        symbolic = {
-            key: keras.KerasTensor(tuple(shape))
-            for key, shape in inputs_shape.items()
-        }
-        self.call(symbolic)
-        self.built = True
-
     def call(self, inputs, training=None):
         self._check_inputs(inputs)
         mask = self._modality_mask(inputs)
         present = mask > 0.5
-
-        latents = []
-        for index, name in enumerate(self.modalities):
-            x = inputs[name]
-            keep = ops.reshape(
-                present[:, index], (-1,) + (1,) * (len(x.shape) - 1)
-            )
-            # Zero-fill a missing modality: its values never reach anything.
-            x = ops.where(keep, x, ops.zeros_like(x))
-            h = self.projections[name](self.encoders[name](x))
-            latents.append(h)
-        latents = ops.stack(latents, axis=1)  # (B, M, d)
+        latents = self.encode(inputs, mask)  # H^m: (B, M, d)
 
         fused_latent = self.fusion(latents, mask)  # (B, d)
         shared = self.shared_head(fused_latent)  # S: (B, d_z)
@@ -343,7 +247,7 @@ class Robult(keras.Model):
             )
         )
 
-        late = self._late_fusion(modality_predictions, mask)
+        late = self.late_fusion(modality_predictions, mask)
         if self.full_set == "fused":
             full = fused_prediction
         elif self.full_set == "late":
@@ -367,41 +271,12 @@ class Robult(keras.Model):
             "reconstruction": reconstruction,
         }
 
-    @staticmethod
-    def _late_fusion(modality_predictions, mask):
-        """Mean of the present branches' outputs, `(B, output_dim)`."""
-        weights = ops.cast(mask, modality_predictions.dtype)
-        total = ops.einsum("bm,bmo->bo", weights, modality_predictions)
-        count = ops.sum(weights, axis=-1, keepdims=True)
-        return safe_divide(total, count)
-
     # ------------------------------------------------------------------ loss
-    def _unpack_targets(self, x, y):
-        batch_size = ops.shape(x[self.modalities[0]])[0]
-        if y is None:
-            labels = self.task.placeholder_labels(batch_size)
-            is_labeled = ops.zeros((batch_size,))
-        elif isinstance(y, dict):
-            labels = y["label"]
-            is_labeled = y.get("is_labeled")
-            if is_labeled is None:
-                is_labeled = ops.ones((batch_size,))
-        else:
-            labels, is_labeled = y, ops.ones((batch_size,))
-        is_labeled = ops.reshape(ops.cast(is_labeled, "float32"), (-1,))
-        # Placeholder labels of unlabeled samples may be anything (-1, NaN):
-        # replace them by a valid value; every use is gated by is_labeled.
-        keep = ops.reshape(
-            is_labeled > 0.5, (-1,) + (1,) * (len(labels.shape) - 1)
-        )
-        labels = ops.where(keep, labels, ops.zeros_like(labels))
-        return labels, is_labeled
-
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         """Total Robult loss; records each term in the `loss_*` metrics."""
-        labels, is_labeled = self._unpack_targets(x, y)
+        labels, is_labeled = self.unpack_targets(x, y)
         mask = self._modality_mask(x)
         loss_sup = self.supervised_loss(
             labels, is_labeled, mask, y_pred, sample_weight
@@ -414,11 +289,8 @@ class Robult(keras.Model):
             + w["ulb"] * loss_ulb
             + w["rec"] * loss_rec
             + w["sup"] * loss_sup
+            + self.regularization_loss()
         )
-        if self.losses:
-            total = total + ops.sum(
-                [ops.cast(loss, "float32") for loss in self.losses]
-            )
         for tracker, value in (
             (self.lb_loss_tracker, loss_lb),
             (self.ulb_loss_tracker, loss_ulb),
@@ -443,7 +315,6 @@ class Robult(keras.Model):
             [y_pred["fused_logits"][:, None], y_pred["modality_logits"]],
             axis=1,
         )
-        per_sample = self.task.supervised_loss(labels, logits)  # (B, M+1)
         weight = is_labeled
         if sample_weight is not None:
             weight = weight * ops.reshape(
@@ -452,15 +323,7 @@ class Robult(keras.Model):
         available = ops.concatenate(
             [ops.max(present, axis=-1, keepdims=True), present], axis=1
         )
-        branch_weight = available * weight[:, None]
-        branch_mass = ops.sum(branch_weight, axis=0)
-        branch_loss = safe_divide(
-            ops.sum(branch_weight * per_sample, axis=0), branch_mass
-        )
-        has_branch = ops.cast(branch_mass > 0, "float32")
-        return safe_divide(
-            ops.sum(has_branch * branch_loss), ops.sum(has_branch)
-        )
+        return self.branch_supervised_loss(labels, weight, logits, available)
 
     def pu_loss(self, labels, is_labeled, mask, y_pred):
         """`(L_lb, L_ulb)`, each averaged over modalities: the soft PU loss
@@ -475,7 +338,7 @@ class Robult(keras.Model):
         pseudo = ops.where(
             ops.min(present, axis=-1, keepdims=True) > 0,
             y_pred["fused_prediction"],
-            self._late_fusion(y_pred["modality_predictions"], mask),
+            self.late_fusion(y_pred["modality_predictions"], mask),
         )
         soft = ops.where(
             is_labeled[:, None] > 0.5,
@@ -513,59 +376,12 @@ class Robult(keras.Model):
             ops.cast(mask > 0.5, "float32"),
         )
 
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        """Updates the task metric on the labeled samples."""
-        labels, is_labeled = self._unpack_targets(x, y)
-        self.task_metric.update_state(
-            self.task.metric_labels(labels),
-            y_pred["prediction"],
-            sample_weight=is_labeled,
-        )
-        return super().compute_metrics(x, y, y_pred, sample_weight)
-
-    # ------------------------------------------------------- eager checks
-    def _check_data(self, x, y=None):
-        if x is None:
-            return
-        if isinstance(x, dict):
-            check_arrays(x, y, self.modalities, self.task)
-        elif hasattr(x, "__array__") or isinstance(x, (list, tuple)):
-            raise ValueError(
-                "Robult expects a dict of modality arrays plus "
-                f"'{MASK_KEY}'; received {type(x).__name__}."
-            )
-        else:
-            check_dataset_spec(x, self.modalities)
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        self._check_data(x, y)
-        validation_data = kwargs.get("validation_data")
-        if isinstance(validation_data, (tuple, list)):
-            self._check_data(*validation_data[:2])
-        elif validation_data is not None:
-            self._check_data(validation_data)
-        return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_data(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        self._check_data(x)
-        return super().predict(x, *args, **kwargs)
-
     # ---------------------------------------------------------- serialising
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "encoders": {
-                    name: keras.layers.serialize(encoder)
-                    for name, encoder in self.encoders.items()
-                },
-                "task": keras.saving.serialize_keras_object(self.task),
                 "fusion": keras.layers.serialize(self.fusion),
-                "latent_dim": self.latent_dim,
                 "redundant_dim": self.redundant_dim,
                 "unique_dim": self.unique_dim,
                 "temperature": self.temperature,
@@ -582,25 +398,5 @@ class Robult(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["encoders"] = {
-            name: keras.layers.deserialize(encoder)
-            for name, encoder in config["encoders"].items()
-        }
-        config["task"] = keras.saving.deserialize_keras_object(config["task"])
         config["fusion"] = keras.layers.deserialize(config["fusion"])
-        return cls(**config)
-
-    def example_inputs(self, batch_size, shapes, dtype="float32"):
-        """Zero inputs of the right structure, e.g. to build the model.
-
-        Args:
-            batch_size: int.
-            shapes: dict, modality name -> per-sample shape tuple.
-            dtype: dtype of the modality tensors.
-        """
-        inputs = {
-            name: np.zeros((batch_size,) + tuple(shapes[name]), dtype)
-            for name in self.modalities
-        }
-        inputs[MASK_KEY] = np.ones((batch_size, self.num_modalities), "float32")
-        return inputs
+        return super().from_config(config)

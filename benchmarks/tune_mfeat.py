@@ -1,0 +1,92 @@
+"""Chooses the protocol defaults on mfeat with a validation split.
+
+For each seed, the protocol's stratified 70/30 train/test split is made and
+the test part is never touched: a stratified 20 % validation split is
+carved from the training split, 70 samples of the rest are labeled (5 % of
+the full training split, as in the protocol), and every configuration is
+trained on the rest and scored on the validation split (single-modality
+mean accuracy, full-set accuracy). Prints one line per configuration.
+
+    python benchmarks/tune_mfeat.py --seeds 0 1 --configs '[{"epochs": 150}]'
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from keras_robult.data import train_test_split
+from keras_robult.datasets import mfeat
+from keras_robult.experiments import registry, run_protocol
+from keras_robult.tasks import Classification
+
+DEFAULT_CONFIGS = [
+    {"epochs": 300},
+    {"epochs": 150},
+    {"epochs": 300, "full_set": "mean"},
+    {"epochs": 300, "dropout": 0.2},
+    {"epochs": 300, "encoder_dropout": 0.2},
+    {"epochs": 300, "temperature": 1.0},
+    {"epochs": 300, "weight_decay": 1e-3},
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--method", default="robult")
+    parser.add_argument("--configs", help="JSON list of option dicts")
+    args = parser.parse_args()
+    configs = json.loads(args.configs) if args.configs else DEFAULT_CONFIGS
+    x, y = mfeat.load_data()
+    task = Classification(10)
+    for config in configs:
+        config = dict(config)
+        epochs = config.pop("epochs", 300)
+        batch_size = config.pop("batch_size", 256)
+        singles, fulls, start = [], [], time.perf_counter()
+        for seed in args.seeds:
+            train, _ = train_test_split(y, 0.3, seed=seed)
+            fit_rows, val_rows = train_test_split(y[train], 0.2, seed=seed)
+            is_val = np.zeros(len(train), bool)
+            is_val[val_rows] = True
+            fraction = 0.05 * len(train) / len(fit_rows)  # 70 labeled
+            results, _ = run_protocol(
+                {k: v[train] for k, v in x.items()},
+                y[train],
+                task,
+                registry.method_factories([args.method], **config),
+                seeds=(seed,),
+                labeled_fraction=fraction,
+                epochs=epochs,
+                batch_size=batch_size,
+                test_mask=is_val,
+                dataset="mfeat-validation",
+                verbose=0,
+            )
+            for entry in results["results"]:
+                if entry["metric"] != "accuracy":
+                    continue
+                if len(entry["subset"]) == 1:
+                    singles.append(entry["mean"])
+                elif len(entry["subset"]) == len(x):
+                    fulls.append(entry["mean"])
+        print(
+            json.dumps(
+                {
+                    "method": args.method,
+                    "epochs": epochs,
+                    "batch_size": batch_size,
+                    **config,
+                    "val_single_mean": round(float(np.mean(singles)), 4),
+                    "val_full": round(float(np.mean(fulls)), 4),
+                    "seconds": round(time.perf_counter() - start),
+                }
+            ),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Baselines compared with Robult in the evaluation protocol."""
+
+from keras_robult.baselines.gmc import GMC
+from keras_robult.baselines.unimodal_ensemble import UnimodalEnsemble
+
+__all__ = ["GMC", "UnimodalEnsemble"]

@@ -1,0 +1,258 @@
+import keras
+from keras import ops
+
+from keras_robult.layers.latent_projection import LatentProjection
+from keras_robult.losses.soft_pu import safe_divide
+from keras_robult.tasks.task import Task
+from keras_robult.validation import (
+    MASK_KEY,
+    check_arrays,
+    check_dataset_spec,
+    check_keys,
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_robult")
+class MultimodalModel(keras.Model):
+    """Base of the multimodal models: named modalities, a modality mask,
+    per-sample predictions from whichever modalities are present.
+
+    It owns what `Robult` and the baselines share: the per-modality encoders
+    (each followed by a `LatentProjection` to `latent_dim`), zero-filling of
+    missing modalities, input checks with clear errors (at trace time in
+    `call`, on the data before `fit` / `evaluate` / `predict`), late fusion,
+    target unpacking and the task metric on labeled samples. Subclasses
+    implement `call` (returning at least `"prediction"`) and
+    `compute_loss`.
+
+    Args:
+        encoders: dict, modality name -> Keras layer producing
+            `(batch, features)`; its order is the modality order.
+        task: a `keras_robult.tasks.Task`.
+        latent_dim: int, width the encoders' outputs are projected to.
+        **kwargs: base `keras.Model` arguments.
+
+    Call arguments:
+        inputs: dict of modality tensors plus optional `"modality_mask"`
+            `(batch, M)` (default: all present).
+        training: bool.
+    """
+
+    def __init__(self, encoders, task, latent_dim=128, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(encoders, dict) or not encoders:
+            raise ValueError(
+                "`encoders` must be a non-empty dict mapping modality names "
+                f"to Keras layers; received {encoders!r}."
+            )
+        for name, encoder in encoders.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(
+                    f"Modality names must be non-empty strings; got {name!r}."
+                )
+            if name == MASK_KEY:
+                raise ValueError(
+                    f"'{MASK_KEY}' is reserved for the modality mask and "
+                    "cannot be a modality name."
+                )
+            if not isinstance(encoder, keras.layers.Layer):
+                raise ValueError(
+                    f"The encoder of modality '{name}' must be a Keras layer "
+                    f"or model; received {type(encoder).__name__}."
+                )
+        if not isinstance(task, Task):
+            raise ValueError(
+                "`task` must be a keras_robult.tasks.Task (Classification, "
+                f"Regression or MultiLabel); received {task!r}."
+            )
+        self.encoders = dict(encoders)
+        self.modalities = tuple(encoders)
+        self.num_modalities = len(self.modalities)
+        self.task = task
+        self.latent_dim = int(latent_dim)
+        self.projections = {
+            name: LatentProjection(self.latent_dim, name=f"projection_{name}")
+            for name in self.modalities
+        }
+        self.task_metric = task.make_metric()
+
+    # ---------------------------------------------------------------- inputs
+    def _check_inputs(self, inputs):
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                f"{type(self).__name__} expects a dict of modality tensors "
+                f"plus '{MASK_KEY}'; received {type(inputs).__name__}."
+            )
+        check_keys(inputs.keys(), self.modalities)
+
+    def _modality_mask(self, inputs):
+        if MASK_KEY not in inputs:
+            first = inputs[self.modalities[0]]
+            return ops.ones((ops.shape(first)[0], self.num_modalities))
+        mask = inputs[MASK_KEY]
+        if len(mask.shape) != 2 or mask.shape[-1] != self.num_modalities:
+            raise ValueError(
+                f"'{MASK_KEY}' must have shape (batch, "
+                f"{self.num_modalities}), one column per modality "
+                f"{list(self.modalities)}; received shape {tuple(mask.shape)}."
+            )
+        return ops.cast(mask, "float32")
+
+    def build(self, inputs_shape):
+        """Builds every sub-layer by tracing `call` on symbolic inputs.
+
+        Input errors (a missing modality, a mask of the wrong width) are
+        raised here, before anything is marked as built.
+        """
+        self._check_inputs(inputs_shape)
+        self.call(
+            {
+                key: keras.KerasTensor(tuple(shape))
+                for key, shape in inputs_shape.items()
+            }
+        )
+        self.built = True
+
+    def encode(self, inputs, mask):
+        """Stacked modality latents `(batch, M, latent_dim)`.
+
+        A missing modality is zero-filled before its encoder, so its values
+        (even NaN) never reach anything downstream.
+        """
+        present = mask > 0.5
+        latents = []
+        for index, name in enumerate(self.modalities):
+            x = inputs[name]
+            keep = ops.reshape(
+                present[:, index], (-1,) + (1,) * (len(x.shape) - 1)
+            )
+            x = ops.where(keep, x, ops.zeros_like(x))
+            latents.append(self.projections[name](self.encoders[name](x)))
+        return ops.stack(latents, axis=1)
+
+    @staticmethod
+    def late_fusion(modality_predictions, mask):
+        """Mean of the present branches' outputs, `(batch, output_dim)`."""
+        weights = ops.cast(mask, modality_predictions.dtype)
+        total = ops.einsum("bm,bmo->bo", weights, modality_predictions)
+        count = ops.sum(weights, axis=-1, keepdims=True)
+        return safe_divide(total, count)
+
+    # --------------------------------------------------------------- targets
+    def unpack_targets(self, x, y):
+        """`(labels, is_labeled)` from a target dict, plain labels or None.
+
+        Placeholder labels of unlabeled samples (-1, NaN, ...) are replaced
+        by a valid value: every use of a label is gated by `is_labeled`.
+        """
+        batch_size = ops.shape(x[self.modalities[0]])[0]
+        if y is None:
+            labels = self.task.placeholder_labels(batch_size)
+            is_labeled = ops.zeros((batch_size,))
+        elif isinstance(y, dict):
+            labels = y["label"]
+            is_labeled = y.get("is_labeled")
+            if is_labeled is None:
+                is_labeled = ops.ones((batch_size,))
+        else:
+            labels, is_labeled = y, ops.ones((batch_size,))
+        is_labeled = ops.reshape(ops.cast(is_labeled, "float32"), (-1,))
+        keep = ops.reshape(
+            is_labeled > 0.5, (-1,) + (1,) * (len(labels.shape) - 1)
+        )
+        labels = ops.where(keep, labels, ops.zeros_like(labels))
+        return labels, is_labeled
+
+    def branch_supervised_loss(self, labels, weight, logits, available):
+        """Mean over branches of the task loss, each branch averaged over
+        the samples where `weight * available` is positive; branches with
+        no such sample are left out.
+
+        Args:
+            labels: `(batch,) + label_shape`.
+            weight: `(batch,)` per-sample weights (is_labeled).
+            logits: `(batch, branches, output_dim)`.
+            available: `(batch, branches)`.
+        """
+        per_sample = self.task.supervised_loss(labels, logits)
+        branch_weight = available * weight[:, None]
+        mass = ops.sum(branch_weight, axis=0)
+        branch_loss = safe_divide(
+            ops.sum(branch_weight * per_sample, axis=0), mass
+        )
+        has_branch = ops.cast(mass > 0, "float32")
+        return safe_divide(
+            ops.sum(has_branch * branch_loss), ops.sum(has_branch)
+        )
+
+    def regularization_loss(self):
+        """Sum of the layers' regularisation losses (0 when none)."""
+        if not self.losses:
+            return ops.zeros(())
+        return ops.sum([ops.cast(loss, "float32") for loss in self.losses])
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the task metric on the labeled samples."""
+        labels, is_labeled = self.unpack_targets(x, y)
+        self.task_metric.update_state(
+            self.task.metric_labels(labels),
+            y_pred["prediction"],
+            sample_weight=is_labeled,
+        )
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    # ---------------------------------------------------------- eager checks
+    def _check_data(self, x, y=None):
+        if x is None:
+            return
+        if isinstance(x, dict):
+            check_arrays(x, y, self.modalities, self.task)
+        elif hasattr(x, "__array__") or isinstance(x, (list, tuple)):
+            raise ValueError(
+                f"{type(self).__name__} expects a dict of modality arrays "
+                f"plus '{MASK_KEY}'; received {type(x).__name__}."
+            )
+        else:
+            check_dataset_spec(x, self.modalities)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x, y)
+        validation_data = kwargs.get("validation_data")
+        if isinstance(validation_data, (tuple, list)):
+            self._check_data(*validation_data[:2])
+        elif validation_data is not None:
+            self._check_data(validation_data)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_data(x)
+        return super().predict(x, *args, **kwargs)
+
+    # ----------------------------------------------------------- serialising
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoders": {
+                    name: keras.layers.serialize(encoder)
+                    for name, encoder in self.encoders.items()
+                },
+                "task": keras.saving.serialize_keras_object(self.task),
+                "latent_dim": self.latent_dim,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoders"] = {
+            name: keras.layers.deserialize(encoder)
+            for name, encoder in config["encoders"].items()
+        }
+        config["task"] = keras.saving.deserialize_keras_object(config["task"])
+        return cls(**config)
