@@ -11,9 +11,12 @@ class FusionEncoder(keras.layers.Layer):
     """Mask-aware fusion encoder `f^0`: modality latents to one fused latent.
 
     Each modality latent `H^m` is projected by its own weights into a
-    modality token (the per-modality bias doubles as a modality embedding);
-    additive attention pools the tokens of the *present* modalities (absent
-    ones get exactly zero weight); an MLP maps the pooled token to `H^0`.
+    modality token (the per-modality bias doubles as a modality embedding).
+    With `pooling="attention"`, additive attention pools the tokens of the
+    *present* modalities (absent ones get exactly zero weight); with
+    `pooling="concat"`, the tokens of absent modalities are zeroed and all
+    tokens are concatenated with the mask (an early fusion that keeps every
+    modality's token apart). An MLP maps the result to `H^0`.
     The output shape never depends on which modalities are present.
 
     Any layer with the same call signature can replace it through
@@ -24,6 +27,7 @@ class FusionEncoder(keras.layers.Layer):
         hidden_units: tuple of ints, hidden widths of the output MLP.
         attention_units: int, width of the attention scorer.
         dropout: float, dropout on the tokens and in the MLP.
+        pooling: `"attention"` or `"concat"`.
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -45,9 +49,16 @@ class FusionEncoder(keras.layers.Layer):
         hidden_units=(256,),
         attention_units=64,
         dropout=0.0,
+        pooling="attention",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if pooling not in ("attention", "concat"):
+            raise ValueError(
+                "`pooling` must be 'attention' or 'concat'; received "
+                f"{pooling!r}."
+            )
+        self.pooling = pooling
         self.latent_dim = int(latent_dim)
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.attention_units = int(attention_units)
@@ -89,7 +100,10 @@ class FusionEncoder(keras.layers.Layer):
         token_shape = (None, num_modalities, self.latent_dim)
         self.score_hidden.build(token_shape)
         self.score_output.build((None, num_modalities, self.attention_units))
-        shape = (None, self.latent_dim)
+        if self.pooling == "concat":
+            shape = (None, num_modalities * (self.latent_dim + 1))
+        else:
+            shape = (None, self.latent_dim)
         for layer in self.output_mlp:
             layer.build(shape)
             shape = (None, layer.units)
@@ -104,6 +118,11 @@ class FusionEncoder(keras.layers.Layer):
         tokens = ops.nn.gelu(tokens)
         tokens = self.token_dropout(tokens, training=training)
         present = ops.cast(modality_mask, "float32") > 0.5
+        if self.pooling == "concat":
+            flags = ops.cast(present, tokens.dtype)[..., None]
+            x = ops.concatenate([tokens * flags, flags], axis=-1)
+            x = ops.reshape(x, (-1, x.shape[1] * x.shape[2]))
+            return self._output(x, training)
         scores = ops.cast(
             self.score_output(self.score_hidden(tokens)), "float32"
         )
@@ -113,7 +132,9 @@ class FusionEncoder(keras.layers.Layer):
         pooled = ops.einsum(
             "bm,bmd->bd", ops.cast(weights, tokens.dtype), tokens
         )
-        x = pooled
+        return self._output(pooled, training)
+
+    def _output(self, x, training):
         for layer in self.output_mlp:
             x = self.token_dropout(layer(x), training=training)
         return self.output_layer(x)
@@ -129,6 +150,7 @@ class FusionEncoder(keras.layers.Layer):
                 "hidden_units": list(self.hidden_units),
                 "attention_units": self.attention_units,
                 "dropout": self.dropout,
+                "pooling": self.pooling,
             }
         )
         return config

@@ -72,6 +72,8 @@ class Robult(MultimodalModel):
             fusion of the modality branches, or the mean of both.
         min_pair_probability: float, soft same-class probabilities below it
             are set to 0 in `L_ulb`.
+        fusion_pooling: `"attention"` or `"concat"`, the pooling of the
+            default `FusionEncoder` (ignored when `fusion` is given).
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -138,6 +140,7 @@ class Robult(MultimodalModel):
         dropout=0.0,
         full_set="fused",
         min_pair_probability=0.0,
+        fusion_pooling="attention",
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)
@@ -183,10 +186,12 @@ class Robult(MultimodalModel):
         self.full_set = full_set
         self.min_pair_probability = float(min_pair_probability)
 
+        self.fusion_pooling = fusion_pooling
         self.fusion = fusion or FusionEncoder(
             self.latent_dim,
             hidden_units=(self.head_units,),
             dropout=self.dropout,
+            pooling=fusion_pooling,
             name="fusion",
         )
         self.shared_head = MLPEncoder(
@@ -391,6 +396,7 @@ class Robult(MultimodalModel):
                 "dropout": self.dropout,
                 "full_set": self.full_set,
                 "min_pair_probability": self.min_pair_probability,
+                "fusion_pooling": self.fusion_pooling,
             }
         )
         return config

@@ -1,11 +1,13 @@
 import numpy as np
+import pytest
 
 from keras_robult import layers
 from tests.conftest import to_numpy
 
 
-def test_absent_modalities_have_no_influence():
-    layer = layers.FusionEncoder(8, hidden_units=(16,))
+@pytest.mark.parametrize("pooling", ["attention", "concat"])
+def test_absent_modalities_have_no_influence(pooling):
+    layer = layers.FusionEncoder(8, hidden_units=(16,), pooling=pooling)
     rng = np.random.default_rng(0)
     latents = rng.normal(size=(4, 3, 6)).astype("float32")
     mask = np.array([[1, 0, 1], [1, 1, 1], [0, 1, 0], [1, 1, 0]], "float32")
@@ -29,3 +31,8 @@ def test_order_of_modalities_matters_and_config():
     assert not np.allclose(out, swapped)  # per-modality token weights
     clone = layers.FusionEncoder.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
+
+
+def test_unknown_pooling():
+    with pytest.raises(ValueError, match="pooling"):
+        layers.FusionEncoder(4, pooling="max")

@@ -215,7 +215,15 @@ def test_other_tasks_fit_and_predict(task, labels):
 
 # ----------------------------------------------------------------- training
 def test_trains_to_well_above_chance_from_each_modality():
-    # 4 classes, 5 % labels, each modality a noisy code of the label.
+    """5 % labels, 4 classes, each modality a noisy code of the label.
+
+    The reference is a nearest-centroid classifier that knows every
+    training label (class means of the full training set): the best a
+    per-modality classifier of this kind can do. The model, from 5 % of the
+    labels, must recover at least 60 % of that oracle's margin over chance
+    (0.25) on every single modality. Measured (torch, seed 0): model 0.98 /
+    0.85 / 0.75 against oracle 0.99 / 0.91 / 0.82 (floors 0.84 / 0.69 / 0.59).
+    """
     x, y = make_multimodal(
         num_samples=800, num_classes=4, noise=1.5, labeled_fraction=0.05
     )
@@ -224,22 +232,27 @@ def test_trains_to_well_above_chance_from_each_modality():
     )
     # Same class centres (seed 0), fresh noise for the test set.
     rng = np.random.default_rng(123)
+    oracle = {}
     for name in ("m0", "m1", "m2"):
         centres = np.stack([x[name][y["label"] == c].mean(0) for c in range(4)])
         test_x[name] = (
             centres[test_y["label"]] + 1.5 * rng.normal(size=test_x[name].shape)
         ).astype("float32")
+        distance = np.linalg.norm(
+            test_x[name][:, None] - centres[None], axis=-1
+        )
+        oracle[name] = np.mean(distance.argmin(-1) == test_y["label"])
     model = build_model(task=tasks.Classification(4), latent_dim=32)
     model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
     model.fit(x, y, batch_size=128, epochs=40, verbose=0)
-    for index in range(3):
+    for index, name in enumerate(("m0", "m1", "m2")):
         masked = dict(test_x)
         masked["modality_mask"] = np.zeros((400, 3), "float32")
         masked["modality_mask"][:, index] = 1
         pred = model.predict(masked, verbose=0)["prediction"]
         accuracy = np.mean(pred.argmax(-1) == test_y["label"])
-        # Chance is 0.25; see the test's docstring in the README.
-        assert accuracy > 0.6, (index, accuracy)
+        floor = 0.25 + 0.6 * (oracle[name] - 0.25)
+        assert accuracy > floor, (name, accuracy, oracle[name])
 
 
 # -------------------------------------------------------------- save / load
