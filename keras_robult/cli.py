@@ -45,7 +45,7 @@ def _parser():
     )
     train.add_argument("--labeled-fraction", type=float, default=0.05)
     train.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    train.add_argument("--epochs", type=int, default=300)
+    train.add_argument("--epochs", type=int, default=150)
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument(
         "--methods",

@@ -87,7 +87,7 @@ def run_protocol(
     methods,
     seeds=(0, 1, 2),
     labeled_fraction=0.05,
-    epochs=300,
+    epochs=150,
     batch_size=256,
     test_mask=None,
     is_labeled=None,

@@ -33,7 +33,7 @@ def soft_pu_loss(
     pair_probability,
     anchor_mask=None,
     key_mask=None,
-    temperature=0.5,
+    temperature=1.0,
     rbf_bandwidth=0.3,
     min_pair_probability=0.0,
 ):
