@@ -48,6 +48,13 @@ def _parser():
     train.add_argument("--epochs", type=int, default=150)
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument(
+        "--latent-dim",
+        type=int,
+        default=128,
+        help="width of the shared latent space (split evenly between the "
+        "redundant and unique parts); the same for every method",
+    )
+    train.add_argument(
         "--methods",
         nargs="+",
         default=None,
@@ -149,7 +156,9 @@ def _train(args):
     y = np.asarray(data["y"])
     task = _make_task(args.task or infer_task_name(y), y)
     names = args.methods or list(METHODS)
-    methods = method_factories(names)
+    if args.latent_dim < 2:
+        raise ValueError("--latent-dim must be at least 2")
+    methods = method_factories(names, latent_dim=args.latent_dim)
     out = _out_dir(args.out, dataset)
     models_dir = os.path.join(out, "models")
 
