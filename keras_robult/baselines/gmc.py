@@ -80,9 +80,7 @@ class GMC(MultimodalModel):
             normalize=False,
             name="projection_head",
         )
-        self.classifier = keras.layers.Dense(
-            task.output_dim, name="classifier"
-        )
+        self.classifier = keras.layers.Dense(task.output_dim, name="classifier")
         self.contrastive_loss_tracker = keras.metrics.Mean(
             name="loss_contrastive"
         )

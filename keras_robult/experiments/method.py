@@ -38,9 +38,7 @@ def default_encoder(
         )
         return keras.Sequential(layers, name=f"{name}_encoder")
     if len(shape) == 2:
-        return SequenceEncoder(
-            units, dropout=dropout, name=f"{name}_encoder"
-        )
+        return SequenceEncoder(units, dropout=dropout, name=f"{name}_encoder")
     raise ValueError(
         f"Modality '{name}' has per-sample shape {tuple(shape)}; the "
         "built-in encoders take vectors (features,) or sequences (time, "

@@ -44,6 +44,4 @@ def method_factories(names, **options):
         raise ValueError(
             f"Unknown method(s) {unknown}; choose from {list(METHODS)}."
         )
-    return {
-        name: functools.partial(METHODS[name], **options) for name in names
-    }
+    return {name: functools.partial(METHODS[name], **options) for name in names}

@@ -44,8 +44,10 @@ def fusion(latents, mask, layer):
     tokens = np.einsum("bmi,mio->bmo", latents, w(layer.token_kernel))
     tokens = tokens + w(layer.token_bias)
     # keras.ops.nn.gelu defaults to the tanh approximation.
-    tokens = 0.5 * tokens * (
-        1 + np.tanh(np.sqrt(2 / np.pi) * (tokens + 0.044715 * tokens**3))
+    tokens = (
+        0.5
+        * tokens
+        * (1 + np.tanh(np.sqrt(2 / np.pi) * (tokens + 0.044715 * tokens**3)))
     )
     scores = np.tanh(dense(tokens, layer.score_hidden)) @ w(
         layer.score_output.kernel
