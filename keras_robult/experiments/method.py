@@ -86,6 +86,9 @@ class Method(abc.ABC):
         jit_compile: bool or "auto".
         encoder_dropout: float, dropout inside the default encoders.
         weight_decay: float, decoupled weight decay (AdamW) when positive.
+        ema_momentum: float or None; when set, the optimizer keeps an
+            exponential moving average of the weights, which replaces them
+            at the end of training (Keras `use_ema`).
     """
 
     name = "method"
@@ -100,6 +103,7 @@ class Method(abc.ABC):
         jit_compile="auto",
         encoder_dropout=0.0,
         weight_decay=0.0,
+        ema_momentum=None,
     ):
         self.task = task
         self.input_shapes = dict(input_shapes)
@@ -112,6 +116,7 @@ class Method(abc.ABC):
         self.jit_compile = jit_compile
         self.encoder_dropout = encoder_dropout
         self.weight_decay = weight_decay
+        self.ema_momentum = ema_momentum
 
     def encoder(self, name):
         return default_encoder(
@@ -123,11 +128,14 @@ class Method(abc.ABC):
         )
 
     def optimizer(self):
+        ema = {}
+        if self.ema_momentum is not None:
+            ema = {"use_ema": True, "ema_momentum": self.ema_momentum}
         if self.weight_decay > 0:
             return keras.optimizers.AdamW(
-                self.learning_rate, weight_decay=self.weight_decay
+                self.learning_rate, weight_decay=self.weight_decay, **ema
             )
-        return keras.optimizers.Adam(self.learning_rate)
+        return keras.optimizers.Adam(self.learning_rate, **ema)
 
     def dataset(self, x, y, batch_size, seed, labeled_only=False):
         """Shuffled training batches (static batch size when possible)."""

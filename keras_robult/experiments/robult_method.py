@@ -9,7 +9,8 @@ class RobultMethod(Method):
 
     Args:
         task, input_shapes, statistics, latent_dim, learning_rate,
-            jit_compile, encoder_dropout, weight_decay: see `Method`.
+            jit_compile, encoder_dropout, weight_decay, ema_momentum: see
+            `Method`.
         loss_weights: dict of Robult loss weights (ablations set one to 0).
         probe: bool, after training, freeze everything but the task head
             and fit it alone on the labeled samples (the "no L_sup +
@@ -31,6 +32,7 @@ class RobultMethod(Method):
         jit_compile="auto",
         encoder_dropout=0.0,
         weight_decay=0.0,
+        ema_momentum=None,
         loss_weights=None,
         probe=False,
         probe_epochs=200,
@@ -45,6 +47,7 @@ class RobultMethod(Method):
             jit_compile=jit_compile,
             encoder_dropout=encoder_dropout,
             weight_decay=weight_decay,
+            ema_momentum=ema_momentum,
         )
         self.loss_weights = loss_weights
         self.probe = probe

@@ -38,3 +38,16 @@ def test_probe_trains_only_the_task_head():
 def test_unknown_method():
     with pytest.raises(ValueError, match="Unknown method"):
         registry.method_factories(["robult", "mae"])
+
+
+def test_optimizer_options():
+    method = registry.METHODS["robult"](
+        tasks.Classification(3),
+        {"a": (2,)},
+        None,
+        weight_decay=1e-3,
+        ema_momentum=0.9,
+    )
+    optimizer = method.optimizer()
+    assert type(optimizer).__name__ == "AdamW"
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.9
