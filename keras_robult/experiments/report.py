@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -147,7 +148,12 @@ def write_results(results, splits, out_dir):
         json.dump(results, handle, indent=1)
     with open(paths["markdown"], "w") as handle:
         handle.write(markdown_table(results))
-    plot_missing_rate(results, paths["plot"])
     with open(paths["splits"], "w") as handle:
         json.dump({f"seed_{k}": v for k, v in splits.items()}, handle)
+    # Last, and never fatal: the numbers above are already on disk.
+    try:
+        plot_missing_rate(results, paths["plot"])
+    except Exception as error:  # e.g. no matplotlib, no writable font cache
+        warnings.warn(f"Could not draw {paths['plot']}: {error}")
+        del paths["plot"]
     return paths

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from keras_robult import tasks
 from keras_robult.experiments import (
@@ -60,3 +61,36 @@ def test_run_protocol_schema_files_and_splits(tmp_path):
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     table = open(paths["markdown"]).read()
     assert "| m0+m1+m2 |" not in table and "| all |" in table
+
+
+def test_results_survive_a_failing_plot(tmp_path, monkeypatch):
+    from keras_robult.experiments import report
+
+    results = {
+        "dataset": "d",
+        "task": "classification",
+        "labeled_fraction": 0.1,
+        "seeds": [0],
+        "modalities": ["a"],
+        "results": [
+            {
+                "method": "m",
+                "subset": ["a"],
+                "metric": "accuracy",
+                "mean": 0.5,
+                "std": 0.0,
+                "per_seed": [0.5],
+            }
+        ],
+        "missing_rate_curves": [],
+    }
+
+    def broken(*args):
+        raise ImportError("No module named 'matplotlib'")
+
+    monkeypatch.setattr(report, "plot_missing_rate", broken)
+    with pytest.warns(UserWarning, match="matplotlib"):
+        paths = report.write_results(results, {0: {}}, str(tmp_path))
+    assert "plot" not in paths
+    with open(paths["json"]) as handle:
+        assert json.load(handle)["results"][0]["mean"] == 0.5
