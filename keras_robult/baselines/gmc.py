@@ -91,10 +91,7 @@ class GMC(MultimodalModel):
         mask = self._modality_mask(inputs)
         latents = self.encode(inputs, mask)  # (B, M, d)
         joint = self.joint_encoder(latents, mask)  # (B, d)
-        weights = mask[..., None]
-        mean_present = ops.sum(latents * weights, axis=1) / ops.maximum(
-            ops.sum(weights, axis=1), 1.0
-        )
+        mean_present = self.late_fusion(latents, mask)
         all_present = ops.all(mask > 0.5, axis=-1, keepdims=True)
         representation = ops.where(all_present, joint, mean_present)
         projected = self.projection_head(

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-MASK_KEY = "modality_mask"
+from keras_robult.validation import MASK_KEY
 
 
 def fit_standardization(x, rows=None, epsilon=1e-6):

@@ -13,8 +13,6 @@ from keras_robult.layers.feature_standardization import (
     FeatureStandardization,
 )
 
-MASK_KEY = "modality_mask"
-
 
 def default_encoder(
     name, shape, units, statistics=None, hidden_units=(256,), dropout=0.0

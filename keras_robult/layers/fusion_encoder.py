@@ -1,9 +1,8 @@
 import keras
 from keras import ops
 
+from keras_robult.losses.soft_pu import _EXCLUDED_LOGIT as _MASKED_SCORE
 from keras_robult.losses.soft_pu import safe_divide
-
-_MASKED_SCORE = -1e9
 
 
 @keras.saving.register_keras_serializable(package="keras_robult")

@@ -2,9 +2,11 @@
 
 from keras import ops
 
-from keras_robult.losses.soft_pu import l2_normalize, safe_divide
-
-_EXCLUDED_LOGIT = -1e9
+from keras_robult.losses.soft_pu import (
+    _EXCLUDED_LOGIT,
+    l2_normalize,
+    safe_divide,
+)
 
 
 def gmc_contrastive_loss(joint, modalities, temperature=0.3, mask=None):
