@@ -63,6 +63,11 @@ class Classification(Task):
     def soft_targets(self, predictions):
         return ops.cast(predictions, "float32")
 
+    def pseudo_labels(self, predictions):
+        """The most probable class; confidence is its probability."""
+        predictions = ops.cast(predictions, "float32")
+        return ops.argmax(predictions, axis=-1), ops.max(predictions, -1)
+
     def make_metric(self):
         return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 

@@ -69,6 +69,14 @@ class MultiLabel(Task):
     def soft_targets(self, predictions):
         return ops.cast(predictions, "float32")
 
+    def pseudo_labels(self, predictions):
+        """Each label thresholded at 0.5; the confidence of a sample is that
+        of its least certain label, `min_g max(p_g, 1 - p_g)`."""
+        predictions = ops.cast(predictions, "float32")
+        labels = ops.cast(predictions > 0.5, "float32")
+        certainty = ops.maximum(predictions, 1.0 - predictions)
+        return labels, ops.min(certainty, axis=-1)
+
     def pair_probability(self, p, q):
         p = p[:, None, :]
         q = q[None, :, :]

@@ -82,6 +82,12 @@ class Regression(Task):
         )
         return ops.softmax(logits, axis=-1)
 
+    def pseudo_labels(self, predictions):
+        """The predicted value itself, with confidence 1 (a regression head
+        gives no uncertainty, so no threshold applies)."""
+        values = self._values(predictions)
+        return values, ops.ones_like(values)
+
     def metric_labels(self, labels):
         return ops.reshape(ops.cast(labels, "float32"), (-1, 1))
 

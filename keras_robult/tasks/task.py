@@ -56,6 +56,17 @@ class Task(abc.ABC):
     def soft_targets(self, predictions):
         """Soft class distribution from predictions in output space."""
 
+    @abc.abstractmethod
+    def pseudo_labels(self, predictions):
+        """Hard pseudo-labels from predictions in output space, for
+        self-training on unlabeled samples.
+
+        Returns:
+            `(labels, confidence)`: labels in the layout of the `label`
+            target (what `supervised_loss` takes), and a `(batch,)`
+            confidence in `[0, 1]` compared with a threshold.
+        """
+
     def pair_probability(self, p, q):
         """Probability that sample j of `p` and sample k of `q` share a
         class, shape `(batch_p, batch_q)`. Default: inner product of the

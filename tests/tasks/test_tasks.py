@@ -16,6 +16,23 @@ def test_classification_loss_is_cross_entropy_per_branch():
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
 
+def test_pseudo_labels_per_task():
+    probs = np.array([[0.1, 0.7, 0.2], [0.05, 0.05, 0.9]], "float32")
+    labels, confidence = tasks.Classification(3).pseudo_labels(probs)
+    np.testing.assert_array_equal(to_numpy(labels), [1, 2])
+    np.testing.assert_allclose(to_numpy(confidence), [0.7, 0.9], rtol=1e-6)
+
+    sigmoid = np.array([[0.9, 0.2, 0.6], [0.99, 0.01, 0.95]], "float32")
+    labels, confidence = tasks.MultiLabel(3).pseudo_labels(sigmoid)
+    np.testing.assert_array_equal(to_numpy(labels), [[1, 0, 1], [1, 0, 1]])
+    np.testing.assert_allclose(to_numpy(confidence), [0.6, 0.95], rtol=1e-6)
+
+    values = np.array([[1.25], [-2.5]], "float32")
+    labels, confidence = tasks.Regression().pseudo_labels(values)
+    np.testing.assert_allclose(to_numpy(labels), [1.25, -2.5])
+    np.testing.assert_allclose(to_numpy(confidence), [1.0, 1.0])
+
+
 def test_regression_bins_l1_and_gaussian_soft_targets():
     task = tasks.Regression()
     labels = np.array([-3.7, -0.4, 0.6, 2.5, 3.2], "float32")
