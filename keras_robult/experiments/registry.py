@@ -19,6 +19,10 @@ METHODS = {
     "robult": _make(RobultMethod, "robult"),
     "unimodal": _make(UnimodalMethod, "unimodal"),
     "gmc": _make(GMCMethod, "gmc"),
+    # Robult with the self-training term (our addition, not the paper's).
+    "robult-pseudo": _make(
+        RobultMethod, "robult-pseudo", loss_weights={"pseudo": 1.0}
+    ),
     # The ablations of the paper's Table 3.
     "robult-no-sup": _make(
         RobultMethod, "robult-no-sup", loss_weights={"sup": 0.0}, probe=True

@@ -79,7 +79,8 @@ class RobultMethod(Method):
         model = self.model
         for layer in model.layers:
             layer.trainable = layer is model.task_head
-        model.loss_weights = {"lb": 0.0, "ulb": 0.0, "rec": 0.0, "sup": 1.0}
+        model.loss_weights = {key: 0.0 for key in model.loss_weights}
+        model.loss_weights["sup"] = 1.0
         model.compile(
             optimizer=keras.optimizers.Adam(1e-2),
             jit_compile=self.jit_compile,

@@ -13,7 +13,10 @@ from keras_robult.losses.soft_pu import (
 )
 from keras_robult.models.multimodal_model import MultimodalModel
 
-LOSS_TERMS = ("lb", "ulb", "rec", "sup")
+LOSS_TERMS = ("lb", "ulb", "rec", "sup", "pseudo")
+# L_pseudo (self-training, not in the paper) is opt-in.
+DEFAULT_LOSS_WEIGHTS = {"lb": 1.0, "ulb": 1.0, "rec": 1.0, "sup": 1.0}
+DEFAULT_LOSS_WEIGHTS["pseudo"] = 0.0
 FULL_SET_MODES = ("fused", "late", "mean")
 
 
@@ -31,14 +34,26 @@ class Robult(MultimodalModel):
     reconstruction loss.
 
     Training minimises
-    `L_PU + lambda_rec L_rec + lambda_sup L_sup` with
-    `L_PU = mean_m(lambda_lb L_lb^m + lambda_ulb L_ulb^m)`, the soft
+    `L_PU + lambda_rec L_rec + lambda_sup L_sup + lambda_pseudo L_pseudo`
+    with `L_PU = mean_m(lambda_lb L_lb^m + lambda_ulb L_ulb^m)`, the soft
     positive-unlabeled contrastive loss between `S` and each `Z^m`
     (`keras_robult.losses.soft_pu_loss`), the latent reconstruction loss
     (`keras_robult.losses.latent_reconstruction_loss`) and the task loss of
     every branch on the labeled samples. Gradients are routed as in the
     paper (section 2.3): `L_PU` reaches `f^m, f^0, g^0` only, `L_rec`
     reaches `g^m, r^m` only, `L_sup` reaches everything.
+
+    `L_pseudo` (off by default, `loss_weights={"pseudo": 1.0}` turns it
+    on) is not in the paper: self-training of the unimodal branches, the
+    branch task loss of `L_sup` on the unlabeled samples against the hard
+    pseudo-label of the model's own ensemble prediction (the mean of the
+    fused and late-fused outputs when every modality is present, the late
+    fusion otherwise; under stop-gradient), kept where its confidence
+    reaches `pseudo_threshold`. The paper already uses these predictions as
+    soft targets inside `L_ulb`; `L_pseudo` lets each unimodal branch learn
+    from them directly. On mfeat it raises every single-view accuracy but
+    makes the weak branches confident, which costs accuracy on late-fused
+    subsets (`benchmarks/RESULTS.md`); hence opt-in.
 
     Prediction is per sample, from whatever modalities it has: the fused
     branch when all are present (see `full_set`), otherwise the late fusion
@@ -60,12 +75,13 @@ class Robult(MultimodalModel):
         redundant_dim: int, width `d_z` of `S` and `Z^m`.
         unique_dim: int, width `d_u` of `U^m`; `d_u + d_z` must equal `d`.
         temperature: float, `tau` of the PU contrastive loss. The default
-            1.0 was chosen on a validation split of mfeat (see the README's
-            results section).
+            1.0 was chosen on a validation split of mfeat (see
+            `benchmarks/RESULTS.md`).
         rbf_bandwidth: float, `sigma` of the RBF weight on the cosine scale.
         loss_weights: dict with any of the keys `"lb"`, `"ulb"`, `"rec"`,
-            `"sup"` (default 1.0 each); 0 switches a term off (the ablations
-            of the paper's Table 3).
+            `"sup"` (default 1.0 each; 0 switches a term off: the ablations
+            of the paper's Table 3) and `"pseudo"` (default 0.0, the
+            self-training term described above).
         head_units: int, hidden width of the `g^0`, `g^m` and `r^m` MLPs.
             Defaults to `latent_dim`.
         dropout: float, dropout rate in the heads and the fusion encoder.
@@ -76,6 +92,8 @@ class Robult(MultimodalModel):
             are set to 0 in `L_ulb`.
         fusion_pooling: `"attention"` or `"concat"`, the pooling of the
             default `FusionEncoder` (ignored when `fusion` is given).
+        pseudo_threshold: float in `[0, 1]`, the confidence a pseudo-label
+            needs to enter `L_pseudo` (see `Task.pseudo_labels`).
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -143,6 +161,7 @@ class Robult(MultimodalModel):
         full_set="fused",
         min_pair_probability=0.0,
         fusion_pooling="attention",
+        pseudo_threshold=0.9,
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)
@@ -170,6 +189,11 @@ class Robult(MultimodalModel):
                 f"Unknown `loss_weights` keys {sorted(unknown)}; valid keys "
                 f"are {list(LOSS_TERMS)}."
             )
+        if not 0.0 <= pseudo_threshold <= 1.0:
+            raise ValueError(
+                "`pseudo_threshold` must be in [0, 1]; received "
+                f"{pseudo_threshold!r}."
+            )
         if full_set not in FULL_SET_MODES:
             raise ValueError(
                 f"`full_set` must be one of {FULL_SET_MODES}; received "
@@ -181,12 +205,14 @@ class Robult(MultimodalModel):
         self.temperature = float(temperature)
         self.rbf_bandwidth = float(rbf_bandwidth)
         self.loss_weights = {
-            key: float(loss_weights.get(key, 1.0)) for key in LOSS_TERMS
+            key: float(loss_weights.get(key, DEFAULT_LOSS_WEIGHTS[key]))
+            for key in LOSS_TERMS
         }
         self.head_units = int(head_units or latent_dim)
         self.dropout = float(dropout)
         self.full_set = full_set
         self.min_pair_probability = float(min_pair_probability)
+        self.pseudo_threshold = float(pseudo_threshold)
 
         self.fusion_pooling = fusion_pooling
         self.fusion = fusion or FusionEncoder(
@@ -223,6 +249,7 @@ class Robult(MultimodalModel):
         self.ulb_loss_tracker = keras.metrics.Mean(name="loss_ulb")
         self.rec_loss_tracker = keras.metrics.Mean(name="loss_rec")
         self.sup_loss_tracker = keras.metrics.Mean(name="loss_sup")
+        self.pseudo_loss_tracker = keras.metrics.Mean(name="loss_pseudo")
 
     # ------------------------------------------------------------------ call
     def call(self, inputs, training=None):
@@ -290,12 +317,14 @@ class Robult(MultimodalModel):
         )
         loss_lb, loss_ulb = self.pu_loss(labels, is_labeled, mask, y_pred)
         loss_rec = self.reconstruction_loss(mask, y_pred)
+        loss_pseudo = self.pseudo_label_loss(is_labeled, mask, y_pred)
         w = self.loss_weights
         total = (
             w["lb"] * loss_lb
             + w["ulb"] * loss_ulb
             + w["rec"] * loss_rec
             + w["sup"] * loss_sup
+            + w["pseudo"] * loss_pseudo
             + self.regularization_loss()
         )
         for tracker, value in (
@@ -303,6 +332,7 @@ class Robult(MultimodalModel):
             (self.ulb_loss_tracker, loss_ulb),
             (self.rec_loss_tracker, loss_rec),
             (self.sup_loss_tracker, loss_sup),
+            (self.pseudo_loss_tracker, loss_pseudo),
         ):
             tracker.update_state(ops.stop_gradient(value))
         return total
@@ -317,20 +347,47 @@ class Robult(MultimodalModel):
         (the fusion encoder is mask-aware); branch `m` when modality `m` is.
         Branches with no such sample in the batch are left out of the mean.
         """
-        present = ops.cast(mask > 0.5, "float32")
-        logits = ops.concatenate(
-            [y_pred["fused_logits"][:, None], y_pred["modality_logits"]],
-            axis=1,
-        )
         weight = is_labeled
         if sample_weight is not None:
             weight = weight * ops.reshape(
                 ops.cast(sample_weight, "float32"), (-1,)
             )
+        present = ops.cast(mask > 0.5, "float32")
+        logits = ops.concatenate(
+            [y_pred["fused_logits"][:, None], y_pred["modality_logits"]],
+            axis=1,
+        )
         available = ops.concatenate(
             [ops.max(present, axis=-1, keepdims=True), present], axis=1
         )
         return self.branch_supervised_loss(labels, weight, logits, available)
+
+    def pseudo_label_loss(self, is_labeled, mask, y_pred):
+        """`L_pseudo`: the task loss of the unimodal branches on the
+        unlabeled samples (mean over branches of the mean over samples
+        where the modality is present), against the hard pseudo-label of
+        the ensemble prediction (fused and late fusion averaged when every
+        modality is present, late fusion otherwise), where its confidence
+        reaches `pseudo_threshold`. The teacher is under stop-gradient. The
+        fused branch is left out: trained on its own pseudo-labels it
+        drifted into confirmation bias on mfeat."""
+        is_labeled = ops.cast(is_labeled, "float32")
+        mask = ops.cast(mask, "float32")
+        present = ops.cast(mask > 0.5, "float32")
+        late = self.late_fusion(y_pred["modality_predictions"], mask)
+        teacher = ops.where(
+            ops.min(present, axis=-1, keepdims=True) > 0,
+            0.5 * (y_pred["fused_prediction"] + late),
+            late,
+        )
+        pseudo, confidence = self.task.pseudo_labels(ops.stop_gradient(teacher))
+        weight = (1.0 - is_labeled) * ops.cast(
+            confidence >= self.pseudo_threshold, "float32"
+        )
+        logits = y_pred["modality_logits"]
+        return self.branch_supervised_loss(
+            ops.stop_gradient(pseudo), weight, logits, present
+        )
 
     def pu_loss(self, labels, is_labeled, mask, y_pred):
         """`(L_lb, L_ulb)`, each averaged over modalities: the soft PU loss
@@ -398,6 +455,7 @@ class Robult(MultimodalModel):
                 "dropout": self.dropout,
                 "full_set": self.full_set,
                 "min_pair_probability": self.min_pair_probability,
+                "pseudo_threshold": self.pseudo_threshold,
                 "fusion_pooling": self.fusion_pooling,
             }
         )

@@ -32,7 +32,37 @@ def test_probe_trains_only_the_task_head():
     method.fit(x, y, epochs=1, batch_size=16)
     trainable = {v.path.split("/")[1] for v in method.model.trainable_variables}
     assert trainable == {"task_head"}
-    assert method.model.loss_weights["sup"] == 1.0
+    weights = method.model.loss_weights
+    assert weights["sup"] == 1.0
+    assert all(v == 0.0 for k, v in weights.items() if k != "sup")
+
+
+@pytest.mark.parametrize(
+    "name, term, value",
+    [
+        ("robult", "pseudo", 0.0),
+        ("robult-pseudo", "pseudo", 1.0),
+        ("robult-no-rec", "rec", 0.0),
+        ("robult-no-lb", "lb", 0.0),
+        ("robult-no-ulb", "ulb", 0.0),
+    ],
+)
+def test_variants_change_one_loss_weight(name, term, value):
+    method = registry.METHODS[name](
+        tasks.Classification(3), {"a": (2,)}, None, latent_dim=8
+    )
+    weights = method.build_model().loss_weights
+    assert weights[term] == value
+    defaults = (
+        registry.METHODS["robult"](
+            tasks.Classification(3), {"a": (2,)}, None, latent_dim=8
+        )
+        .build_model()
+        .loss_weights
+    )
+    assert {k: v for k, v in weights.items() if k != term} == {
+        k: v for k, v in defaults.items() if k != term
+    }
 
 
 def test_unknown_method():

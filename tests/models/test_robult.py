@@ -32,25 +32,31 @@ def snapshot(model):
     "weights, must_move, must_not_move",
     [
         (
-            {"lb": 0, "ulb": 0, "sup": 0, "rec": 1},
+            {"lb": 0, "ulb": 0, "sup": 0, "rec": 1, "pseudo": 0},
             {"unique_heads", "reconstruction_heads"},
             {"encoders", "fusion", "shared_head", "task_head"},
         ),
         (
-            {"lb": 1, "ulb": 1, "sup": 0, "rec": 0},
+            {"lb": 1, "ulb": 1, "sup": 0, "rec": 0, "pseudo": 0},
             {"encoders", "fusion", "shared_head"},
             {"unique_heads", "reconstruction_heads", "task_head"},
         ),
         (
-            {"lb": 0, "ulb": 0, "sup": 1, "rec": 0},
+            {"lb": 0, "ulb": 0, "sup": 1, "rec": 0, "pseudo": 0},
             {"encoders", "fusion", "shared_head", "unique_heads", "task_head"},
             {"reconstruction_heads"},
         ),
+        (
+            {"lb": 0, "ulb": 0, "sup": 0, "rec": 0, "pseudo": 1},
+            {"encoders", "shared_head", "unique_heads", "task_head"},
+            {"fusion", "reconstruction_heads"},
+        ),
     ],
-    ids=["rec_only", "pu_only", "sup_only"],
+    ids=["rec_only", "pu_only", "sup_only", "pseudo_only"],
 )
 def test_gradient_routing(weights, must_move, must_not_move):
-    model = build_model(loss_weights=weights)
+    # Threshold 0 so that an untrained model's pseudo-labels all count.
+    model = build_model(loss_weights=weights, pseudo_threshold=0.0)
     model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=JIT_COMPILE)
     x, y = make_multimodal(num_samples=32, labeled_fraction=0.3)
     model(x)
@@ -145,7 +151,8 @@ def test_masked_out_modality_values_never_matter():
     ["no_labels", "one_class", "one_sample", "modality_missing", "equal"],
 )
 def test_finite_loss_and_gradients(case):
-    model = build_model()
+    # Every term on, the self-training one with every pseudo-label counted.
+    model = build_model(loss_weights={"pseudo": 1.0}, pseudo_threshold=0.0)
     model.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=JIT_COMPILE)
     n = 1 if case == "one_sample" else 8
     x, y = make_multimodal(num_samples=n, labeled_fraction=0.5)
@@ -167,7 +174,9 @@ def test_finite_loss_and_gradients(case):
 
 
 def test_loss_terms_are_reported_and_match_functions():
-    model = build_model()
+    model = build_model(
+        loss_weights={"rec": 0.5, "pseudo": 2.0}, pseudo_threshold=0.0
+    )
     model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
     x, y = make_multimodal(num_samples=16)
     logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
@@ -177,11 +186,14 @@ def test_loss_terms_are_reported_and_match_functions():
         "loss_ulb",
         "loss_rec",
         "loss_sup",
+        "loss_pseudo",
         "accuracy",
     ):
         assert key in logs
-    total = (
-        logs["loss_lb"] + logs["loss_ulb"] + logs["loss_rec"] + logs["loss_sup"]
+    assert logs["loss_pseudo"] > 0
+    total = sum(
+        weight * logs[f"loss_{term}"]
+        for term, weight in model.loss_weights.items()
     )
     np.testing.assert_allclose(logs["loss"], total, rtol=1e-4)
     out = to_numpy(model(x))
@@ -191,6 +203,48 @@ def test_loss_terms_are_reported_and_match_functions():
     )
     ce = -np.log(branches[np.arange(16), :, labels])[labeled].mean(0)
     np.testing.assert_allclose(logs["loss_sup"], ce.mean(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.4])
+def test_pseudo_label_loss_matches_numpy(threshold):
+    """`L_pseudo` against a loop-by-loop NumPy reference: hard labels from
+    the ensemble teacher (fused and late averaged where every modality is
+    present, late fusion otherwise), unlabeled samples above the threshold,
+    unimodal branches only, per-branch means over samples where the
+    modality is present, then the mean over branches that have any."""
+    model = build_model(pseudo_threshold=threshold)
+    x, y = make_multimodal(num_samples=12, labeled_fraction=0.25)
+    x["modality_mask"][:4] = [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]]
+    out = to_numpy(model(x))
+    loss = to_numpy(
+        model.pseudo_label_loss(y["is_labeled"], x["modality_mask"], model(x))
+    )
+    mask = x["modality_mask"] > 0
+    fused, branch = out["fused_prediction"], out["modality_predictions"]
+    per_branch = {b: [] for b in range(3)}
+    for j in range(12):
+        if y["is_labeled"][j] > 0:
+            continue
+        late = branch[j, mask[j]].mean(0)
+        teacher = 0.5 * (fused[j] + late) if mask[j].all() else late
+        if teacher.max() < threshold:
+            continue
+        target = teacher.argmax()
+        for m in range(3):
+            if mask[j, m]:
+                per_branch[m].append(-np.log(branch[j, m, target]))
+    means = [np.mean(v) for v in per_branch.values() if v]
+    expected = np.mean(means) if means else 0.0
+    np.testing.assert_allclose(loss, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_pseudo_threshold_one_keeps_no_unlabeled_sample():
+    model = build_model(pseudo_threshold=1.0)
+    x, y = make_multimodal(num_samples=8, labeled_fraction=0.5)
+    loss = model.pseudo_label_loss(
+        y["is_labeled"], x["modality_mask"], model(x)
+    )
+    assert float(to_numpy(loss)) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -295,6 +349,7 @@ def test_get_config_from_config():
         ({"loss_weights": {"pu": 1.0}}, "Unknown `loss_weights`"),
         ({"full_set": "both"}, "full_set"),
         ({"temperature": 0.0}, "temperature"),
+        ({"pseudo_threshold": 1.5}, "pseudo_threshold"),
         ({"task": "classification"}, "keras_robult.tasks.Task"),
     ],
 )
