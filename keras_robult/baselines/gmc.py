@@ -92,8 +92,7 @@ class GMC(MultimodalModel):
         latents = self.encode(inputs, mask)  # (B, M, d)
         joint = self.joint_encoder(latents, mask)  # (B, d)
         mean_present = self.late_fusion(latents, mask)
-        all_present = ops.all(mask > 0.5, axis=-1, keepdims=True)
-        representation = ops.where(all_present, joint, mean_present)
+        representation = self.where_all_present(mask, joint, mean_present)
         projected = self.projection_head(
             ops.concatenate(
                 [joint[:, None], latents, representation[:, None]], axis=1

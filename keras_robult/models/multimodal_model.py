@@ -138,6 +138,13 @@ class MultimodalModel(keras.Model):
         count = ops.sum(weights, axis=-1, keepdims=True)
         return safe_divide(total, count)
 
+    @staticmethod
+    def where_all_present(mask, full, partial):
+        """Per sample: `full` where every modality is present, else
+        `partial` (mask arithmetic, no branch on data)."""
+        all_present = ops.all(mask > 0.5, axis=-1, keepdims=True)
+        return ops.where(all_present, full, partial)
+
     # --------------------------------------------------------------- targets
     def unpack_targets(self, x, y):
         """`(labels, is_labeled)` from a target dict, plain labels or None.

@@ -13,10 +13,15 @@ from keras_robult.losses.soft_pu import (
 )
 from keras_robult.models.multimodal_model import MultimodalModel
 
-LOSS_TERMS = ("lb", "ulb", "rec", "sup", "pseudo")
 # L_pseudo (self-training, not in the paper) is opt-in.
-DEFAULT_LOSS_WEIGHTS = {"lb": 1.0, "ulb": 1.0, "rec": 1.0, "sup": 1.0}
-DEFAULT_LOSS_WEIGHTS["pseudo"] = 0.0
+DEFAULT_LOSS_WEIGHTS = {
+    "lb": 1.0,
+    "ulb": 1.0,
+    "rec": 1.0,
+    "sup": 1.0,
+    "pseudo": 0.0,
+}
+LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 FULL_SET_MODES = ("fused", "late", "mean")
 
 
@@ -255,7 +260,6 @@ class Robult(MultimodalModel):
     def call(self, inputs, training=None):
         self._check_inputs(inputs)
         mask = self._modality_mask(inputs)
-        present = mask > 0.5
         latents = self.encode(inputs, mask)  # H^m: (B, M, d)
 
         fused_latent = self.fusion(latents, mask)  # (B, d)
@@ -288,8 +292,7 @@ class Robult(MultimodalModel):
             full = late
         else:
             full = 0.5 * (fused_prediction + late)
-        all_present = ops.all(present, axis=-1, keepdims=True)
-        prediction = ops.where(all_present, full, late)
+        prediction = self.where_all_present(mask, full, late)
 
         return {
             "prediction": prediction,
@@ -347,16 +350,16 @@ class Robult(MultimodalModel):
         (the fusion encoder is mask-aware); branch `m` when modality `m` is.
         Branches with no such sample in the batch are left out of the mean.
         """
-        weight = is_labeled
-        if sample_weight is not None:
-            weight = weight * ops.reshape(
-                ops.cast(sample_weight, "float32"), (-1,)
-            )
         present = ops.cast(mask > 0.5, "float32")
         logits = ops.concatenate(
             [y_pred["fused_logits"][:, None], y_pred["modality_logits"]],
             axis=1,
         )
+        weight = is_labeled
+        if sample_weight is not None:
+            weight = weight * ops.reshape(
+                ops.cast(sample_weight, "float32"), (-1,)
+            )
         available = ops.concatenate(
             [ops.max(present, axis=-1, keepdims=True), present], axis=1
         )
@@ -373,20 +376,19 @@ class Robult(MultimodalModel):
         drifted into confirmation bias on mfeat."""
         is_labeled = ops.cast(is_labeled, "float32")
         mask = ops.cast(mask, "float32")
-        present = ops.cast(mask > 0.5, "float32")
         late = self.late_fusion(y_pred["modality_predictions"], mask)
-        teacher = ops.where(
-            ops.min(present, axis=-1, keepdims=True) > 0,
-            0.5 * (y_pred["fused_prediction"] + late),
-            late,
+        teacher = self.where_all_present(
+            mask, 0.5 * (y_pred["fused_prediction"] + late), late
         )
         pseudo, confidence = self.task.pseudo_labels(ops.stop_gradient(teacher))
         weight = (1.0 - is_labeled) * ops.cast(
             confidence >= self.pseudo_threshold, "float32"
         )
-        logits = y_pred["modality_logits"]
         return self.branch_supervised_loss(
-            ops.stop_gradient(pseudo), weight, logits, present
+            ops.stop_gradient(pseudo),
+            weight,
+            y_pred["modality_logits"],
+            ops.cast(mask > 0.5, "float32"),
         )
 
     def pu_loss(self, labels, is_labeled, mask, y_pred):
@@ -399,8 +401,8 @@ class Robult(MultimodalModel):
         """
         present = ops.cast(mask > 0.5, "float32")
         label_dist = self.task.label_distribution(labels)
-        pseudo = ops.where(
-            ops.min(present, axis=-1, keepdims=True) > 0,
+        pseudo = self.where_all_present(
+            mask,
             y_pred["fused_prediction"],
             self.late_fusion(y_pred["modality_predictions"], mask),
         )

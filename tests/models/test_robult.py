@@ -215,9 +215,10 @@ def test_pseudo_label_loss_matches_numpy(threshold):
     model = build_model(pseudo_threshold=threshold)
     x, y = make_multimodal(num_samples=12, labeled_fraction=0.25)
     x["modality_mask"][:4] = [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]]
-    out = to_numpy(model(x))
+    y_pred = model(x)
+    out = to_numpy(y_pred)
     loss = to_numpy(
-        model.pseudo_label_loss(y["is_labeled"], x["modality_mask"], model(x))
+        model.pseudo_label_loss(y["is_labeled"], x["modality_mask"], y_pred)
     )
     mask = x["modality_mask"] > 0
     fused, branch = out["fused_prediction"], out["modality_predictions"]
