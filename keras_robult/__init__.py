@@ -4,7 +4,7 @@ Multimodal models robust to missing modalities and scarce labels, on the
 TensorFlow, JAX and PyTorch backends.
 """
 
-from keras_robult import baselines, encoders, layers, losses, tasks
+from keras_robult import baselines, encoders, export, layers, losses, tasks
 from keras_robult.models.robult import Robult
 from keras_robult.version import __version__
 
@@ -12,6 +12,7 @@ __all__ = [
     "Robult",
     "baselines",
     "encoders",
+    "export",
     "layers",
     "losses",
     "tasks",

@@ -79,6 +79,35 @@ def _parser():
         "--out", help="results folder (default: results/<data>-<time>/)"
     )
     evaluate.add_argument("--backend", choices=BACKENDS)
+
+    export = sub.add_parser(
+        "export",
+        help="export a saved .keras model as a SavedModel for TF Serving",
+        description=(
+            "Writes a SavedModel whose serving_default signature takes one "
+            "named input per modality plus modality_mask (any subset per "
+            "sample) and returns prediction, modality_predictions and "
+            "num_modalities; plus one serve_<modality> endpoint each."
+        ),
+    )
+    export.add_argument("--model", required=True, help="a .keras file")
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out"
+    )
+    export.add_argument(
+        "--no-modality-endpoints",
+        action="store_true",
+        help="only the serving_default signature",
+    )
+    export.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="tensorflow",
+        help="backend that loads the model (default tensorflow: a .keras "
+        "file is backend-neutral, and TensorFlow exports it directly)",
+    )
+    export.add_argument("--quiet", action="store_true", help="no log")
     return parser
 
 
@@ -197,11 +226,56 @@ def _train(args):
     return 0
 
 
-def _evaluate(args):
+def _load_model(path):
+    """A keras_robult model from a .keras file, or a clear error."""
     import keras
-    import numpy as np
 
     import keras_robult  # noqa: F401  (registers the serialisable classes)
+    from keras_robult.models.multimodal_model import MultimodalModel
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such model file: {path}")
+    try:
+        model = keras.models.load_model(path)
+    except Exception as error:
+        raise ValueError(
+            f"{path} could not be loaded as a Keras model: "
+            f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from error
+    if not isinstance(model, MultimodalModel):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, not a keras_robult "
+            "model (Robult, GMC, UnimodalEnsemble)."
+        )
+    return model
+
+
+def _export(args):
+    import keras
+
+    from keras_robult.export import export_saved_model
+
+    model = _load_model(args.model)
+    if not args.quiet:
+        print(
+            f"robult export: {args.model} ({type(model).__name__}, "
+            f"modalities {list(model.modalities)}) loaded under the "
+            f"{keras.backend.backend()} backend",
+            flush=True,
+        )
+    export_saved_model(
+        model,
+        args.out,
+        overwrite=args.overwrite,
+        modality_endpoints=not args.no_modality_endpoints,
+        verbose=not args.quiet,
+    )
+    return 0
+
+
+def _evaluate(args):
+    import numpy as np
+
     from keras_robult.data.npz import load_npz
     from keras_robult.experiments.protocol import (
         _summarise,
@@ -209,10 +283,8 @@ def _evaluate(args):
     )
     from keras_robult.experiments.report import markdown_table, write_results
 
-    if not os.path.exists(args.model):
-        raise FileNotFoundError(f"No such model file: {args.model}")
     data = load_npz(args.data)
-    model = keras.models.load_model(args.model)
+    model = _load_model(args.model)
     modalities = list(model.modalities)
     x = data["x"]
     given = [m for m in x if m != "modality_mask"]
@@ -270,8 +342,16 @@ def main(argv=None):
         _ensure_backend(args, argv)
         if args.command == "train":
             return _train(args)
+        if args.command == "export":
+            return _export(args)
         return _evaluate(args)
-    except (ValueError, FileNotFoundError, KeyError, OSError) as error:
+    except (
+        ValueError,
+        FileNotFoundError,
+        KeyError,
+        OSError,
+        RuntimeError,
+    ) as error:
         message = str(error).strip().splitlines()
         print(
             f"robult: error: {message[0] if message else error}",

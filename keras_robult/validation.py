@@ -23,22 +23,40 @@ def check_keys(keys, modalities):
         )
 
 
-def _as_array(value, what):
+def is_string_array(array):
+    """True for NumPy arrays of text (`str`, `bytes`, or objects that are
+    all `str` / `bytes`), the raw input of a modality whose tokenizer is
+    part of the model."""
+    if array.dtype.kind in "US":
+        return True
+    return array.dtype == object and all(
+        isinstance(v, (str, bytes)) for v in array.reshape(-1)
+    )
+
+
+def _as_array(value, what, allow_strings=False):
     try:
         array = np.asarray(value)
     except Exception as error:  # e.g. ragged lists
         raise ValueError(f"{what} cannot be read as an array: {error}")
+    if allow_strings and array.size and is_string_array(array):
+        return array
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.number) or array.dtype == bool
     ):
         raise ValueError(
-            f"{what} must be numeric; received dtype {array.dtype}."
+            f"{what} must be numeric"
+            + (" (or text)" if allow_strings else "")
+            + f"; received dtype {array.dtype}."
         )
     return array
 
 
-def check_modality_mask(mask, num_samples, modalities):
-    """Validates a `(samples, M)` 0/1 mask; returns it as float32."""
+def check_modality_mask(mask, num_samples, modalities, allow_empty=False):
+    """Validates a `(samples, M)` 0/1 mask; returns it as float32.
+
+    A row with no modality present is an error unless `allow_empty` (at
+    prediction time such a row gets the model's fallback output)."""
     mask = _as_array(mask, f"'{MASK_KEY}'")
     if mask.shape != (num_samples, len(modalities)):
         raise ValueError(
@@ -50,7 +68,7 @@ def check_modality_mask(mask, num_samples, modalities):
         bad = mask[(mask != 0) & (mask != 1)][0]
         raise ValueError(f"'{MASK_KEY}' must hold 0 or 1; found {bad!r}.")
     empty = np.flatnonzero(mask.sum(axis=1) == 0)
-    if empty.size:
+    if empty.size and not allow_empty:
         raise ValueError(
             f"Sample {empty[0]} has every modality missing ("
             f"{empty.size} such samples); every sample needs at least one "
@@ -59,20 +77,27 @@ def check_modality_mask(mask, num_samples, modalities):
     return mask.astype("float32")
 
 
-def check_arrays(x, y, modalities, task=None):
+def check_arrays(x, y, modalities, task=None, allow_empty_rows=False):
     """Checks a dict of arrays (and targets) for structure and values.
 
     Args:
         x: dict, modality name -> array, optionally `"modality_mask"`.
+            A modality may hold text (its tokenizer is then part of the
+            model's encoder).
         y: None, labels, or dict with `"label"` and optional `"is_labeled"`.
         modalities: sequence of modality names.
         task: optional `Task` whose label checks are applied.
+        allow_empty_rows: bool, accept samples with every modality missing
+            (prediction only: they get the model's fallback output).
 
     Raises:
         ValueError naming the modality, row or label at fault.
     """
     check_keys(x.keys(), modalities)
-    arrays = {m: _as_array(x[m], f"Modality '{m}'") for m in modalities}
+    arrays = {
+        m: _as_array(x[m], f"Modality '{m}'", allow_strings=True)
+        for m in modalities
+    }
     lengths = {m: a.shape[0] if a.ndim else None for m, a in arrays.items()}
     if len(set(lengths.values())) != 1 or None in lengths.values():
         raise ValueError(
@@ -83,7 +108,9 @@ def check_arrays(x, y, modalities, task=None):
     if num_samples == 0:
         raise ValueError("The dataset is empty (0 samples).")
     if MASK_KEY in x:
-        mask = check_modality_mask(x[MASK_KEY], num_samples, modalities)
+        mask = check_modality_mask(
+            x[MASK_KEY], num_samples, modalities, allow_empty_rows
+        )
     else:
         mask = np.ones((num_samples, len(modalities)), "float32")
     for index, name in enumerate(modalities):

@@ -99,12 +99,14 @@ class GMC(MultimodalModel):
             )
         )  # (B, M + 2, p)
         logits = self.classifier(projected)
-        return {
+        outputs = {
             "prediction": self.task.activation(logits[:, -1]),
             "branch_logits": logits[:, :-1],  # joint, then each modality
             "joint_projection": projected[:, 0],
             "modality_projections": projected[:, 1:-1],
+            "modality_predictions": self.task.activation(logits[:, 1:-1]),
         }
+        return self.with_fallback(outputs, mask)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True

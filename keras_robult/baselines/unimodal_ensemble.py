@@ -56,11 +56,12 @@ class UnimodalEnsemble(MultimodalModel):
             axis=1,
         )
         predictions = self.task.activation(logits)
-        return {
+        outputs = {
             "prediction": self.late_fusion(predictions, mask),
             "modality_logits": logits,
             "modality_predictions": predictions,
         }
+        return self.with_fallback(outputs, mask)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True

@@ -168,6 +168,9 @@ class Method(abc.ABC):
         `label` and `is_labeled`) for `epochs` epochs."""
         keras.utils.set_random_seed(seed)
         self.model = self.build_model()
+        # The fallback for samples with no modality (the dataset path of
+        # `fit` cannot see the labels without consuming a shuffle epoch).
+        self.model.set_label_prior(y["label"], y["is_labeled"])
         self.model.compile(
             optimizer=self.optimizer(), jit_compile=self.jit_compile
         )

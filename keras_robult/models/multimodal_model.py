@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 from keras import ops
 
 from keras_robult.layers.latent_projection import LatentProjection
@@ -9,6 +10,7 @@ from keras_robult.validation import (
     check_arrays,
     check_dataset_spec,
     check_keys,
+    is_string_array,
 )
 
 
@@ -22,8 +24,15 @@ class MultimodalModel(keras.Model):
     missing modalities, input checks with clear errors (at trace time in
     `call`, on the data before `fit` / `evaluate` / `predict`), late fusion,
     target unpacking and the task metric on labeled samples. Subclasses
-    implement `call` (returning at least `"prediction"`) and
-    `compute_loss`.
+    implement `call` (returning at least `"prediction"`, passed through
+    `with_fallback`) and `compute_loss`.
+
+    A sample with no modality present (allowed in `predict` and serving,
+    an error in `fit` / `evaluate`) gets a defined, finite fallback
+    prediction: the training-label prior (`label_prior`, a non-trainable
+    weight set by `fit` from array inputs or by `set_label_prior`; the
+    task's `default_prior()` until then) and `num_modalities = 0`. Every
+    other sample of the batch is unaffected.
 
     Args:
         encoders: dict, modality name -> Keras layer producing
@@ -75,6 +84,8 @@ class MultimodalModel(keras.Model):
             for name in self.modalities
         }
         self.task_metric = task.make_metric()
+        self._input_dtypes = {}
+        self._pending_prior = None
 
     # ---------------------------------------------------------------- inputs
     def _check_inputs(self, inputs):
@@ -105,28 +116,145 @@ class MultimodalModel(keras.Model):
         raised here, before anything is marked as built.
         """
         self._check_inputs(inputs_shape)
+        prior = self._pending_prior
+        if prior is None:
+            prior = self.task.default_prior()
+        self.label_prior = self.add_weight(
+            shape=(self.task.output_dim,),
+            initializer=keras.initializers.Constant(prior),
+            trainable=False,
+            name="label_prior",
+        )
+        self._pending_prior = None
         self.call(
             {
-                key: keras.KerasTensor(tuple(shape))
+                key: keras.KerasTensor(
+                    tuple(shape), dtype=self._input_dtypes.get(key, "float32")
+                )
                 for key, shape in inputs_shape.items()
             }
         )
         self.built = True
 
+    @property
+    def input_dtypes(self):
+        """dict, input name -> dtype the model was given (`"float32"` where
+        it has not seen data); travels with the saved model."""
+        return {
+            key: self._input_dtypes.get(key, "float32")
+            for key in self.modalities + (MASK_KEY,)
+        }
+
+    def get_build_config(self):
+        config = super().get_build_config()
+        if config is not None and self._input_dtypes:
+            config["input_dtypes"] = dict(self._input_dtypes)
+        return config
+
+    def build_from_config(self, config):
+        config = dict(config)
+        self._input_dtypes = dict(config.pop("input_dtypes", {}))
+        super().build_from_config(config)
+
+    def _record_input_dtypes(self, x):
+        """Remembers the dtype of each input (once, before building)."""
+        if self.built or self._input_dtypes:
+            return
+        if isinstance(x, dict):
+            dtypes = {k: np.asarray(v).dtype for k, v in x.items()}
+        else:
+            spec = getattr(x, "element_spec", None)
+            spec = spec[0] if isinstance(spec, tuple) else spec
+            if not isinstance(spec, dict):
+                return
+            dtypes = {
+                k: np.dtype(v.dtype.as_numpy_dtype) for k, v in spec.items()
+            }
+        for key, dtype in dtypes.items():
+            if dtype.kind in "USO":
+                self._input_dtypes[key] = "string"
+            elif dtype.kind in "iub":
+                self._input_dtypes[key] = keras.backend.standardize_dtype(
+                    dtype.name
+                )
+            else:
+                self._input_dtypes[key] = "float32"
+
+    def _check_text_inputs(self, x):
+        """Text goes only to a modality the model takes as text, and only
+        on TensorFlow (the one backend with string tensors)."""
+        expected = self.input_dtypes
+        for name in self.modalities:
+            array = np.asarray(x[name]) if name in x else None
+            if array is None or not array.size:
+                continue
+            text = is_string_array(array)
+            if text and keras.backend.backend() != "tensorflow":
+                raise ValueError(
+                    f"Modality '{name}' holds text; text inputs (a tokenizer "
+                    "inside the encoder) need the TensorFlow backend, this "
+                    f"is {keras.backend.backend()}. Tokenize in the data "
+                    "pipeline and feed numeric token ids instead."
+                )
+            if text != (expected[name] == "string"):
+                raise ValueError(
+                    f"Modality '{name}' was built for "
+                    + ("text" if expected[name] == "string" else "numeric")
+                    + f" ({expected[name]}) input; received "
+                    + (
+                        "text."
+                        if text
+                        else f"numeric input of dtype {array.dtype}."
+                    )
+                )
+
+    # -------------------------------------------------------------- fallback
+    def set_label_prior(self, labels, is_labeled=None):
+        """Sets the fallback prediction for samples with no modality present
+        to the training-label prior of `labels` (labeled rows only; see
+        `Task.label_prior`). `fit` calls it on array inputs; call it
+        yourself when you train from a `tf.data.Dataset`.
+
+        Returns:
+            The prior, a NumPy `(output_dim,)` array.
+        """
+        prior = self.task.label_prior(labels, is_labeled)
+        if self.built:
+            self.label_prior.assign(prior)
+        else:
+            self._pending_prior = prior
+        return prior
+
+    def with_fallback(self, outputs, mask):
+        """Adds `num_modalities` (present count, int32 `(batch,)`) to the
+        call outputs and replaces `prediction` by `label_prior` on samples
+        with no modality present."""
+        count = ops.sum(ops.cast(mask > 0.5, "int32"), axis=-1)
+        prediction = outputs["prediction"]
+        prior = ops.cast(self.label_prior, prediction.dtype)[None, :]
+        outputs["prediction"] = ops.where(
+            count[:, None] > 0, prediction, ops.zeros_like(prediction) + prior
+        )
+        outputs["num_modalities"] = count
+        return outputs
+
     def encode(self, inputs, mask):
         """Stacked modality latents `(batch, M, latent_dim)`.
 
         A missing modality is zero-filled before its encoder, so its values
-        (even NaN) never reach anything downstream.
+        (even NaN) never reach anything downstream. Text inputs (a model
+        whose encoder holds the tokenizer, TensorFlow only) cannot be NaN
+        and pass unchanged; the mask removes a missing one downstream.
         """
         present = mask > 0.5
         latents = []
         for index, name in enumerate(self.modalities):
             x = inputs[name]
-            keep = ops.reshape(
-                present[:, index], (-1,) + (1,) * (len(x.shape) - 1)
-            )
-            x = ops.where(keep, x, ops.zeros_like(x))
+            if keras.backend.standardize_dtype(x.dtype) != "string":
+                keep = ops.reshape(
+                    present[:, index], (-1,) + (1,) * (len(x.shape) - 1)
+                )
+                x = ops.where(keep, x, ops.zeros_like(x))
             latents.append(self.projections[name](self.encoders[name](x)))
         return ops.stack(latents, axis=1)
 
@@ -209,11 +337,13 @@ class MultimodalModel(keras.Model):
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     # ---------------------------------------------------------- eager checks
-    def _check_data(self, x, y=None):
+    def _check_data(self, x, y=None, allow_empty_rows=False):
         if x is None:
             return
+        self._record_input_dtypes(x)
         if isinstance(x, dict):
-            check_arrays(x, y, self.modalities, self.task)
+            self._check_text_inputs(x)
+            check_arrays(x, y, self.modalities, self.task, allow_empty_rows)
         elif hasattr(x, "__array__") or isinstance(x, (list, tuple)):
             raise ValueError(
                 f"{type(self).__name__} expects a dict of modality arrays "
@@ -222,21 +352,44 @@ class MultimodalModel(keras.Model):
         else:
             check_dataset_spec(x, self.modalities)
 
+    @staticmethod
+    def _text_as_objects(x):
+        """NumPy text arrays (`<U`, `<S`) as object arrays, the form Keras'
+        data adapters turn into string tensors."""
+        if not isinstance(x, dict):
+            return x
+        return {
+            k: v.astype(object)
+            if isinstance(v, np.ndarray) and v.dtype.kind in "US"
+            else v
+            for k, v in x.items()
+        }
+
     def fit(self, x=None, y=None, *args, **kwargs):
+        x = self._text_as_objects(x)
         self._check_data(x, y)
         validation_data = kwargs.get("validation_data")
         if isinstance(validation_data, (tuple, list)):
             self._check_data(*validation_data[:2])
         elif validation_data is not None:
             self._check_data(validation_data)
+        if isinstance(x, dict) and y is not None:
+            labels, is_labeled = (
+                (y["label"], y.get("is_labeled"))
+                if isinstance(y, dict)
+                else (y, None)
+            )
+            self.set_label_prior(labels, is_labeled)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        x = self._text_as_objects(x)
         self._check_data(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._check_data(x)
+        x = self._text_as_objects(x)
+        self._check_data(x, allow_empty_rows=True)
         return super().predict(x, *args, **kwargs)
 
     # ----------------------------------------------------------- serialising

@@ -108,7 +108,10 @@ class Robult(MultimodalModel):
         training: bool.
 
     Returns (from `call`, `predict`): a dict with
-        `prediction` `(batch, output_dim)`; `fused_prediction`
+        `prediction` `(batch, output_dim)` (for a sample with no modality
+        present: the training-label prior, see `set_label_prior`);
+        `num_modalities` `(batch,)` int32, the present count;
+        `fused_prediction`
         `(batch, output_dim)`; `modality_predictions` `(batch, M,
         output_dim)`; `fused_logits`, `modality_logits` (raw head outputs);
         `fused_latent` `H^0` `(batch, d)`; `modality_latents` `H^m`
@@ -294,7 +297,7 @@ class Robult(MultimodalModel):
             full = 0.5 * (fused_prediction + late)
         prediction = self.where_all_present(mask, full, late)
 
-        return {
+        outputs = {
             "prediction": prediction,
             "fused_prediction": fused_prediction,
             "modality_predictions": modality_predictions,
@@ -307,6 +310,7 @@ class Robult(MultimodalModel):
             "unique": unique,
             "reconstruction": reconstruction,
         }
+        return self.with_fallback(outputs, mask)
 
     # ------------------------------------------------------------------ loss
     def compute_loss(

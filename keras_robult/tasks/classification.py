@@ -68,6 +68,12 @@ class Classification(Task):
         predictions = ops.cast(predictions, "float32")
         return ops.argmax(predictions, axis=-1), ops.max(predictions, -1)
 
+    def _label_prior(self, labels):
+        counts = np.bincount(
+            labels.astype("int64").reshape(-1), minlength=self.num_classes
+        )
+        return counts / counts.sum()
+
     def make_metric(self):
         return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 

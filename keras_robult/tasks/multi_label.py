@@ -83,6 +83,12 @@ class MultiLabel(Task):
         agree = p * q + (1.0 - p) * (1.0 - q)
         return ops.exp(ops.sum(ops.log(ops.maximum(agree, EPSILON)), -1))
 
+    def default_prior(self):
+        return np.full((self.num_labels,), 0.5, "float32")
+
+    def _label_prior(self, labels):
+        return labels.astype("float64").mean(axis=0)
+
     def make_metric(self):
         return keras.metrics.BinaryAccuracy(name="binary_accuracy")
 

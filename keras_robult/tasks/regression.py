@@ -91,6 +91,12 @@ class Regression(Task):
     def metric_labels(self, labels):
         return ops.reshape(ops.cast(labels, "float32"), (-1, 1))
 
+    def default_prior(self):
+        return np.zeros((1,), "float32")
+
+    def _label_prior(self, labels):
+        return np.array([labels.astype("float64").mean()])
+
     def make_metric(self):
         return keras.metrics.MeanAbsoluteError(name="mae")
 

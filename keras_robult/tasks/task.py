@@ -67,6 +67,31 @@ class Task(abc.ABC):
             confidence in `[0, 1]` compared with a threshold.
         """
 
+    def default_prior(self):
+        """Fallback output for a sample with no modality present when the
+        model never saw a label: uniform class probabilities (0.5 per label
+        for multi-label, 0 for regression). A NumPy `(output_dim,)` array.
+        """
+        return np.full((self.output_dim,), 1.0 / self.output_dim, "float32")
+
+    def label_prior(self, labels, is_labeled=None):
+        """The training-label prior in the task output space, `(output_dim,)`
+        (NumPy): what a model that sees no modality should predict. Computed
+        over the labeled rows; `default_prior()` when there is none.
+
+        Classification: class frequencies; multi-label: per-label positive
+        rate; regression: the mean target.
+        """
+        labels = self.validate_labels(labels, is_labeled)
+        rows = labeled_rows(labels, is_labeled)
+        if len(rows) == 0:
+            return self.default_prior()
+        return self._label_prior(rows).astype("float32")
+
+    @abc.abstractmethod
+    def _label_prior(self, labels):
+        """`label_prior` on a non-empty NumPy array of labeled rows."""
+
     def pair_probability(self, p, q):
         """Probability that sample j of `p` and sample k of `q` share a
         class, shape `(batch_p, batch_q)`. Default: inner product of the

@@ -112,3 +112,48 @@ def test_constructor_errors():
         tasks.Regression(bins=(3, -3))
     with pytest.raises(ValueError, match="num_labels"):
         tasks.MultiLabel(0)
+
+
+@pytest.mark.parametrize(
+    "task, labels, is_labeled, expected",
+    [
+        (
+            tasks.Classification(4),
+            np.array([0, 1, 1, 3, 2, 2]),
+            np.array([1, 1, 1, 1, 0, 0]),
+            [0.25, 0.5, 0.0, 0.25],  # class 2 only on unlabeled rows
+        ),
+        (
+            tasks.MultiLabel(3),
+            np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1]]),
+            np.array([1, 1, 0, 1]),
+            [1.0, 2 / 3, 1 / 3],
+        ),
+        (
+            tasks.Regression(),
+            np.array([-3.0, 1.0, np.nan, 2.5]),
+            np.array([1, 1, 0, 1]),
+            [0.5 / 3],
+        ),
+    ],
+    ids=["classification", "multilabel", "regression"],
+)
+def test_label_prior_over_labeled_rows(task, labels, is_labeled, expected):
+    prior = task.label_prior(labels, is_labeled)
+    assert prior.shape == (task.output_dim,) and prior.dtype == np.float32
+    np.testing.assert_allclose(prior, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "task, expected",
+    [
+        (tasks.Classification(4), [0.25] * 4),
+        (tasks.MultiLabel(2), [0.5, 0.5]),
+        (tasks.Regression(), [0.0]),
+    ],
+)
+def test_default_prior_without_labels(task, expected):
+    np.testing.assert_allclose(task.default_prior(), expected)
+    labels = task.placeholder_labels(3)
+    no_label = task.label_prior(np.asarray(labels), np.zeros(3))
+    np.testing.assert_allclose(no_label, expected)

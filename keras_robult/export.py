@@ -1,0 +1,378 @@
+"""SavedModel export for TF Serving, from a model trained on any backend.
+
+The exported SavedModel has one `serving_default` signature that takes one
+named input per modality (its trailing shape and dtype, batch dimension
+free) plus `modality_mask` (float32 `(batch, M)`, 1 = present), and returns
+`prediction` (task output space), `modality_predictions` `(batch, M,
+output_dim)` and `num_modalities` (int32 `(batch,)`, the present count).
+Any sample may omit any modality (send zeros and a 0 in the mask); a sample
+with none gets the model's training-label prior and `num_modalities = 0`.
+Optional endpoints `serve_<modality>` take that modality's tensor alone.
+
+Routes, chosen from the running backend:
+- `"tensorflow"`: `keras.export.ExportArchive` on the model as it is;
+- `"jax2tf"`: the same archive on JAX, through `jax2tf` (shape-polymorphic
+  batch dimension);
+- `"reload"`: the model is saved to a temporary `.keras` file, which a
+  TensorFlow-backend subprocess (`robult export`) reloads and exports. Used
+  for PyTorch, and for JAX if its direct export fails.
+
+TensorFlow is imported here only, lazily.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import keras
+
+from keras_robult.validation import MASK_KEY
+
+#: Outputs of every serving endpoint.
+SERVING_OUTPUTS = ("prediction", "modality_predictions", "num_modalities")
+ROUTES = ("tensorflow", "jax2tf", "reload")
+# What TensorFlow accepts as an input name in a signature.
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
+
+
+def _check_model(model):
+    from keras_robult.models.multimodal_model import MultimodalModel
+
+    if not isinstance(model, MultimodalModel):
+        raise ValueError(
+            "export_saved_model takes a keras_robult model (Robult, GMC, "
+            f"UnimodalEnsemble); received {type(model).__name__}."
+        )
+    if not model.built:
+        raise ValueError(
+            f"The model '{model.name}' is not built: train it, call it on a "
+            "batch, or load a trained .keras file before exporting (the "
+            "input shapes of the signature come from the built model)."
+        )
+    for name in model.modalities:
+        if not _NAME_PATTERN.match(name):
+            raise ValueError(
+                f"Modality name '{name}' cannot name a SavedModel input "
+                "(allowed: letters, digits, '.', '_', '-', '/', starting "
+                "with a letter, digit or '.'). Rename the modality."
+            )
+
+
+def input_specs(model):
+    """`tf.TensorSpec` per serving input: each modality with its trailing
+    shape and dtype, then `modality_mask`; the batch dimension is free.
+
+    Args:
+        model: a built keras_robult model.
+
+    Returns:
+        dict, input name -> `tf.TensorSpec` (named after the input).
+    """
+    import tensorflow as tf
+
+    _check_model(model)
+    config = model.get_build_config() or {}
+    shapes = config.get("input_shape") or {}
+    dtypes = model.input_dtypes
+    specs = {}
+    for name in model.modalities + (MASK_KEY,):
+        if name == MASK_KEY:
+            shape = (None, model.num_modalities)
+        elif name in shapes:
+            shape = (None,) + tuple(shapes[name][1:])
+        else:
+            raise ValueError(
+                f"The model records no input shape for modality '{name}'."
+            )
+        specs[name] = tf.TensorSpec(shape, tf.as_dtype(dtypes[name]), name)
+    return specs
+
+
+def _check_request(inputs, specs):
+    """TensorFlow assertions with clear messages on the request's shapes
+    (a signature does not check them itself)."""
+    import tensorflow as tf
+
+    checks = []
+    batch = None
+    for name, tensor in inputs.items():
+        expected = specs[name].shape[1:]
+        shape = tf.shape(tensor, out_type=tf.int64)
+        checks.append(
+            tf.debugging.assert_equal(
+                shape[1:],
+                tf.constant(expected.as_list(), tf.int64),
+                message=f"Input {name} must have shape (batch, "
+                + ", ".join(str(d) for d in expected)
+                + ")",
+            )
+        )
+        if batch is None:
+            batch = shape[0]
+        else:
+            checks.append(
+                tf.debugging.assert_equal(
+                    shape[0],
+                    batch,
+                    message=f"Input {name} has another batch size than "
+                    f"{next(iter(inputs))}",
+                )
+            )
+    with tf.control_dependencies(checks):
+        return {name: tf.identity(t) for name, t in inputs.items()}
+
+
+def _write_archive(model, path, modality_endpoints):
+    """Builds the SavedModel with `keras.export.ExportArchive`: the model's
+    computation becomes one TensorFlow function (traced on TensorFlow,
+    converted with jax2tf on JAX), which the TensorFlow-side endpoints
+    call after checking the request."""
+    import tensorflow as tf
+
+    specs = input_specs(model)
+
+    def serve(inputs):
+        outputs = model(inputs, training=False)
+        return {key: outputs[key] for key in SERVING_OUTPUTS}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # Keras' own conversion of a backend function into a tf.function (the
+    # step `add_endpoint` runs before registering a signature).
+    model_fn = archive._backend_add_endpoint("model", serve, [specs])
+
+    @tf.function(input_signature=[specs], autograph=False)
+    def serving_default(inputs):
+        return model_fn(_check_request(inputs, specs))
+
+    endpoints = {"serving_default": serving_default}
+    for index, name in enumerate(
+        model.modalities if modality_endpoints else ()
+    ):
+
+        def serve_one(x, index=index, name=name):
+            x = _check_request({name: x}, specs)[name]
+            batch = tf.shape(x)[0]
+            inputs = {}
+            for other, spec in specs.items():
+                if other == name:
+                    inputs[other] = x
+                elif other == MASK_KEY:
+                    row = tf.one_hot([index], model.num_modalities)
+                    inputs[other] = tf.tile(row, tf.stack([batch, 1]))
+                else:
+                    shape = tf.concat(
+                        [
+                            [batch],
+                            tf.constant(spec.shape[1:].as_list(), tf.int32),
+                        ],
+                        axis=0,
+                    )
+                    blank = "" if spec.dtype == tf.string else 0
+                    inputs[other] = tf.fill(
+                        shape, tf.constant(blank, spec.dtype)
+                    )
+            return model_fn(inputs)
+
+        endpoints[f"serve_{name}"] = tf.function(
+            serve_one, input_signature=[specs[name]], autograph=False
+        )
+    for name, function in endpoints.items():
+        function.get_concrete_function()  # traced once, as add_endpoint needs
+        archive.add_endpoint(name, function)
+    archive.write_out(path, verbose=False)
+
+
+def _reload_and_export(model, path, modality_endpoints):
+    """Saves a `.keras` file and exports it in a TensorFlow subprocess."""
+    with tempfile.TemporaryDirectory(prefix="robult-export-") as folder:
+        source = os.path.join(folder, "model.keras")
+        model.save(source)
+        command = [
+            sys.executable,
+            "-m",
+            "keras_robult.cli",
+            "export",
+            "--model",
+            source,
+            "--out",
+            path,
+            "--backend",
+            "tensorflow",
+            "--quiet",
+        ]
+        if not modality_endpoints:
+            command.append("--no-modality-endpoints")
+        env = dict(os.environ, KERAS_BACKEND="tensorflow")
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=env
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                "Exporting through a TensorFlow subprocess failed (exit "
+                f"{result.returncode}):\n{result.stderr[-4000:]}"
+            )
+
+
+def export_saved_model(
+    model,
+    path,
+    overwrite=False,
+    modality_endpoints=True,
+    route=None,
+    verbose=True,
+):
+    """Exports a keras_robult model as a SavedModel for TF Serving.
+
+    The directory is written next to `path` and moved into place only when
+    complete, so an interrupted export never leaves a half-written model.
+
+    Args:
+        model: a built (trained) keras_robult model, on any backend.
+        path: output directory.
+        overwrite: bool, replace an existing `path`.
+        modality_endpoints: bool, add one `serve_<modality>` endpoint per
+            modality.
+        route: `None` (choose from the backend), `"tensorflow"`,
+            `"jax2tf"` or `"reload"`.
+        verbose: bool, print the route taken.
+
+    Returns:
+        The route taken (`"tensorflow"`, `"jax2tf"` or `"reload"`).
+
+    Example:
+
+    ```python
+    model.fit(x, y, epochs=10)
+    keras_robult.export.export_saved_model(model, "exported/robult")
+    served = tf.saved_model.load("exported/robult")
+    served.signatures["serving_default"](**inputs)["prediction"]
+    ```
+    """
+    _check_model(model)
+    backend = keras.backend.backend()
+    native = {"tensorflow": "tensorflow", "jax": "jax2tf"}.get(backend)
+    if route is None:
+        route = native or "reload"
+    if route not in ROUTES:
+        raise ValueError(
+            f"`route` must be one of {ROUTES}; received {route!r}."
+        )
+    if route in ("tensorflow", "jax2tf") and route != native:
+        raise ValueError(
+            f"Route '{route}' needs the "
+            + ("TensorFlow" if route == "tensorflow" else "JAX")
+            + f" backend; this is {backend}. Use route='reload'."
+        )
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"The output directory {path} exists; pass overwrite=True "
+            "(`robult export --overwrite`) to replace it."
+        )
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".robult-export-", dir=parent)
+    target = os.path.join(staging, "saved_model")
+    try:
+        if route == "reload":
+            _reload_and_export(model, target, modality_endpoints)
+        else:
+            try:
+                _write_archive(model, target, modality_endpoints)
+            except Exception as error:
+                if route != "jax2tf":
+                    raise
+                if verbose:
+                    print(
+                        "robult export: the jax2tf export failed ("
+                        f"{type(error).__name__}: {str(error)[:200]}); "
+                        "falling back to the reload route",
+                        flush=True,
+                    )
+                shutil.rmtree(target, ignore_errors=True)
+                route = "reload"
+                _reload_and_export(model, target, modality_endpoints)
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if verbose:
+        how = {
+            "tensorflow": "exported directly on the TensorFlow backend",
+            "jax2tf": "JAX functions converted with jax2tf",
+            "reload": ".keras file reloaded under TensorFlow in a subprocess",
+        }[route]
+        print(f"robult export: route {route} ({how}) -> {path}", flush=True)
+    return route
+
+
+def rest_request(inputs, signature_name="serving_default"):
+    """The body of a TF Serving REST `:predict` request (row format).
+
+    Args:
+        inputs: dict, input name -> array with a leading batch axis (the
+            modalities and `modality_mask`, or one modality for a
+            `serve_<modality>` signature).
+        signature_name: str.
+
+    Returns:
+        A JSON-serialisable dict `{"signature_name": ..., "instances":
+        [{name: value, ...}, ...]}`, one instance per sample.
+    """
+    import numpy as np
+
+    arrays = {k: np.asarray(v) for k, v in inputs.items()}
+    sizes = {len(v) for v in arrays.values()}
+    if len(sizes) != 1:
+        raise ValueError(
+            "Every input needs the same number of samples; received "
+            f"{ {k: len(v) for k, v in arrays.items()} }."
+        )
+
+    def plain(value):
+        if value.dtype.kind in "SO":
+            return value.astype(str).tolist()
+        return value.tolist()
+
+    return {
+        "signature_name": signature_name,
+        "instances": [
+            {k: plain(v[i]) for k, v in arrays.items()}
+            for i in range(sizes.pop())
+        ],
+    }
+
+
+def grpc_request(inputs, model_name, signature_name="serving_default"):
+    """A TF Serving gRPC `PredictRequest` (needs the `serving` extra,
+    `tensorflow-serving-api`).
+
+    Args:
+        inputs: dict, input name -> array with a leading batch axis.
+        model_name: str, the name the model server serves it under.
+        signature_name: str.
+
+    Returns:
+        A `tensorflow_serving.apis.predict_pb2.PredictRequest`.
+    """
+    import tensorflow as tf
+
+    try:
+        from tensorflow_serving.apis import predict_pb2
+    except ImportError as error:
+        raise ImportError(
+            "grpc_request needs tensorflow-serving-api: pip install "
+            "'keras-robult[serving]'"
+        ) from error
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request

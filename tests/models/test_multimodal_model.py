@@ -1,0 +1,154 @@
+"""What every keras_robult model shares: the fallback for samples with no
+modality present, the stored label prior and the recorded input dtypes."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_robult
+from keras_robult import baselines, encoders, tasks
+from tests.conftest import JIT_COMPILE, make_multimodal, to_numpy
+
+MODELS = {
+    "robult": lambda enc, task: keras_robult.Robult(
+        enc, task, latent_dim=16, redundant_dim=8, unique_dim=8
+    ),
+    "gmc": lambda enc, task: baselines.GMC(
+        enc, task, latent_dim=16, projection_dim=8
+    ),
+    "unimodal": lambda enc, task: baselines.UnimodalEnsemble(
+        enc, task, latent_dim=16
+    ),
+}
+
+
+def build(kind, task=None, num_modalities=3):
+    enc = {
+        f"m{i}": encoders.MLPEncoder(16, hidden_units=(16,))
+        for i in range(num_modalities)
+    }
+    return MODELS[kind](enc, task or tasks.Classification(3))
+
+
+def fitted(kind):
+    model = build(kind)
+    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    x, y = make_multimodal(num_samples=48, labeled_fraction=0.3)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    return model, x, y
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_fit_stores_the_labeled_class_frequencies(kind):
+    model, _, y = fitted(kind)
+    labeled = y["label"][y["is_labeled"] > 0]
+    expected = np.bincount(labeled, minlength=3) / labeled.size
+    np.testing.assert_allclose(to_numpy(model.label_prior), expected, 1e-6)
+    assert not model.label_prior.trainable
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_rows_with_no_modality_get_the_prior_and_others_are_untouched(kind):
+    model, x, _ = fitted(kind)
+    rng = np.random.default_rng(3)
+    mask = (rng.random((48, 3)) < 0.6).astype("float32")
+    mask[mask.sum(1) == 0, 1] = 1.0
+    batch = dict(x, modality_mask=mask)
+    reference = model.predict(batch, batch_size=48, verbose=0)
+    emptied = dict(batch, modality_mask=mask.copy())
+    emptied["modality_mask"][[4, 17]] = 0.0
+    out = model.predict(emptied, batch_size=48, verbose=0)
+
+    prior = to_numpy(model.label_prior)
+    np.testing.assert_array_equal(out["prediction"][[4, 17]], [prior, prior])
+    np.testing.assert_array_equal(out["num_modalities"][[4, 17]], [0, 0])
+    keep = np.setdiff1d(np.arange(48), [4, 17])
+    # Bit-equal on every other row: one empty row changes nothing else.
+    np.testing.assert_array_equal(
+        out["prediction"][keep], reference["prediction"][keep]
+    )
+    np.testing.assert_array_equal(
+        out["num_modalities"], emptied["modality_mask"].sum(1).astype(int)
+    )
+    assert out["num_modalities"].dtype == np.int32
+    assert out["modality_predictions"].shape == (48, 3, 3)
+
+
+def test_training_and_evaluation_still_refuse_empty_rows():
+    model, x, y = fitted("robult")
+    empty = dict(x, modality_mask=x["modality_mask"].copy())
+    empty["modality_mask"][7] = 0
+    for run in (model.fit, model.evaluate):
+        with pytest.raises(ValueError, match="Sample 7 has every modality"):
+            run(empty, y, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "task, labels, expected",
+    [
+        (tasks.Regression(), np.array([1.0, 2.0, -1.5, 0.5]), [0.5]),
+        (
+            tasks.MultiLabel(2),
+            np.array([[1, 0], [1, 1], [0, 0], [1, 0]]),
+            [0.75, 0.25],
+        ),
+    ],
+    ids=["regression", "multilabel"],
+)
+def test_prior_of_other_tasks_is_served(task, labels, expected):
+    model = build("robult", task=task, num_modalities=2)
+    x, _ = make_multimodal(num_samples=4, dims=(3, 2))
+    x["modality_mask"] = np.zeros((4, 2), "float32")
+    before = model.predict(x, verbose=0)["prediction"]  # never saw a label
+    np.testing.assert_allclose(before, [task.default_prior()] * 4)
+    np.testing.assert_allclose(model.set_label_prior(labels), expected)
+    after = model.predict(x, verbose=0)["prediction"]
+    np.testing.assert_allclose(after, [expected] * 4, rtol=1e-6)
+
+
+def test_prior_set_before_build_and_kept_by_save(tmp_path):
+    model = build("robult")
+    model.set_label_prior(np.array([2, 2, 2, 0]))  # not built yet
+    x, _ = make_multimodal(num_samples=8)
+    x["m1"] = x["m1"].astype("float64")
+    model.predict(x, verbose=0)
+    np.testing.assert_allclose(to_numpy(model.label_prior), [0.25, 0, 0.75])
+    path = os.path.join(tmp_path, "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(to_numpy(loaded.label_prior), [0.25, 0, 0.75])
+    assert loaded.input_dtypes == {
+        "m0": "float32",
+        "m1": "float32",
+        "m2": "float32",
+        "modality_mask": "float32",
+    }
+    assert loaded.get_build_config()["input_shape"]["m0"][1:] == [6]
+
+
+def test_integer_inputs_are_recorded_as_such():
+    vocab = 20
+    model = keras_robult.Robult(
+        {
+            "tokens": keras.Sequential(
+                [
+                    keras.layers.Embedding(vocab, 8),
+                    keras.layers.GlobalAveragePooling1D(),
+                ]
+            ),
+            "m1": encoders.MLPEncoder(16),
+        },
+        tasks.Classification(3),
+        latent_dim=16,
+        redundant_dim=8,
+        unique_dim=8,
+    )
+    x = {
+        "tokens": np.random.default_rng(0).integers(0, vocab, (6, 5)),
+        "m1": np.ones((6, 4), "float32"),
+    }
+    model.predict(x, verbose=0)
+    assert model.input_dtypes["tokens"] == "int64"
+    assert model.input_dtypes["modality_mask"] == "float32"
