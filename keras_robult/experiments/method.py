@@ -36,7 +36,12 @@ def default_encoder(
         )
         return keras.Sequential(layers, name=f"{name}_encoder")
     if len(shape) == 2:
-        return SequenceEncoder(units, dropout=dropout, name=f"{name}_encoder")
+        # Width 64 (MulT used 30-40 on the MOSI / MOSEI features): at 128
+        # a MOSEI-sized epoch takes 137 s on a 2-core CPU, at 64 about 45 s
+        # (benchmarks/recipes.py).
+        return SequenceEncoder(
+            units, hidden_dim=64, dropout=dropout, name=f"{name}_encoder"
+        )
     raise ValueError(
         f"Modality '{name}' has per-sample shape {tuple(shape)}; the "
         "built-in encoders take vectors (features,) or sequences (time, "
@@ -87,6 +92,8 @@ class Method(abc.ABC):
         ema_momentum: float or None; when set, the optimizer keeps an
             exponential moving average of the weights, which replaces them
             at the end of training (Keras `use_ema`).
+        patience: int, epochs without improvement of the validation metric
+            before early stopping (runs with a validation split only).
     """
 
     name = "method"
@@ -102,6 +109,7 @@ class Method(abc.ABC):
         encoder_dropout=0.0,
         weight_decay=0.0,
         ema_momentum=None,
+        patience=10,
     ):
         self.task = task
         self.input_shapes = dict(input_shapes)
@@ -115,6 +123,7 @@ class Method(abc.ABC):
         self.encoder_dropout = encoder_dropout
         self.weight_decay = weight_decay
         self.ema_momentum = ema_momentum
+        self.patience = patience
 
     def encoder(self, name):
         return default_encoder(
@@ -163,9 +172,19 @@ class Method(abc.ABC):
         """A fresh, uncompiled Keras model whose `call` returns a dict with
         `"prediction"`."""
 
-    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0):
+    #: Early stopping watches the task metric on the validation split
+    #: (`val_<metric>`); a method without a trained task head during the
+    #: main fit (the no-L_sup probe) watches `val_loss` instead.
+    monitor_task_metric = True
+
+    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0, validation=None):
         """Trains on `x` (dict with `modality_mask`) and `y` (dict with
-        `label` and `is_labeled`) for `epochs` epochs."""
+        `label` and `is_labeled`) for at most `epochs` epochs.
+
+        With `validation = (x_val, labels_val)` (every sample labeled),
+        `keras.callbacks.EarlyStopping` stops when the validation metric
+        has not improved for `patience` epochs and restores the best
+        weights."""
         keras.utils.set_random_seed(seed)
         self.model = self.build_model()
         # The fallback for samples with no modality (the dataset path of
@@ -178,17 +197,45 @@ class Method(abc.ABC):
             self.dataset(x, y, batch_size, seed, self.labeled_only),
             epochs,
             f"  {self.name} (seed {seed})" if verbose else None,
+            validation=validation,
+            batch_size=batch_size,
         )
         return self
 
-    def train(self, dataset, epochs, label=None):
-        """`model.fit` with one progress bar over the epochs (if `label`)."""
-        self.model.fit(
+    def early_stopping(self):
+        """The `EarlyStopping` callback of a run with a validation split."""
+        monitor, mode = "val_loss", "min"
+        if self.monitor_task_metric:
+            metric = self.model.task_metric
+            monitor = f"val_{metric.name}"
+            mode = "min" if metric.name in ("mae", "mse") else "max"
+        return keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            mode=mode,
+            patience=self.patience,
+            restore_best_weights=True,
+        )
+
+    def train(
+        self, dataset, epochs, label=None, validation=None, batch_size=256
+    ):
+        """`model.fit` with one progress bar over the epochs (if `label`)
+        and early stopping on `validation` (if given)."""
+        callbacks = [EpochProgress(epochs, label)] if label else []
+        validation_data = None
+        if validation is not None:
+            x_val, labels_val = validation
+            validation_data = make_dataset(
+                x_val, labels_val, task=self.task, batch_size=batch_size
+            )
+            callbacks.append(self.early_stopping())
+        self.history = self.model.fit(
             dataset,
             epochs=epochs,
             verbose=0,
             shuffle=False,  # the dataset reshuffles itself
-            callbacks=[EpochProgress(epochs, label)] if label else [],
+            callbacks=callbacks,
+            validation_data=validation_data,
         )
 
     def predict(self, x, batch_size=1024):

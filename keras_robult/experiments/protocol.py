@@ -94,6 +94,7 @@ def run_protocol(
     dataset="data",
     verbose=1,
     save_models=None,
+    validation_mask=None,
 ):
     """Trains and evaluates every method on every seed.
 
@@ -114,6 +115,10 @@ def run_protocol(
         verbose: 0 silent, 1 progress bars and a line per evaluation.
         save_models: optional function `(method_name, seed) -> path`; where
             it returns a path, the trained model is saved there.
+        validation_mask: optional boolean `(samples,)` validation split
+            (every sample labeled), kept out of training and used for early
+            stopping with the best weights restored; the test split is used
+            only for the reported metrics.
 
     Returns:
         `(results, splits)`: the results dict (schema of `results.json`) and
@@ -131,10 +136,25 @@ def run_protocol(
     per_subset = {}  # (method, subset, metric) -> [per seed]
     curves = {}  # method -> [per seed curve]
     splits = {}
+    in_validation = np.zeros(num, bool)
+    if validation_mask is not None and test_mask is None:
+        raise ValueError("A validation split needs an explicit test split.")
+    if validation_mask is not None:
+        in_validation = np.asarray(validation_mask, bool)
+        if test_mask is not None and np.any(in_validation & test_mask):
+            raise ValueError("The validation and test splits overlap.")
+    valid = np.flatnonzero(in_validation)
+    validation = None
+    if valid.size:
+        x_valid = {m: np.asarray(x[m])[valid] for m in modalities}
+        x_valid[MASK_KEY] = full_mask[valid]
+        validation = (x_valid, y[valid])
     for seed in seeds:
         if test_mask is not None:
             test = np.flatnonzero(test_mask)
-            train = np.flatnonzero(~np.asarray(test_mask, bool))
+            train = np.flatnonzero(
+                ~np.asarray(test_mask, bool) & ~in_validation
+            )
         else:
             train, test = train_test_split(y, 0.3, seed=seed, task=task)
         if is_labeled is not None:
@@ -148,6 +168,8 @@ def run_protocol(
             "test": test.tolist(),
             "labeled": train[labeled].tolist(),
         }
+        if valid.size:
+            splits[seed]["valid"] = valid.tolist()
         x_train = {m: np.asarray(x[m])[train] for m in modalities}
         x_train[MASK_KEY] = full_mask[train]
         y_train = {"label": y[train], "is_labeled": labeled.astype("float32")}
@@ -170,6 +192,7 @@ def run_protocol(
                 batch_size,
                 seed=seed,
                 verbose=verbose,
+                validation=validation,
             )
             subset_metrics, curve = evaluate_predictor(
                 method.predict, x_test, y[test], task.name, modalities, seed

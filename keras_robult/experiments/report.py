@@ -133,8 +133,9 @@ def plot_missing_rate(results, path):
     return path
 
 
-def write_results(results, splits, out_dir):
-    """Writes `results.json`, `results.md`, `missing_rate.png` and
+def write_results(results, splits, out_dir, metrics=None):
+    """Writes `results.json`, `results.md` (one table per metric of
+    `metrics`, default the primary metric), `missing_rate.png` and
     `labeled_indices.json` under `out_dir`; returns their paths."""
     validate_results(results)
     os.makedirs(out_dir, exist_ok=True)
@@ -147,7 +148,9 @@ def write_results(results, splits, out_dir):
     with open(paths["json"], "w") as handle:
         json.dump(results, handle, indent=1)
     with open(paths["markdown"], "w") as handle:
-        handle.write(markdown_table(results))
+        handle.write(
+            "\n".join(markdown_table(results, m) for m in metrics or [None])
+        )
     with open(paths["splits"], "w") as handle:
         json.dump({f"seed_{k}": v for k, v in splits.items()}, handle)
     # Last, and never fatal: the numbers above are already on disk.

@@ -36,6 +36,7 @@ class RobultMethod(Method):
         loss_weights=None,
         probe=False,
         probe_epochs=200,
+        patience=10,
         **model_kwargs,
     ):
         super().__init__(
@@ -48,6 +49,7 @@ class RobultMethod(Method):
             encoder_dropout=encoder_dropout,
             weight_decay=weight_decay,
             ema_momentum=ema_momentum,
+            patience=patience,
         )
         self.loss_weights = loss_weights
         self.probe = probe
@@ -67,8 +69,12 @@ class RobultMethod(Method):
             **kwargs,
         )
 
-    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0):
-        super().fit(x, y, epochs, batch_size, seed, verbose)
+    @property
+    def monitor_task_metric(self):
+        return not self.probe
+
+    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0, validation=None):
+        super().fit(x, y, epochs, batch_size, seed, verbose, validation)
         if self.probe:
             self._fit_probe(x, y, batch_size, seed, verbose)
         return self

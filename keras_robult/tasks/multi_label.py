@@ -90,7 +90,10 @@ class MultiLabel(Task):
         return labels.astype("float64").mean(axis=0)
 
     def make_metric(self):
-        return keras.metrics.BinaryAccuracy(name="binary_accuracy")
+        # The paper's MM-IMDb metric; early stopping watches it.
+        return keras.metrics.F1Score(
+            average="macro", threshold=0.5, name="f1_macro"
+        )
 
     def validate_labels(self, labels, is_labeled=None):
         labels = super().validate_labels(labels, is_labeled)

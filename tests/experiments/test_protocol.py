@@ -94,3 +94,61 @@ def test_results_survive_a_failing_plot(tmp_path, monkeypatch):
     assert "plot" not in paths
     with open(paths["json"]) as handle:
         assert json.load(handle)["results"][0]["mean"] == 0.5
+
+
+def test_validation_split_stops_early_and_restores_the_best_weights():
+    x, y = make_multimodal(num_samples=120, num_classes=3, noise=2.0)
+    rows = np.arange(120)
+    train, valid = rows < 80, rows >= 80
+    method = registry.method_factories(["robult"], latent_dim=16, patience=2)[
+        "robult"
+    ](
+        tasks.Classification(3),
+        {m: x[m].shape[1:] for m in ("m0", "m1", "m2")},
+        None,
+    )
+    x_train = {k: v[train] for k, v in x.items()}
+    y_train = {k: v[train] for k, v in y.items()}
+    x_valid = {k: v[valid] for k, v in x.items()}
+    method.fit(
+        x_train,
+        y_train,
+        epochs=60,
+        batch_size=16,
+        validation=(x_valid, y["label"][valid]),
+    )
+    history = method.history.history
+    assert len(history["val_accuracy"]) < 60  # stopped early
+    best = max(history["val_accuracy"])
+    restored = method.model.evaluate(
+        x_valid, y["label"][valid], batch_size=40, return_dict=True, verbose=0
+    )["accuracy"]
+    assert restored == pytest.approx(best)
+
+
+def test_run_protocol_keeps_the_validation_split_out_of_training():
+    x, y = make_multimodal(num_samples=60, num_classes=3)
+    marks = np.arange(60) % 6
+    _, splits = run_protocol(
+        x,
+        y["label"],
+        tasks.Classification(3),
+        registry.method_factories(["unimodal"], latent_dim=8),
+        seeds=(0,),
+        epochs=1,
+        batch_size=16,
+        test_mask=marks == 0,
+        validation_mask=marks == 1,
+        verbose=0,
+    )
+    split = splits[0]
+    assert split["valid"] == np.flatnonzero(marks == 1).tolist()
+    assert not set(split["train"]) & (set(split["valid"]) | set(split["test"]))
+    with pytest.raises(ValueError, match="needs an explicit test split"):
+        run_protocol(
+            x,
+            y["label"],
+            tasks.Classification(3),
+            {},
+            validation_mask=marks == 1,
+        )

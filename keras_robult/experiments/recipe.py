@@ -1,0 +1,203 @@
+"""What the scripts in `recipes/` share: their command line and one run of
+the protocol on a dataset's official train / validation / test splits.
+
+Keras is imported only inside `run_recipe`, after `ensure_backend` has
+fixed the backend.
+"""
+
+import argparse
+import os
+import sys
+
+SMOKE_SAMPLES = 64
+
+
+def recipe_parser(description, epochs=100, batch_size=256):
+    """The command line every recipe takes."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data-dir", required=True, help="folder (or file) of the dataset"
+    )
+    parser.add_argument("--labeled-fraction", type=float, default=0.05)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--methods", nargs="+", default=None, help="default: every method"
+    )
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="early stopping: epochs without validation improvement",
+    )
+    parser.add_argument("--latent-dim", type=int, default=128)
+    parser.add_argument("--out", help="results folder")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"one epoch on the first {SMOKE_SAMPLES} samples of each "
+        "split, first seed only (checks an install and a data folder)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="Keras backend (default: $KERAS_BACKEND, else jax)",
+    )
+    parser.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def ensure_backend(backend):
+    """Re-executes the running script under `backend` when Keras would
+    otherwise start with another one."""
+    from keras_robult.cli import _choose_backend
+
+    backend = _choose_backend(backend)
+    if os.environ.get("KERAS_BACKEND") == backend:
+        return
+    if os.environ.get("_ROBULT_REEXEC"):
+        raise RuntimeError(f"could not switch the Keras backend to {backend}")
+    env = dict(os.environ, KERAS_BACKEND=backend, _ROBULT_REEXEC="1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stdout.flush()
+    os.execvpe(sys.executable, [sys.executable] + sys.argv, env)
+
+
+def _concatenate(splits):
+    import numpy as np
+
+    keys = list(splits[0][0])
+    x = {k: np.concatenate([s[0][k] for s in splits]) for k in keys}
+    y = np.concatenate([s[1] for s in splits])
+    sizes = [len(s[1]) for s in splits]
+    marks = np.repeat(np.arange(len(splits)), sizes)
+    return x, y, marks
+
+
+def run_recipe(args, splits, task, dataset, metrics):
+    """Runs every method on `splits = (train, valid, test)` (each `(x, y)`)
+    and writes the results folder.
+
+    The labeled subset is drawn from the train split (stratified, per
+    seed); the validation split drives early stopping; the test split gives
+    the reported metrics (`metrics`: the table rows of `results.md`).
+
+    Returns:
+        The results folder.
+    """
+    from keras_robult.experiments.protocol import run_protocol
+    from keras_robult.experiments.registry import METHODS, method_factories
+    from keras_robult.experiments.report import markdown_table, write_results
+
+    if not 0 < args.labeled_fraction <= 1:
+        raise ValueError("--labeled-fraction must be in (0, 1]")
+    epochs, seeds = args.epochs, args.seeds
+    if args.smoke:
+        splits = [
+            ({k: v[:SMOKE_SAMPLES] for k, v in x.items()}, y[:SMOKE_SAMPLES])
+            for x, y in splits
+        ]
+        epochs, seeds = 1, seeds[:1]
+    for (x, y), name in zip(splits, ("train", "valid", "test")):
+        if len(y) == 0:
+            raise ValueError(f"The {name} split of {dataset} is empty.")
+    x, y, marks = _concatenate(splits)
+    names = args.methods or list(METHODS)
+    out = args.out or os.path.join("results", dataset)
+    models = os.path.join(out, "models")
+
+    def save_models(name, seed):
+        os.makedirs(models, exist_ok=True)
+        return os.path.join(models, f"{name}-seed{seed}.keras")
+
+    results, split_indices = run_protocol(
+        x,
+        y,
+        task,
+        method_factories(
+            names, latent_dim=args.latent_dim, patience=args.patience
+        ),
+        seeds=seeds,
+        labeled_fraction=args.labeled_fraction,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        test_mask=marks == 2,
+        validation_mask=marks == 1,
+        dataset=dataset,
+        verbose=0 if args.quiet else 1,
+        save_models=save_models,
+    )
+    write_results(results, split_indices, out, metrics=metrics)
+    for metric in metrics:
+        print()
+        print(markdown_table(results, metric))
+    print(f"Results written to {out}/")
+    return out
+
+
+def main(
+    description,
+    load,
+    make_task,
+    dataset,
+    metrics,
+    epochs=100,
+    batch_size=256,
+    add_arguments=None,
+    argv=None,
+):
+    """The whole of a recipe script: parse, pick the backend, load the
+    splits with `load(args)`, run, report. Returns the exit code (2 with
+    one `recipe: error:` line for bad input)."""
+    parser = recipe_parser(description, epochs, batch_size)
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        ensure_backend(args.backend)
+        run_recipe(args, load(args), make_task(), dataset, metrics)
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as error:
+        lines = str(error).strip().splitlines()
+        print(
+            f"{dataset} recipe: error: {lines[0] if lines else error}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+SENTIMENT_METRICS = ("mae", "corr", "f1_weighted", "acc2", "acc7")
+
+
+def sentiment_recipe(description, dataset, argv=None):
+    """The MOSI / MOSEI recipe: regression in [-3, 3] (7 PU bins), one
+    `SequenceEncoder` per modality, the paper's Table 1 metrics."""
+    import importlib
+
+    def add_arguments(parser):
+        parser.add_argument(
+            "--unaligned", action="store_true", help="the unaligned file"
+        )
+
+    def load(args):
+        module = importlib.import_module(f"keras_robult.datasets.{dataset}")
+        return module.load_data(args.data_dir, aligned=not args.unaligned)
+
+    def make_task():
+        from keras_robult.tasks import Regression
+
+        return Regression(bins=(-3, 3))
+
+    return main(
+        description,
+        load,
+        make_task,
+        dataset,
+        SENTIMENT_METRICS,
+        add_arguments=add_arguments,
+        argv=argv,
+    )

@@ -1,0 +1,136 @@
+"""The recipes end to end (`--smoke`) on files written in the distributed
+formats: a valid results folder with the paper's metric names."""
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from tests.datasets.writers import write_mmimdb, write_mult
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def recipe(name):
+    return runpy.run_path(os.path.join(ROOT, "recipes", f"{name}.py"))
+
+
+def smoke(name, data_dir, out, *extra):
+    return recipe(name)["run"](
+        [
+            "--data-dir",
+            str(data_dir),
+            "--smoke",
+            "--seeds",
+            "0",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def check_results(out, subsets, metrics, methods):
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    found = {
+        (r["method"], "+".join(r["subset"]), r["metric"])
+        for r in results["results"]
+    }
+    for method in methods:
+        for subset in subsets:
+            for metric in metrics:
+                assert (method, subset, metric) in found
+    with open(os.path.join(out, "labeled_indices.json")) as f:
+        split = json.load(f)["seed_0"]
+    assert split["valid"] and split["test"] and split["labeled"]
+    assert not set(split["valid"]) & set(split["train"])
+    assert set(split["labeled"]) <= set(split["train"])
+    with open(os.path.join(out, "results.md")) as f:
+        assert f.read().count("| subset |") == len(metrics)
+    for method in methods:
+        assert os.path.exists(
+            os.path.join(out, "models", f"{method}-seed0.keras")
+        )
+    return results
+
+
+def test_mosei_recipe(tmp_path):
+    write_mult(tmp_path / "mosei_senti_data.pkl", "mosei")
+    out = tmp_path / "out"
+    assert smoke("mosei", tmp_path, out, "--methods", "robult") == 0
+    check_results(
+        out,
+        ["text", "audio"],
+        ["mae", "corr", "f1_weighted", "acc2", "acc7"],
+        ["robult"],
+    )
+
+
+def test_mmimdb_recipe(tmp_path):
+    write_mmimdb(tmp_path / "multimodal_imdb.hdf5", num=80)
+    out = tmp_path / "out"
+    assert smoke("mmimdb", tmp_path, out, "--methods", "robult", "gmc") == 0
+    results = check_results(
+        out,
+        ["text", "image", "text+image"],
+        ["f1_macro", "f1_micro"],
+        ["robult", "gmc"],
+    )
+    assert results["task"] == "multilabel"
+
+
+def test_recipe_errors_name_the_problem(tmp_path, capsys):
+    assert smoke("mosi", tmp_path / "nowhere", tmp_path / "o") == 2
+    assert "mosi recipe: error: No such file or directory" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        recipe("mmimdb")["run"](["--smoke"])  # --data-dir is required
+
+
+def test_mosi_recipe_as_a_script(tmp_path):
+    write_mult(tmp_path / "mosi_data.pkl", "mosi")
+    out = tmp_path / "out"
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=keras.backend.backend(),
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "recipes", "mosi.py"),
+            "--data-dir",
+            str(tmp_path),
+            "--smoke",
+            "--methods",
+            "robult",
+            "unimodal",
+            "--batch-size",
+            "16",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| subset | robult | unimodal |" in result.stdout
+    assert "train/audio: 6 non-finite values" in result.stdout
+    results = check_results(
+        out,
+        ["text", "audio", "vision", "text+audio+vision"],
+        ["mae", "corr", "f1_weighted", "acc2", "acc7"],
+        ["robult", "unimodal"],
+    )
+    assert results["task"] == "regression"
