@@ -6,6 +6,12 @@ import os
 import sys
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# The results' method name of each model class (`robult evaluate`).
+METHOD_NAMES = {
+    "Robult": "robult",
+    "GMC": "gmc",
+    "UnimodalEnsemble": "unimodal",
+}
 
 
 def _parser():
@@ -308,8 +314,9 @@ def _evaluate(args):
     subset_metrics, curve = evaluate_predictor(
         predict, x_eval, y[rows], model.task.name, modalities
     )
+    method = METHOD_NAMES.get(type(model).__name__, type(model).__name__)
     per_subset = {
-        ("robult", subset, metric): [value]
+        (method, subset, metric): [value]
         for subset, metrics in subset_metrics.items()
         for metric, value in metrics.items()
     }
@@ -321,7 +328,7 @@ def _evaluate(args):
         [0],
         modalities,
         per_subset,
-        {"robult": [curve]},
+        {method: [curve]},
     )
     results["labeled_fraction"] = 0.0
     out = _out_dir(args.out, dataset)

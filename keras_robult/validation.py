@@ -65,14 +65,14 @@ def check_modality_mask(mask, num_samples, modalities, allow_empty=False):
             f"{list(modalities)}; received shape {mask.shape}."
         )
     if not np.all((mask == 0) | (mask == 1)):
-        bad = mask[(mask != 0) & (mask != 1)][0]
+        bad = mask[(mask != 0) & (mask != 1)][0].item()
         raise ValueError(f"'{MASK_KEY}' must hold 0 or 1; found {bad!r}.")
     empty = np.flatnonzero(mask.sum(axis=1) == 0)
     if empty.size and not allow_empty:
         raise ValueError(
             f"Sample {empty[0]} has every modality missing ("
-            f"{empty.size} such samples); every sample needs at least one "
-            "present modality."
+            f"{_count(empty.size, 'such sample')}); every sample needs at "
+            "least one present modality."
         )
     return mask.astype("float32")
 
@@ -122,8 +122,8 @@ def check_arrays(x, y, modalities, task=None, allow_empty_rows=False):
         if bad.size:
             raise ValueError(
                 f"Modality '{name}' has NaN or infinite values in row "
-                f"{bad[0]} ({bad.size} rows in all). Fix them, or mark the "
-                f"modality missing for those rows in '{MASK_KEY}'."
+                f"{bad[0]} ({_count(bad.size, 'row')} in all). Fix them, or "
+                f"mark the modality missing for those rows in '{MASK_KEY}'."
             )
     if y is None:
         return
@@ -179,3 +179,8 @@ def check_dataset_spec(dataset, modalities):
     cardinality = getattr(dataset, "cardinality", None)
     if cardinality is not None and int(cardinality()) == 0:
         raise ValueError("The dataset is empty (0 batches).")
+
+
+def _count(number, noun):
+    """`1 row`, `3 rows`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -36,20 +36,42 @@ def toy_npz(path, **changes):
     return str(path)
 
 
-def test_version_and_help():
-    result = robult("--version")
-    assert result.returncode == 0 and "robult 0." in result.stdout
-    result = robult("train", "--help")
-    assert result.returncode == 0 and "--labeled-fraction" in result.stdout
+def test_version_and_help(capsys, monkeypatch):
+    from keras_robult.version import __version__
+
+    code, out, _ = run_cli(["--version"], capsys, monkeypatch)
+    assert code == 0 and out.strip() == f"robult {__version__}"
+    code, out, _ = run_cli(["train", "--help"], capsys, monkeypatch)
+    assert code == 0
+    for option in ("--labeled-fraction", "--methods", "--latent-dim"):
+        assert option in out
+
+
+def run_cli(argv, capsys, monkeypatch):
+    """`robult ...` in this process (the backend is already the right one,
+    so nothing re-executes): `(exit code, stdout, stderr)`."""
+    from keras_robult import cli
+
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit:  # argparse
+        code = exit.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def test_train_then_evaluate_on_a_user_file(tmp_path):
-    data = toy_npz(tmp_path / "toy.npz")
+    # A test split in the file: training and evaluation both use it.
+    data = toy_npz(tmp_path / "toy.npz", test=np.arange(60) % 3 == 0)
     out = str(tmp_path / "out")
     result = robult(
         "train",
         "--data",
         data,
+        "--methods",
+        "robult",
+        "gmc",
         "--epochs",
         "2",
         "--seeds",
@@ -62,11 +84,13 @@ def test_train_then_evaluate_on_a_user_file(tmp_path):
         out,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "| subset | robult | gmc |" in result.stdout
     assert "| all |" in result.stdout and "| a+b |" not in result.stdout
     with open(os.path.join(out, "results.json")) as handle:
         results = json.load(handle)
     assert results["dataset"] == "toy" and results["task"] == "classification"
     assert results["modalities"] == ["a", "b"]
+    assert {r["method"] for r in results["results"]} == {"robult", "gmc"}
     assert {tuple(r["subset"]) for r in results["results"]} == {
         ("a",),
         ("b",),
@@ -74,33 +98,207 @@ def test_train_then_evaluate_on_a_user_file(tmp_path):
     }
     for name in ("results.md", "missing_rate.png", "labeled_indices.json"):
         assert os.path.exists(os.path.join(out, name))
-    model = os.path.join(out, "models", "robult-seed0.keras")
+    model = os.path.join(out, "models", "gmc-seed0.keras")
     result = robult(
         "evaluate", "--model", model, "--data", data, "--out", out + "2"
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert os.path.exists(os.path.join(out + "2", "results.json"))
+    with open(os.path.join(out + "2", "results.json")) as handle:
+        evaluated = json.load(handle)
+    # The evaluation of the saved model reproduces the training run's
+    # numbers on the same test split, under the model's method name.
+    assert {r["method"] for r in evaluated["results"]} == {"gmc"}
+    trained = {
+        ("+".join(r["subset"]), r["metric"]): r["mean"]
+        for r in results["results"]
+        if r["method"] == "gmc"
+    }
+    for entry in evaluated["results"]:
+        key = ("+".join(entry["subset"]), entry["metric"])
+        assert entry["mean"] == pytest.approx(trained[key], abs=1e-6), key
+
+
+def test_options_reach_the_run_under_another_backend(tmp_path):
+    """`--backend` re-executes under that backend; `--task`, `--methods`
+    and `--latent-dim` reach the methods."""
+    other = "torch" if keras.backend.backend() != "torch" else "jax"
+    data = toy_npz(tmp_path / "toy.npz")
+    out = str(tmp_path / "out")
+    result = robult(
+        "train",
+        "--data",
+        data,
+        "--backend",
+        other,
+        "--task",
+        "regression",
+        "--methods",
+        "unimodal",
+        "--latent-dim",
+        "6",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        out,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"backend {other}" in result.stdout.splitlines()[0]
+    with open(os.path.join(out, "results.json")) as handle:
+        results = json.load(handle)
+    assert results["task"] == "regression" and results["seeds"] == [1]
+    assert {r["method"] for r in results["results"]} == {"unimodal"}
+    assert {r["metric"] for r in results["results"]} >= {"mae", "corr"}
+    import zipfile
+
+    with zipfile.ZipFile(
+        os.path.join(out, "models", "unimodal-seed1.keras")
+    ) as archive:
+        config = json.loads(archive.read("config.json"))["config"]
+    assert config["latent_dim"] == 6
+    assert config["task"]["class_name"] == "Regression"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["train", "--task", "clustering"],
+            "robult train: error: argument --task: invalid choice: "
+            "'clustering' (choose from 'classification', 'regression', "
+            "'multilabel')",
+        ),
+        (
+            ["train", "--epochs", "ten"],
+            "robult train: error: argument --epochs: invalid int value: 'ten'",
+        ),
+        (
+            ["train", "--backend", "mxnet"],
+            "robult train: error: argument --backend: invalid choice: "
+            "'mxnet' (choose from 'tensorflow', 'jax', 'torch')",
+        ),
+        (
+            ["export"],
+            "robult export: error: the following arguments are required: "
+            "--model, --out",
+        ),
+        (
+            ["evaluate", "--data", "x.npz"],
+            "robult evaluate: error: the following arguments are required: "
+            "--model",
+        ),
+        (
+            ["train", "--methods", "robult", "mae"],
+            "robult: error: Unknown method(s) ['mae']; choose from "
+            "['robult', 'unimodal', 'gmc', 'robult-pseudo', "
+            "'robult-no-sup', 'robult-no-rec', 'robult-no-lb', "
+            "'robult-no-ulb'].",
+        ),
+        (
+            ["train", "--latent-dim", "1"],
+            "robult: error: --latent-dim must be at least 2",
+        ),
+        (
+            ["train", "--labeled-fraction", "0"],
+            "robult: error: --labeled-fraction must be in (0, 1]; got 0.0",
+        ),
+        (
+            ["evaluate", "--model", "{tmp}/none.keras"],
+            "robult: error: No such model file: {tmp}/none.keras",
+        ),
+        (
+            ["train", "--data", "{tmp}/none.npz"],
+            "robult: error: No such data file: {tmp}/none.npz",
+        ),
+    ],
+    ids=[
+        "task",
+        "epochs",
+        "backend",
+        "export",
+        "evaluate",
+        "methods",
+        "latent_dim",
+        "fraction",
+        "no_model",
+        "no_data",
+    ],
+)
+def test_argument_errors_are_one_line(
+    argv, message, tmp_path, capsys, monkeypatch
+):
+    data = toy_npz(tmp_path / "toy.npz")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    if argv[0] in ("train", "evaluate") and "--data" not in argv:
+        argv += ["--data", data]
+    code, _, err = run_cli(argv, capsys, monkeypatch)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == message.format(tmp=tmp_path)
 
 
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"x_b": np.zeros((50, 3), "float32")}, "same number of samples"),
-        ({"x_a": np.full((60, 4), np.nan, "float32")}, "'a' has NaN"),
-        ({"labels": np.arange(60)}, "unknown"),
+        (
+            {"x_b": np.zeros((50, 3), "float32")},
+            "Every modality must have the same number of samples on its "
+            "first axis; received {'a': 60, 'b': 50}.",
+        ),
+        (
+            {"x_a": np.full((60, 4), np.nan, "float32")},
+            "Modality 'a' has NaN or infinite values in row 0 (60 rows in "
+            "all). Fix them, or mark the modality missing for those rows in "
+            "'modality_mask'.",
+        ),
+        (
+            {"labels": np.arange(60)},
+            "{path} must hold one array 'x_<modality>' per modality and the "
+            "labels 'y' (optionally is_labeled, test, modality_mask); it "
+            "holds ['labels', 'x_a', 'x_b', 'y'] (unknown: ['labels']).",
+        ),
     ],
     ids=["length", "nan", "keys"],
 )
-def test_bad_data_is_a_one_line_error(tmp_path, changes, message):
+def test_bad_data_is_a_one_line_error(
+    tmp_path, changes, message, capsys, monkeypatch
+):
     data = toy_npz(tmp_path / "bad.npz", **changes)
-    result = robult("train", "--data", data, "--epochs", "1")
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("robult: error:") and message.split(" ")[0] in last
+    code, _, err = run_cli(
+        ["train", "--data", data, "--epochs", "1"], capsys, monkeypatch
+    )
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "robult: error: " + message.replace("{path}", data)
+    ]
 
 
-def test_missing_file_is_a_one_line_error(tmp_path):
-    result = robult("train", "--data", str(tmp_path / "none.npz"))
-    assert result.returncode == 2
-    assert "No such data file" in result.stderr.strip().splitlines()[-1]
+def test_evaluate_refuses_data_with_other_modalities(
+    tmp_path, capsys, monkeypatch
+):
+    import keras_robult
+
+    model = keras_robult.baselines.UnimodalEnsemble(
+        {
+            "a": keras_robult.encoders.MLPEncoder(4),
+            "c": keras_robult.encoders.MLPEncoder(4),
+        },
+        keras_robult.tasks.Classification(3),
+        latent_dim=4,
+    )
+    model({"a": np.zeros((2, 4), "float32"), "c": np.zeros((2, 3), "float32")})
+    path = str(tmp_path / "ac.keras")
+    model.save(path)
+    code, _, err = run_cli(
+        ["evaluate", "--model", path, "--data", toy_npz(tmp_path / "t.npz")],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "robult: error: The data's modalities ['a', 'b'] do not match the "
+        "model's ['a', 'c']."
+    )
+

@@ -16,7 +16,7 @@ from keras_robult import encoders, tasks
 from keras_robult.export import export_saved_model
 from keras_robult.layers import FeatureStandardization
 from tests.conftest import BACKEND, JIT_COMPILE, make_multimodal
-from tests.test_cli import robult
+from tests.test_cli import robult, run_cli
 
 NATIVE_ROUTE = {"tensorflow": "tensorflow", "jax": "jax2tf"}.get(
     BACKEND, "reload"
@@ -233,7 +233,9 @@ def test_export_refuses_what_it_cannot_do(tmp_path, exported):
     assert not os.path.exists(tmp_path / "z")
 
 
-def test_cli_exports_a_keras_file_and_names_its_errors(tmp_path, exported):
+def test_cli_exports_a_keras_file_and_names_its_errors(
+    tmp_path, exported, capsys, monkeypatch
+):
     model, request = exported[0], exported[1]
     source = str(tmp_path / "model.keras")
     model.save(source)
@@ -247,33 +249,43 @@ def test_cli_exports_a_keras_file_and_names_its_errors(tmp_path, exported):
         model.predict(request, verbose=0)["prediction"],
         atol=1e-5,
     )
-    again = robult("export", "--model", source, "--out", out)
-    assert again.returncode == 2 and "--overwrite" in again.stderr
-    assert (
-        robult(
-            "export",
-            "--model",
-            source,
-            "--out",
-            out,
-            "--overwrite",
-            "--no-modality-endpoints",
-        ).returncode
-        == 0
-    )
-    missing = robult(
+    replaced = robult(
         "export",
         "--model",
-        str(tmp_path / "no.keras"),
+        source,
         "--out",
-        str(tmp_path / "o"),
+        out,
+        "--overwrite",
+        "--no-modality-endpoints",
     )
-    assert missing.returncode == 2 and "No such model file" in missing.stderr
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    assert os.listdir(tmp_path / "served") and not any(
+        name.startswith(".") for name in os.listdir(tmp_path)
+    )
+    # Errors, in this process under this backend (no re-execution).
     plain = str(tmp_path / "plain.keras")
     keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]).save(plain)
-    wrong = robult("export", "--model", plain, "--out", str(tmp_path / "o"))
-    assert wrong.returncode == 2
-    assert "holds a Sequential, not a keras_robult model" in wrong.stderr
+    for args, message in [
+        (
+            ["--model", source, "--out", out],
+            f"robult: error: The output directory {out} exists; pass "
+            "overwrite=True (`robult export --overwrite`) to replace it.",
+        ),
+        (
+            ["--model", str(tmp_path / "no.keras"), "--out", "o"],
+            f"robult: error: No such model file: {tmp_path / 'no.keras'}",
+        ),
+        (
+            ["--model", plain, "--out", "o"],
+            f"robult: error: {plain} holds a Sequential, not a keras_robult "
+            "model (Robult, GMC, UnimodalEnsemble).",
+        ),
+    ]:
+        code, _, err = run_cli(
+            ["export", *args, "--backend", BACKEND], capsys, monkeypatch
+        )
+        assert code == 2
+        assert err.strip().splitlines()[-1] == message
 
 
 def test_baseline_exports_and_serves(tmp_path):

@@ -124,7 +124,10 @@ class GMC(MultimodalModel):
             [ops.max(present, axis=-1, keepdims=True), present], axis=1
         )
         supervised = self.branch_supervised_loss(
-            labels, is_labeled, y_pred["branch_logits"], available
+            labels,
+            self.supervised_weights(is_labeled, sample_weight),
+            y_pred["branch_logits"],
+            available,
         )
         self.contrastive_loss_tracker.update_state(
             ops.stop_gradient(contrastive)

@@ -70,7 +70,10 @@ class UnimodalEnsemble(MultimodalModel):
         present = ops.cast(self._modality_mask(x) > 0.5, "float32")
         # Sum over modalities of each model's own mean loss.
         loss = self.branch_supervised_loss(
-            labels, is_labeled, y_pred["modality_logits"], present
+            labels,
+            self.supervised_weights(is_labeled, sample_weight),
+            y_pred["modality_logits"],
+            present,
         ) * float(self.num_modalities)
         self.sup_loss_tracker.update_state(ops.stop_gradient(loss))
         return loss + self.regularization_loss()

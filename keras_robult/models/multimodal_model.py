@@ -298,6 +298,22 @@ class MultimodalModel(keras.Model):
         labels = ops.where(keep, labels, ops.zeros_like(labels))
         return labels, is_labeled
 
+    @staticmethod
+    def supervised_weights(is_labeled, sample_weight=None):
+        """Per-sample weights of the supervised terms and the task metric:
+        `is_labeled` times the user's `sample_weight`, if any. (For dict
+        targets Keras hands `compute_loss` one copy of the weights per
+        target key; the copy under `"label"` is used.)"""
+        if sample_weight is None:
+            return is_labeled
+        if isinstance(sample_weight, dict):
+            sample_weight = sample_weight.get(
+                "label", next(iter(sample_weight.values()))
+            )
+        return is_labeled * ops.reshape(
+            ops.cast(sample_weight, "float32"), (-1,)
+        )
+
     def branch_supervised_loss(self, labels, weight, logits, available):
         """Mean over branches of the task loss, each branch averaged over
         the samples where `weight * available` is positive; branches with
@@ -327,12 +343,13 @@ class MultimodalModel(keras.Model):
         return ops.sum([ops.cast(loss, "float32") for loss in self.losses])
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        """Updates the task metric on the labeled samples."""
+        """Updates the task metric on the labeled samples (weighted by
+        `sample_weight` when given)."""
         labels, is_labeled = self.unpack_targets(x, y)
         self.task_metric.update_state(
             self.task.metric_labels(labels),
             y_pred["prediction"],
-            sample_weight=is_labeled,
+            sample_weight=self.supervised_weights(is_labeled, sample_weight),
         )
         return super().compute_metrics(x, y, y_pred, sample_weight)
 

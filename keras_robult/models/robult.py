@@ -23,6 +23,7 @@ DEFAULT_LOSS_WEIGHTS = {
 }
 LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 FULL_SET_MODES = ("fused", "late", "mean")
+FUSION_POOLINGS = ("attention", "concat")
 
 
 @keras.saving.register_keras_serializable(package="keras_robult")
@@ -122,7 +123,9 @@ class Robult(MultimodalModel):
     Targets for `fit` / `evaluate`: a dict `{"label": ..., "is_labeled":
     ...}` (an unlabeled sample carries any placeholder label and
     `is_labeled = 0`), or plain labels (all labeled), or none at all (all
-    unlabeled).
+    unlabeled). A `sample_weight` weights each labeled sample in `L_sup`
+    and in the task metric (weighted means); the unsupervised terms treat
+    every sample alike.
 
     Example:
 
@@ -201,6 +204,20 @@ class Robult(MultimodalModel):
             raise ValueError(
                 "`pseudo_threshold` must be in [0, 1]; received "
                 f"{pseudo_threshold!r}."
+            )
+        if not 0.0 <= min_pair_probability <= 1.0:
+            raise ValueError(
+                "`min_pair_probability` must be in [0, 1]; received "
+                f"{min_pair_probability!r}."
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"`dropout` must be in [0, 1); received {dropout!r}."
+            )
+        if fusion is None and fusion_pooling not in FUSION_POOLINGS:
+            raise ValueError(
+                f"`fusion_pooling` must be one of {FUSION_POOLINGS}; "
+                f"received {fusion_pooling!r}."
             )
         if full_set not in FULL_SET_MODES:
             raise ValueError(
@@ -359,11 +376,7 @@ class Robult(MultimodalModel):
             [y_pred["fused_logits"][:, None], y_pred["modality_logits"]],
             axis=1,
         )
-        weight = is_labeled
-        if sample_weight is not None:
-            weight = weight * ops.reshape(
-                ops.cast(sample_weight, "float32"), (-1,)
-            )
+        weight = self.supervised_weights(is_labeled, sample_weight)
         available = ops.concatenate(
             [ops.max(present, axis=-1, keepdims=True), present], axis=1
         )

@@ -94,12 +94,12 @@ class Classification(Task):
         if np.any(rows != np.round(rows)):
             bad = rows[rows != np.round(rows)][0]
             raise ValueError(
-                f"Classification labels must be integers; found {bad!r}."
+                f"Classification labels must be integers; found {bad.item()!r}."
             )
         out = (rows < 0) | (rows >= self.num_classes)
         if np.any(out):
             raise ValueError(
-                f"Label {rows[out][0]!r} is outside the range of "
+                f"Label {rows[out][0].item()!r} is outside the range of "
                 f"Classification(num_classes={self.num_classes}): labels "
                 f"must lie in [0, {self.num_classes - 1}]."
             )

@@ -105,8 +105,9 @@ class MultiLabel(Task):
         rows = labeled_rows(labels, is_labeled)
         bad = (rows != 0) & (rows != 1)
         if np.any(bad):
+            found = rows[bad][0].item()
             raise ValueError(
-                f"MultiLabel labels must be 0 or 1; found {rows[bad][0]!r}."
+                f"MultiLabel labels must be 0 or 1; found {found!r}."
             )
         return labels
 

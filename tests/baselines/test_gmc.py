@@ -2,9 +2,18 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 from keras_robult import baselines, encoders, tasks
 from tests.conftest import JIT_COMPILE, make_multimodal, to_numpy
+from tests.models import numpy_reference as ref
+from tests.models.test_robult_objective import (
+    TASKS,
+    assert_terms,
+    logged,
+    make_batch,
+    perturb,
+)
 
 
 def build():
@@ -41,21 +50,79 @@ def test_trains_and_predicts_from_every_subset(tmp_path):
     )
 
 
-def test_prediction_rule():
-    model = build()
-    x, _ = make_multimodal(num_samples=4)
-    x["modality_mask"] = np.array(
-        [[1, 1, 1], [0, 1, 0], [1, 0, 1], [1, 1, 1]], "float32"
+@pytest.mark.parametrize("task_name", list(TASKS))
+def test_gmc_objective_matches_the_reference(task_name):
+    x, y, sample_weight = make_batch(task_name, seed=6)
+    model = perturb(
+        baselines.GMC(
+            {
+                "m0": encoders.MLPEncoder(12, hidden_units=(9,)),
+                "m1": encoders.MLPEncoder(8, hidden_units=(6,)),
+                "m2": encoders.MLPEncoder(5, hidden_units=(6,)),
+            },
+            TASKS[task_name],
+            latent_dim=8,
+            projection_dim=5,
+            temperature=0.45,
+            loss_weights={"contrastive": 0.8, "sup": 1.7},
+        )
+    )
+    logs = logged(model, x, y, sample_weight)
+    expected = ref.gmc_loss(
+        model, x, y["label"], y["is_labeled"], sample_weight
+    )
+    assert_terms(logs, expected, ("loss_contrastive", "loss_sup", "loss"))
+
+
+def test_gmc_prediction_rule_on_every_subset():
+    """All present: `c(g(joint))`; otherwise `c(g(mean of the present
+    latents))`, not a late fusion of the branch outputs."""
+    x, _, _ = make_batch("classification", seed=7)
+    x = {k: v[:7] for k, v in x.items()}
+    subsets = [
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+        [1, 1, 0],
+        [1, 0, 1],
+        [0, 1, 1],
+        [1, 1, 1],
+    ]
+    x["modality_mask"] = np.array(subsets, "float32")
+    model = perturb(
+        baselines.GMC(
+            {
+                f"m{i}": encoders.MLPEncoder(8, hidden_units=(6,))
+                for i in range(3)
+            },
+            TASKS["classification"],
+            latent_dim=8,
+            projection_dim=5,
+        )
     )
     out = to_numpy(model(x))
-    logits = out["branch_logits"]  # joint, then each modality
-    softmax = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    np.testing.assert_allclose(out["prediction"][0], softmax[0, 0], rtol=1e-5)
-    np.testing.assert_allclose(out["prediction"][1], softmax[1, 2], rtol=1e-5)
-    # Two present: the classifier reads the mean of their latents, which a
-    # late fusion of their outputs would not give.
-    garbage = dict(x, m1=x["m1"].copy())
-    garbage["m1"][2] = 1e6
-    np.testing.assert_array_equal(
-        to_numpy(model(garbage))["prediction"][2], out["prediction"][2]
+    expected = ref.gmc_forward(model, x)
+    np.testing.assert_allclose(
+        out["prediction"], expected["prediction"], rtol=1e-4, atol=1e-6
+    )
+    late = np.stack(
+        [
+            out["modality_predictions"][j, np.array(s) > 0].mean(0)
+            for j, s in enumerate(subsets)
+        ]
+    )
+    for j in (3, 4, 5):  # two present: not the late fusion
+        assert not np.allclose(out["prediction"][j], late[j], atol=1e-4)
+
+
+def test_unknown_loss_weight_is_named():
+    with pytest.raises(ValueError) as error:
+        baselines.GMC(
+            {"a": encoders.MLPEncoder(8)},
+            tasks.Classification(2),
+            loss_weights={"pu": 1.0},
+        )
+    assert str(error.value) == (
+        "Unknown `loss_weights` keys ['pu']; valid keys are ['contrastive', "
+        "'sup']."
     )

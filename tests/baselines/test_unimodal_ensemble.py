@@ -51,3 +51,26 @@ def test_unlabeled_samples_and_absent_modalities_do_not_train():
     model.train_on_batch(x, y)
     for old, variable in zip(before, model.trainable_variables):
         np.testing.assert_array_equal(old, to_numpy(variable))
+
+
+def test_loss_is_the_sum_of_each_model_own_weighted_mean():
+    """`loss_sup` = sum over modalities of modality m's mean cross-entropy
+    over its labeled, present samples, weighted by `sample_weight`."""
+    model = build()
+    model.compile(optimizer="sgd", jit_compile=JIT_COMPILE)
+    x, y = make_multimodal(num_samples=10, labeled_fraction=0.5)
+    x["modality_mask"][:4] = [[1, 0, 0], [0, 1, 1], [1, 0, 1], [0, 1, 0]]
+    weight = np.random.default_rng(0).uniform(0.5, 2.0, 10).astype("float32")
+    logs = model.evaluate(
+        x, y, sample_weight=weight, batch_size=10, verbose=0, return_dict=True
+    )
+    branch = to_numpy(model(x))["modality_predictions"].astype("float64")
+    expected = 0.0
+    for m in range(3):
+        rows = np.flatnonzero(
+            (y["is_labeled"] > 0) & (x["modality_mask"][:, m] > 0)
+        )
+        ce = -np.log(branch[rows, m, y["label"][rows]])
+        expected += np.sum(weight[rows] * ce) / np.sum(weight[rows])
+    np.testing.assert_allclose(logs["loss_sup"], expected, rtol=1e-5)
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)

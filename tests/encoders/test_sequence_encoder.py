@@ -21,5 +21,8 @@ def test_shape_padding_invariance_and_config():
 def test_all_zero_sequence_is_finite_and_heads_must_divide():
     layer = encoders.SequenceEncoder(4, hidden_dim=8, num_heads=2)
     assert np.all(np.isfinite(to_numpy(layer(np.zeros((2, 3, 5), "float32")))))
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ValueError) as error:
         encoders.SequenceEncoder(4, hidden_dim=10, num_heads=4)
+    assert str(error.value) == (
+        "`hidden_dim` (10) must be divisible by `num_heads` (4)."
+    )

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from keras_robult import tasks
+from keras_robult.data import random_mask
 from keras_robult.experiments import (
+    MISSING_RATES,
+    evaluate_predictor,
     missing_rate_auc,
     registry,
     run_protocol,
@@ -19,14 +22,27 @@ def test_missing_rate_auc_is_the_mean_level():
     assert missing_rate_auc([0, 1.0], [1.0, 0.0]) == 0.5
 
 
+class ClassZero:
+    """A protocol method that always predicts class 0 (no training)."""
+
+    def __init__(self, task, input_shapes, statistics):
+        self.width = task.output_dim
+
+    def fit(self, x, y, epochs, batch_size, seed=0, **kwargs):
+        return self
+
+    def predict(self, x):
+        rows = len(x["modality_mask"])
+        return np.eye(self.width, dtype="float32")[np.zeros(rows, int)]
+
+
 def test_run_protocol_schema_files_and_splits(tmp_path):
     x, y = make_multimodal(num_samples=60, num_classes=3)
-    methods = registry.method_factories(["robult"], latent_dim=16)
     results, splits = run_protocol(
         x,
         y["label"],
         tasks.Classification(3),
-        methods,
+        {"zero": ClassZero},
         seeds=(0, 1),
         labeled_fraction=0.1,
         epochs=2,
@@ -42,9 +58,11 @@ def test_run_protocol_schema_files_and_splits(tmp_path):
     ]
     subsets = {tuple(r["subset"]) for r in results["results"]}
     assert len(subsets) == 7  # every non-empty subset of 3 modalities
-    entry = next(r for r in results["results"] if r["metric"] == "accuracy")
-    assert len(entry["per_seed"]) == 2
-    assert np.isclose(entry["mean"], np.mean(entry["per_seed"]))
+    # Each seed's own test split: class 0 is right on its share of it.
+    share = [np.mean(y["label"][splits[s]["test"]] == 0) for s in (0, 1)]
+    for entry in results["results"]:
+        if entry["metric"] == "accuracy":
+            assert entry["per_seed"] == share
     curve = results["missing_rate_curves"][0]
     assert curve["rates"][0] == 0.0 and len(curve["mean"]) == 10
     for seed in (0, 1):
@@ -152,3 +170,147 @@ def test_run_protocol_keeps_the_validation_split_out_of_training():
             {},
             validation_mask=marks == 1,
         )
+
+
+# ------------------------------------------- a predictor with known outputs
+MODALITIES = ["m0", "m1", "m2"]
+
+
+def known_data(num=40):
+    """Labels 0..3 in turn; the label is also written into `m2[:, 0]`, so
+    a predictor can read it whatever the mask says."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(num) % 4
+    x = {m: rng.normal(size=(num, 3)).astype("float32") for m in MODALITIES}
+    x["m2"][:, 0] = labels
+    return x, labels
+
+
+def oracle_if_present(key):
+    """Right wherever modality `key` is present, class 0 elsewhere."""
+
+    def predict(inputs):
+        labels = inputs["m2"][:, 0].astype(int)
+        present = inputs["modality_mask"][:, key] > 0
+        guess = np.where(present, labels, 0)
+        return np.eye(4, dtype="float32")[guess]
+
+    return predict
+
+
+def expected_accuracy(mask, labels, key):
+    return float(np.mean(np.where(mask[:, key] > 0, True, labels == 0)))
+
+
+def test_evaluate_predictor_gives_the_known_metrics_and_curve():
+    x, labels = known_data()
+    x["modality_mask"] = np.ones((40, 3), "float32")
+    x["modality_mask"][:10, 0] = 0  # m0 missing in the data for 10 rows
+    x["modality_mask"][:2, 1:] = 0  # rows 0, 1: nothing left for m1, m2
+    subsets, curve = evaluate_predictor(
+        oracle_if_present(0), x, labels, "classification", MODALITIES, seed=3
+    )
+    assert list(subsets) == [
+        "m0",
+        "m1",
+        "m2",
+        "m0+m1",
+        "m0+m2",
+        "m1+m2",
+        "all",
+    ]
+    # m0 alone: the 30 rows that have it, all right.
+    assert subsets["m0"]["accuracy"] == 1.0
+    # m1 alone: rows 2..39 (rows 0, 1 have no modality left), m0 absent:
+    # right only where the label is 0.
+    assert subsets["m1"]["accuracy"] == np.mean(labels[2:] == 0)
+    # m0+m1: 30 rows right, rows 2..9 right where the label is 0.
+    assert subsets["m0+m1"]["accuracy"] == (30 + 2) / 38
+    assert subsets["m0+m1"]["f1_macro"] == pytest.approx(
+        f1_score_of(oracle_if_present(0), x, labels, [1, 1, 0])
+    )
+    expected_curve = []
+    for index, rate in enumerate(MISSING_RATES):
+        mask = random_mask(40, 3, rate, seed=300 + index) * x["modality_mask"]
+        keep = mask.sum(1) > 0
+        expected_curve.append(
+            expected_accuracy(mask[keep], labels[keep], key=0)
+        )
+    np.testing.assert_allclose(curve, expected_curve, rtol=1e-12)
+    assert curve[0] == (30 + 2) / 38 and min(curve) < curve[0]
+
+
+def f1_score_of(predict, x, labels, subset):
+    from sklearn.metrics import f1_score
+
+    mask = np.array(subset, "float32")[None] * x["modality_mask"]
+    keep = mask.sum(1) > 0
+    inputs = {m: x[m][keep] for m in MODALITIES}
+    inputs["modality_mask"] = mask[keep]
+    predicted = predict(inputs).argmax(-1)
+    return f1_score(labels[keep], predicted, labels=range(4), average="macro")
+
+
+class KnownMethod:
+    """A protocol method whose predictions are known: right wherever
+    modality `seed` is present, class 0 elsewhere."""
+
+    name = "known"
+
+    def __init__(self, task, input_shapes, statistics):
+        self.input_shapes = input_shapes
+
+    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0, **kwargs):
+        self.predict = oracle_if_present(seed)
+        return self
+
+
+def test_run_protocol_aggregates_seeds_into_known_means_stds_and_auc():
+    x, labels = known_data()
+    test = np.arange(40) % 2 == 0  # test labels 0, 2, 0, 2, ...
+    results, _ = run_protocol(
+        x,
+        labels,
+        tasks.Classification(4),
+        {"known": KnownMethod},
+        seeds=(0, 1),
+        test_mask=test,
+        verbose=0,
+    )
+    accuracy = {
+        "+".join(r["subset"]): r
+        for r in results["results"]
+        if r["metric"] == "accuracy"
+    }
+    # Seed 0 is right where m0 is present, seed 1 where m1 is; class 0
+    # elsewhere, which is right on half of the test rows.
+    for subset, per_seed in {
+        "m0": [1.0, 0.5],
+        "m1": [0.5, 1.0],
+        "m2": [0.5, 0.5],
+        "m0+m1": [1.0, 1.0],
+        "m1+m2": [0.5, 1.0],
+        "m0+m1+m2": [1.0, 1.0],
+    }.items():
+        entry = accuracy[subset]
+        assert entry["per_seed"] == per_seed, subset
+        assert entry["mean"] == np.mean(per_seed)
+        assert entry["std"] == np.std(per_seed)  # population std
+    assert accuracy["m0"]["std"] == 0.25
+    test_labels = labels[test]
+    seed_curves = [
+        [
+            expected_accuracy(
+                random_mask(20, 3, rate, seed=seed * 100 + index),
+                test_labels,
+                key=seed,
+            )
+            for index, rate in enumerate(MISSING_RATES)
+        ]
+        for seed in (0, 1)
+    ]
+    curve = results["missing_rate_curves"][0]
+    mean = np.mean(seed_curves, axis=0)
+    np.testing.assert_allclose(curve["mean"], mean, rtol=1e-12)
+    area = np.sum((mean[1:] + mean[:-1]) * 0.1 / 2) / 0.9
+    assert curve["auc"] == pytest.approx(area, rel=1e-12)

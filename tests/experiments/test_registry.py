@@ -1,9 +1,15 @@
+import numpy as np
 import pytest
 
 from keras_robult import tasks
 from keras_robult.data import fit_standardization
 from keras_robult.experiments import evaluate_predictor, registry
-from tests.conftest import make_multimodal
+from tests.conftest import make_multimodal, to_numpy
+
+
+def snapshot(model):
+    """Every weight of the model, trainable or frozen, by path."""
+    return {v.path: to_numpy(v) for v in model.weights}
 
 
 @pytest.mark.parametrize("name", list(registry.METHODS))
@@ -19,22 +25,85 @@ def test_every_method_trains_and_predicts_on_every_subset(name):
         method.predict, x, y["label"], "classification", ["m0", "m1", "m2"]
     )
     assert len(subsets) == 7 and len(curve) == 10
-    assert all(0 <= m["accuracy"] <= 1 for m in subsets.values())
-    assert method.predict(x).shape == (48, 3)
+    # Trained for the epochs asked (the probe's, for robult-no-sup).
+    assert len(method.history.history["loss"]) == (
+        method.probe_epochs if name == "robult-no-sup" else 2
+    )
+    # Each single-modality subset is predicted from its own modality.
+    single = []
+    for index in range(3):
+        mask = np.zeros((48, 3), "float32")
+        mask[:, index] = 1
+        prediction = method.predict(dict(x, modality_mask=mask))
+        np.testing.assert_allclose(prediction.sum(-1), 1.0, rtol=1e-5)
+        accuracy = np.mean(prediction.argmax(-1) == y["label"])
+        assert subsets[f"m{index}"]["accuracy"] == accuracy
+        single.append(prediction)
+    assert not np.allclose(single[0], single[1])
+    assert not np.allclose(single[1], single[2])
 
 
-def test_probe_trains_only_the_task_head():
+def test_no_sup_trains_without_l_sup_then_probes_the_latents():
+    """`robult-no-sup` (Table 3): the main fit has `L_sup` off, so the task
+    head never moves and the loss is `L_lb + L_ulb + L_rec`; then a probe
+    fits the task head alone on the labeled samples, every other weight
+    frozen."""
     x, y = make_multimodal(num_samples=32)
     shapes = {m: x[m].shape[1:] for m in ("m0", "m1", "m2")}
     method = registry.METHODS["robult-no-sup"](
         tasks.Classification(3), shapes, None, latent_dim=8, probe_epochs=3
     )
-    method.fit(x, y, epochs=1, batch_size=16)
-    trainable = {v.path.split("/")[1] for v in method.model.trainable_variables}
-    assert trainable == {"task_head"}
-    weights = method.model.loss_weights
-    assert weights["sup"] == 1.0
-    assert all(v == 0.0 for k, v in weights.items() if k != "sup")
+    seen = {}
+    build_model, fit_probe = method.build_model, method._fit_probe
+
+    def build_and_snapshot():
+        model = build_model()
+        model(x)
+        seen["initial"] = snapshot(model)
+        seen["trainable"] = {v.path for v in model.trainable_variables}
+        return model
+
+    def probe(*args):
+        seen["weights"] = dict(method.model.loss_weights)
+        seen["history"] = method.history.history
+        seen["trained"] = snapshot(method.model)
+        fit_probe(*args)
+
+    method.build_model, method._fit_probe = build_and_snapshot, probe
+    method.fit(x, y, epochs=2, batch_size=16)
+
+    assert seen["weights"] == {
+        "lb": 1.0,
+        "ulb": 1.0,
+        "rec": 1.0,
+        "sup": 0.0,
+        "pseudo": 0.0,
+    }
+    history = seen["history"]
+    np.testing.assert_allclose(
+        history["loss"],
+        np.add(history["loss_lb"], history["loss_ulb"])
+        + np.asarray(history["loss_rec"]),
+        rtol=1e-5,
+    )
+    assert all(value > 0 for value in history["loss_sup"])  # logged only
+    initial, trained = seen["initial"], seen["trained"]
+    final = snapshot(method.model)
+    for path in seen["trainable"]:
+        in_head = "task_head" in path
+        # Main fit: everything but the task head moved.
+        assert np.array_equal(initial[path], trained[path]) == in_head, path
+        # Probe: only the task head moved.
+        assert np.array_equal(trained[path], final[path]) != in_head, path
+    trainable = {v.path for v in method.model.trainable_variables}
+    assert trainable == {p for p in seen["trainable"] if "task_head" in p}
+    assert method.model.loss_weights == {
+        "lb": 0.0,
+        "ulb": 0.0,
+        "rec": 0.0,
+        "sup": 1.0,
+        "pseudo": 0.0,
+    }
 
 
 @pytest.mark.parametrize(

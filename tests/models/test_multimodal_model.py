@@ -1,6 +1,7 @@
 """What every keras_robult model shares: the fallback for samples with no
 modality present, the stored label prior and the recorded input dtypes."""
 
+import functools
 import os
 
 import keras
@@ -32,7 +33,10 @@ def build(kind, task=None, num_modalities=3):
     return MODELS[kind](enc, task or tasks.Classification(3))
 
 
+@functools.cache
 def fitted(kind):
+    """One trained model per kind, shared by the tests (which only read
+    it)."""
     model = build(kind)
     model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
     x, y = make_multimodal(num_samples=48, labeled_fraction=0.3)

@@ -72,17 +72,45 @@ def test_multilabel_pair_probability_in_log_space_and_bce():
 @pytest.mark.parametrize(
     "task, labels, message",
     [
-        (tasks.Classification(3), [0, 1, 3], "outside the range"),
-        (tasks.Classification(3), [0, -1, 2], "outside the range"),
-        (tasks.Classification(3), [0, 1.5, 2], "must be integers"),
-        (tasks.Regression(), [0.0, np.nan], "NaN"),
-        (tasks.MultiLabel(2), [[0, 1], [2, 0]], "must be 0 or 1"),
-        (tasks.MultiLabel(2), [0, 1], "shape"),
+        (
+            tasks.Classification(3),
+            [0, 1, 3],
+            "Label 3 is outside the range of Classification(num_classes=3): "
+            "labels must lie in [0, 2].",
+        ),
+        (
+            tasks.Classification(3),
+            [0, -1, 2],
+            "Label -1 is outside the range of Classification(num_classes=3)"
+            ": labels must lie in [0, 2].",
+        ),
+        (
+            tasks.Classification(3),
+            [0, 1.5, 2],
+            "Classification labels must be integers; found 1.5.",
+        ),
+        (
+            tasks.Regression(),
+            [0.0, np.nan],
+            "Regression labels contain NaN or inf.",
+        ),
+        (
+            tasks.MultiLabel(2),
+            [[0, 1], [2, 0]],
+            "MultiLabel labels must be 0 or 1; found 2.",
+        ),
+        (
+            tasks.MultiLabel(2),
+            [0, 1],
+            "MultiLabel labels must have shape (samples, 2); received shape "
+            "(2,).",
+        ),
     ],
 )
 def test_validate_labels_names_the_problem(task, labels, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as error:
         task.validate_labels(np.array(labels))
+    assert str(error.value) == message
 
 
 def test_unlabeled_rows_are_not_range_checked():
@@ -105,13 +133,36 @@ def test_serialization_round_trip(task):
     assert restored == task
 
 
-def test_constructor_errors():
-    with pytest.raises(ValueError, match="num_classes"):
-        tasks.Classification(1)
-    with pytest.raises(ValueError, match="bins"):
-        tasks.Regression(bins=(3, -3))
-    with pytest.raises(ValueError, match="num_labels"):
-        tasks.MultiLabel(0)
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: tasks.Classification(1),
+            "`num_classes` must be an integer >= 2; received num_classes=1.",
+        ),
+        (
+            lambda: tasks.Classification(2.5),
+            "`num_classes` must be an integer >= 2; received num_classes=2.5.",
+        ),
+        (
+            lambda: tasks.Regression(bins=(3, -3)),
+            "`bins` must be two integers (low, high) with low < high; "
+            "received bins=(3, -3).",
+        ),
+        (
+            lambda: tasks.Regression(target_std=0),
+            "`target_std` must be positive; received 0.",
+        ),
+        (
+            lambda: tasks.MultiLabel(0),
+            "`num_labels` must be a positive integer; received num_labels=0.",
+        ),
+    ],
+)
+def test_constructor_errors(make, message):
+    with pytest.raises(ValueError) as error:
+        make()
+    assert str(error.value) == message
 
 
 @pytest.mark.parametrize(
