@@ -1,7 +1,9 @@
 """The `robult` command: train and evaluate on any modality subset."""
 
 import argparse
+import contextlib
 import datetime
+import hashlib
 import os
 import sys
 
@@ -74,6 +76,12 @@ def _parser():
         "installed, else tensorflow)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress")
+    train.add_argument(
+        "--restart",
+        action="store_true",
+        help="forget the finished (method, seed) pairs in --out and start "
+        "over (by default a rerun with the same --out resumes)",
+    )
 
     evaluate = sub.add_parser(
         "evaluate",
@@ -114,7 +122,55 @@ def _parser():
         "file is backend-neutral, and TensorFlow exports it directly)",
     )
     export.add_argument("--quiet", action="store_true", help="no log")
+    for command in (train, evaluate, export):
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show TensorFlow's native start-up logging",
+        )
     return parser
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(enabled=True):
+    """Sends what native libraries write to the stderr file descriptor
+    while they load (TensorFlow's C++ start-up lines, printed before its
+    logging is configured) to /dev/null. Python exceptions are objects and
+    are printed later, so nothing of ours is lost."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _load_frameworks(verbose):
+    """Imports Keras and TensorFlow (the data pipeline's engine) and
+    initialises TensorFlow's devices, quietly unless `verbose`."""
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _native_stderr_silenced(not verbose):
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+
+
+def _file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _choose_backend(requested):
@@ -148,9 +204,16 @@ def _ensure_backend(args, argv):
     )
 
 
-def _make_task(name, y):
+def _make_task(name, y, classes=None):
     from keras_robult import tasks
 
+    if classes is not None:
+        if name != "classification":
+            raise ValueError(
+                f"The labels are class names ({', '.join(classes[:3])}, "
+                f"...); --task {name} needs numeric labels."
+            )
+        return tasks.Classification(len(classes), class_names=classes)
     if name == "classification":
         return tasks.Classification(int(max(2, y.max() + 1)))
     if name == "multilabel":
@@ -174,6 +237,7 @@ def _train(args):
     from keras_robult.experiments.protocol import run_protocol
     from keras_robult.experiments.registry import METHODS, method_factories
     from keras_robult.experiments.report import markdown_table, write_results
+    from keras_robult.experiments.run_store import RunStore
 
     if not 0 < args.labeled_fraction <= 1:
         raise ValueError(
@@ -184,18 +248,37 @@ def _train(args):
     if args.data:
         data = load_npz(args.data)
         dataset = os.path.splitext(os.path.basename(args.data))[0]
+        source = {"data": os.path.abspath(args.data)}
+        source["data_sha256"] = _file_digest(args.data)
     else:
         x, y = mfeat.load_data()
         data = {"x": x, "y": y, "is_labeled": None, "test": None}
         dataset = "mfeat"
+        source = {"data": "mfeat (embedded)"}
     y = np.asarray(data["y"])
-    task = _make_task(args.task or infer_task_name(y), y)
+    classes = data.get("classes")
+    task = _make_task(args.task or infer_task_name(y), y, classes)
     names = args.methods or list(METHODS)
     if args.latent_dim < 2:
         raise ValueError("--latent-dim must be at least 2")
     methods = method_factories(names, latent_dim=args.latent_dim)
     out = _out_dir(args.out, dataset)
     models_dir = os.path.join(out, "models")
+    store = RunStore(
+        out,
+        dict(
+            source,
+            task=keras.saving.serialize_keras_object(task),
+            labeled_fraction=args.labeled_fraction,
+            seeds=list(args.seeds),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            latent_dim=args.latent_dim,
+            methods=names,
+            backend=keras.backend.backend(),
+        ),
+        restart=args.restart,
+    )
 
     def save_models(name, seed):
         os.makedirs(models_dir, exist_ok=True)
@@ -223,7 +306,10 @@ def _train(args):
         dataset=dataset,
         verbose=verbose,
         save_models=save_models,
+        store=store,
     )
+    if classes is not None:
+        results["classes"] = list(classes)
     paths = write_results(results, splits, out)
     print()
     print(markdown_table(results))
@@ -347,6 +433,7 @@ def main(argv=None):
         return 0
     try:
         _ensure_backend(args, argv)
+        _load_frameworks(args.verbose)
         if args.command == "train":
             return _train(args)
         if args.command == "export":

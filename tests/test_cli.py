@@ -302,3 +302,149 @@ def test_evaluate_refuses_data_with_other_modalities(
         "model's ['a', 'c']."
     )
 
+
+# ------------------------------------------------------------ reliability
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"y": np.zeros(60, int)},
+            "The training labels hold one class only (0): there is nothing "
+            "to classify. Classification needs samples of at least two "
+            "classes.",
+        ),
+        (
+            {
+                "x_a": np.zeros((4, 4), "float32"),
+                "x_b": np.zeros((4, 3), "float32"),
+                "y": np.array([0, 1, 0, 1]),
+            },
+            "Seed 0: the test split holds 1 sample(s) for 2 classes; it "
+            "needs at least one per class to mean anything. Use more data "
+            "or a larger test split.",
+        ),
+        (
+            {},
+            "Seed 0: 2 labeled training sample(s) for 3 classes; a "
+            "semi-supervised split needs at least one labeled sample per "
+            "class. Raise the labeled fraction or add labels.",
+        ),
+    ],
+    ids=["one_class", "four_samples", "few_labels"],
+)
+def test_meaningless_runs_are_refused_before_training(
+    tmp_path, changes, message, capsys, monkeypatch
+):
+    data = toy_npz(tmp_path / "d.npz", **changes)
+    code, _, err = run_cli(
+        ["train", "--data", data, "--seeds", "0", "--out", str(tmp_path)],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2
+    assert err.strip().splitlines()[-1] == f"robult: error: {message}"
+    assert not os.path.exists(tmp_path / "results.json")
+
+
+def test_text_labels_are_classes_kept_in_results_and_model(
+    tmp_path, capsys, monkeypatch
+):
+    names = np.array(["owl", "cat", "dog"])[np.repeat(np.arange(3), 20)]
+    data = toy_npz(tmp_path / "named.npz", y=names)
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        ["train", "--data", data, "--methods", "unimodal", "--epochs", "1"]
+        + ["--seeds", "0", "--batch-size", "16", "--out", str(out)]
+        + ["--labeled-fraction", "0.2"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    with open(out / "results.json") as handle:
+        assert json.load(handle)["classes"] == ["cat", "dog", "owl"]
+    import keras_robult  # noqa: F401
+
+    model = keras.models.load_model(out / "models" / "unimodal-seed0.keras")
+    assert model.task.class_names == ["cat", "dog", "owl"]
+
+
+def test_a_diverging_method_is_recorded_and_the_others_run(tmp_path):
+    from keras_robult import tasks
+    from keras_robult.experiments import registry, run_protocol
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    x = {"a": (y[:, None] + rng.normal(size=(60, 4))).astype("float32")}
+    methods = registry.method_factories(["unimodal"], latent_dim=8)
+    methods["exploding"] = registry.method_factories(
+        ["unimodal"], latent_dim=8, learning_rate=1e38
+    )["unimodal"]
+    results, _ = run_protocol(
+        x,
+        y,
+        tasks.Classification(3),
+        methods,
+        seeds=(0,),
+        labeled_fraction=0.5,
+        epochs=3,
+        batch_size=8,
+        verbose=0,
+    )
+    failure = results["failures"][0]
+    assert results["failures"] == [failure]
+    assert (failure["method"], failure["seed"]) == ("exploding", 0)
+    assert failure["message"] == (
+        f"unimodal (seed 0): the training loss became NaN or infinite in "
+        f"epoch {failure['epoch']}; this run is recorded as failed (try a "
+        "lower learning rate, or check the inputs)."
+    )
+    assert {r["method"] for r in results["results"]} == {"unimodal"}
+    from keras_robult.experiments.report import markdown_table
+
+    assert "Failed: exploding, seed 0" in markdown_table(results)
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
+    """SIGKILL after the first (method, seed) is written; the rerun skips
+    it and ends with the results of a run that was never interrupted."""
+    import signal
+    import time
+
+    data = toy_npz(tmp_path / "toy.npz")
+    args = ["train", "--data", data, "--methods", "unimodal", "gmc"]
+    args += ["--epochs", "2", "--seeds", "0", "1", "--labeled-fraction"]
+    args += ["0.2", "--batch-size", "16"]
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    command = [sys.executable, "-m", "keras_robult.cli", *args]
+    out = str(tmp_path / "killed")
+    process = subprocess.Popen(
+        command + ["--out", out],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first = os.path.join(out, "runs", "unimodal-seed0.json")
+    deadline = time.time() + 300
+    while not os.path.exists(first) and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(os.path.join(out, "results.json"))
+    resumed = robult(*args, "--out", out)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "unimodal: seed 0 finished earlier, skipped" in resumed.stdout
+    # TensorFlow's device start-up error line is kept out of the output.
+    assert "cuInit" not in resumed.stderr
+    reference = robult(*args, "--out", str(tmp_path / "whole"))
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    with open(os.path.join(out, "results.json")) as handle:
+        got = json.load(handle)
+    with open(tmp_path / "whole" / "results.json") as handle:
+        assert got == json.load(handle)
+    changed = robult(*args[:-2], "--batch-size", "8", "--out", out)
+    assert changed.returncode == 2
+    assert "holds a run with other options (batch_size: 16 there, 8 now)" in (
+        changed.stderr
+    )

@@ -1,6 +1,7 @@
 """Reads a user's dataset from one `.npz` file."""
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -33,16 +34,28 @@ def load_npz(path):
     """Loads `x_<modality>` arrays, `y`, and optional `is_labeled`, `test`
     and `modality_mask` from an `.npz` file and checks them.
 
+    Labels given as text (class names) become class indices in sorted
+    name order; the names are returned in `classes`.
+
     Returns:
         dict with `x` (modality -> array, plus `modality_mask` if given),
-        `y`, and `is_labeled` / `test` (bool arrays or None).
+        `y`, `is_labeled` / `test` (bool arrays or None) and `classes`
+        (list of class names, or None).
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such data file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not an .npz archive (the zip of named arrays that "
+            "numpy.savez writes); it cannot be read as data."
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:
-        raise ValueError(f"{path} is not a readable .npz file ({error}).")
+        raise ValueError(
+            f"{path} is not a readable .npz archive "
+            f"({type(error).__name__}: {error})."
+        ) from None
     with archive:
         keys = list(archive.keys())
         modalities = [k[2:] for k in keys if k.startswith("x_") and len(k) > 2]
@@ -59,12 +72,24 @@ def load_npz(path):
                 + (f" (unknown: {unknown})" if unknown else "")
                 + "."
             )
-        x = {m: archive[f"x_{m}"] for m in modalities}
-        if MASK_KEY in keys:
-            x[MASK_KEY] = archive[MASK_KEY].astype("float32")
-        data = {"x": x, "y": archive["y"]}
-        for key in ("is_labeled", "test"):
-            data[key] = archive[key].astype(bool) if key in keys else None
+        try:
+            x = {m: archive[f"x_{m}"] for m in modalities}
+            if MASK_KEY in keys:
+                x[MASK_KEY] = archive[MASK_KEY].astype("float32")
+            data = {"x": x, "y": archive["y"], "classes": None}
+            for key in ("is_labeled", "test"):
+                data[key] = archive[key].astype(bool) if key in keys else None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            # Object (pickled) arrays, truncated or corrupted members.
+            raise ValueError(
+                f"{path} holds an array that cannot be read safely "
+                f"({type(error).__name__}: {str(error).splitlines()[0]}); "
+                "save plain numeric arrays (and text labels as strings)."
+            ) from None
+    if data["y"].dtype.kind in "US":
+        # Class names: classes are their sorted order.
+        names, data["y"] = np.unique(data["y"], return_inverse=True)
+        data["classes"] = [str(n) for n in names]
     num = len(data["y"])
     for key in ("is_labeled", "test"):
         if data[key] is not None and data[key].shape != (num,):

@@ -9,6 +9,7 @@ import numpy as np
 from keras_robult.data.pipeline import make_dataset
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.encoders.sequence_encoder import SequenceEncoder
+from keras_robult.experiments.atomic import save_model
 from keras_robult.layers.feature_standardization import (
     FeatureStandardization,
 )
@@ -72,6 +73,37 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.bar.update(self.epochs, finalize=True)
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss of a method turned NaN or infinite.
+
+    Attributes:
+        epoch: the (1-based) epoch in which it happened.
+    """
+
+    def __init__(self, message, epoch):
+        super().__init__(message)
+        self.epoch = epoch
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite
+    (as `keras.callbacks.TerminateOnNaN`) and remembers the epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+        self.failed_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.failed_epoch = self.epoch + 1
+            self.model.stop_training = True
 
 
 class Method(abc.ABC):
@@ -177,19 +209,37 @@ class Method(abc.ABC):
     #: main fit (the no-L_sup probe) watches `val_loss` instead.
     monitor_task_metric = True
 
-    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0, validation=None):
+    def fit(
+        self,
+        x,
+        y,
+        epochs,
+        batch_size,
+        seed=0,
+        verbose=0,
+        validation=None,
+        backup_dir=None,
+    ):
         """Trains on `x` (dict with `modality_mask`) and `y` (dict with
         `label` and `is_labeled`) for at most `epochs` epochs.
 
         With `validation = (x_val, labels_val)` (every sample labeled),
         `keras.callbacks.EarlyStopping` stops when the validation metric
         has not improved for `patience` epochs and restores the best
-        weights."""
+        weights. With `backup_dir`, `keras.callbacks.BackupAndRestore`
+        keeps the last finished epoch there, and a `fit` that was killed
+        resumes from it. Raises `TrainingDiverged` when the loss turns NaN
+        or infinite."""
+        self.seed = seed
         keras.utils.set_random_seed(seed)
         self.model = self.build_model()
         # The fallback for samples with no modality (the dataset path of
         # `fit` cannot see the labels without consuming a shuffle epoch).
         self.model.set_label_prior(y["label"], y["is_labeled"])
+        if backup_dir is not None:
+            # BackupAndRestore restores weights into a built model.
+            self.model._record_input_dtypes(x)
+            self.model({k: np.asarray(v)[:1] for k, v in x.items()})
         self.model.compile(
             optimizer=self.optimizer(), jit_compile=self.jit_compile
         )
@@ -199,6 +249,7 @@ class Method(abc.ABC):
             f"  {self.name} (seed {seed})" if verbose else None,
             validation=validation,
             batch_size=batch_size,
+            backup_dir=backup_dir,
         )
         return self
 
@@ -217,11 +268,26 @@ class Method(abc.ABC):
         )
 
     def train(
-        self, dataset, epochs, label=None, validation=None, batch_size=256
+        self,
+        dataset,
+        epochs,
+        label=None,
+        validation=None,
+        batch_size=256,
+        backup_dir=None,
     ):
-        """`model.fit` with one progress bar over the epochs (if `label`)
-        and early stopping on `validation` (if given)."""
-        callbacks = [EpochProgress(epochs, label)] if label else []
+        """`model.fit` with one progress bar over the epochs (if `label`),
+        early stopping on `validation` (if given), a backup of the last
+        finished epoch in `backup_dir` (if given), and a stop at the first
+        NaN or infinite loss (`TrainingDiverged`)."""
+        nan_guard = StopOnNaN()
+        callbacks = [nan_guard]
+        if label:
+            callbacks.append(EpochProgress(epochs, label))
+        if backup_dir is not None:
+            callbacks.append(
+                keras.callbacks.BackupAndRestore(backup_dir=backup_dir)
+            )
         validation_data = None
         if validation is not None:
             x_val, labels_val = validation
@@ -237,6 +303,14 @@ class Method(abc.ABC):
             callbacks=callbacks,
             validation_data=validation_data,
         )
+        if nan_guard.failed_epoch is not None:
+            raise TrainingDiverged(
+                f"{self.name} (seed {getattr(self, 'seed', 0)}): the "
+                "training loss became NaN or infinite in epoch "
+                f"{nan_guard.failed_epoch}; this run is recorded as failed "
+                "(try a lower learning rate, or check the inputs).",
+                nan_guard.failed_epoch,
+            )
 
     def predict(self, x, batch_size=1024):
         """Predictions in the task output space for `x` (dict with
@@ -246,6 +320,6 @@ class Method(abc.ABC):
         ]
 
     def save(self, path):
-        """Saves the trained model to a `.keras` file; returns the path."""
-        self.model.save(path)
-        return path
+        """Saves the trained model to a `.keras` file (atomically: a kill
+        leaves the previous file or the new one); returns the path."""
+        return save_model(self.model, path)

@@ -16,6 +16,7 @@ from keras_robult.data.masking import (
 )
 from keras_robult.data.splits import labeled_mask, train_test_split
 from keras_robult.data.standardization import fit_standardization
+from keras_robult.experiments.method import TrainingDiverged
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.validation import MASK_KEY, check_arrays
 
@@ -95,6 +96,7 @@ def run_protocol(
     verbose=1,
     save_models=None,
     validation_mask=None,
+    store=None,
 ):
     """Trains and evaluates every method on every seed.
 
@@ -119,6 +121,14 @@ def run_protocol(
             (every sample labeled), kept out of training and used for early
             stopping with the best weights restored; the test split is used
             only for the reported metrics.
+        store: optional `RunStore`: each finished (method, seed) is
+            recorded there as soon as it is done (after its model), and a
+            pair it already holds is not trained again, so an interrupted
+            run resumes where it stopped with the same final results.
+
+    A (method, seed) whose training loss turns NaN or infinite is stopped
+    and recorded in `results["failures"]` (method, seed, epoch, message);
+    the other pairs still run.
 
     Returns:
         `(results, splits)`: the results dict (schema of `results.json`) and
@@ -134,6 +144,7 @@ def run_protocol(
         x.get(MASK_KEY, np.ones((num, len(modalities)))), "float32"
     )
     per_subset = {}  # (method, subset, metric) -> [per seed]
+    failures = []
     curves = {}  # method -> [per seed curve]
     splits = {}
     in_validation = np.zeros(num, bool)
@@ -161,8 +172,7 @@ def run_protocol(
             labeled = np.asarray(is_labeled, bool)[train]
         else:
             labeled = labeled_mask(y[train], labeled_fraction, seed, task)
-        if not labeled.any():
-            raise ValueError("The training split has no labeled sample.")
+        check_split(task, y, train, test, labeled, seed)
         splits[seed] = {
             "train": train.tolist(),
             "test": test.tolist(),
@@ -184,29 +194,38 @@ def run_protocol(
             )
         for name, factory in methods.items():
             start = time.perf_counter()
-            method = factory(task, input_shapes, statistics)
-            method.fit(
-                x_train,
-                y_train,
-                epochs,
-                batch_size,
-                seed=seed,
-                verbose=verbose,
-                validation=validation,
-            )
-            subset_metrics, curve = evaluate_predictor(
-                method.predict, x_test, y[test], task.name, modalities, seed
-            )
+            record = store.finished(name, seed) if store else None
+            if record is not None:
+                if verbose:
+                    print(
+                        f"  {name}: seed {seed} finished earlier, skipped "
+                        f"(recorded in {store.out_dir})",
+                        flush=True,
+                    )
+            else:
+                record = _train_and_evaluate(
+                    factory(task, input_shapes, statistics),
+                    name,
+                    seed,
+                    (x_train, y_train, x_test, y[test]),
+                    (epochs, batch_size, validation, verbose),
+                    task,
+                    modalities,
+                    save_models,
+                    store,
+                )
+            if "failure" in record:
+                failures.append(record["failure"])
+                if verbose:
+                    print(f"  {record['failure']['message']}", flush=True)
+                continue
+            subset_metrics, curve = record["subsets"], record["curve"]
             for subset, metrics in subset_metrics.items():
                 for metric, value in metrics.items():
                     per_subset.setdefault((name, subset, metric), []).append(
                         value
                     )
             curves.setdefault(name, []).append(curve)
-            if save_models is not None:
-                path = save_models(name, seed)
-                if path:
-                    method.save(path)
             if verbose:
                 single = [
                     metrics[primary]
@@ -220,9 +239,92 @@ def run_protocol(
                     f"({time.perf_counter() - start:.0f} s)",
                     flush=True,
                 )
-    return _summarise(
+    results = _summarise(
         dataset, task, labeled_fraction, seeds, modalities, per_subset, curves
-    ), splits
+    )
+    if failures:
+        results["failures"] = failures
+    return results, splits
+
+
+def _train_and_evaluate(
+    method, name, seed, data, budget, task, modalities, save_models, store
+):
+    """Trains one method on one seed, evaluates it, saves its model;
+    returns the record a `RunStore` keeps (metrics, or the failure)."""
+    x_train, y_train, x_test, y_test = data
+    epochs, batch_size, validation, verbose = budget
+    try:
+        method.fit(
+            x_train,
+            y_train,
+            epochs,
+            batch_size,
+            seed=seed,
+            verbose=verbose,
+            validation=validation,
+            backup_dir=store.backup_dir(name, seed) if store else None,
+        )
+    except TrainingDiverged as error:
+        record = {
+            "failure": {
+                "method": name,
+                "seed": int(seed),
+                "epoch": error.epoch,
+                "message": str(error),
+            }
+        }
+    else:
+        subset_metrics, curve = evaluate_predictor(
+            method.predict, x_test, y_test, task.name, modalities, seed
+        )
+        record = {"subsets": subset_metrics, "curve": curve}
+        if save_models is not None:
+            path = save_models(name, seed)
+            if path:
+                method.save(path)
+    if store is not None:
+        store.save(name, seed, record)
+    return record
+
+
+def check_split(task, y, train, test, labeled, seed):
+    """Refuses, before any training, a split on which the numbers would
+    mean nothing: one class only, fewer labeled samples than classes, a
+    test split with fewer samples than classes (or than 2)."""
+    if not labeled.any():
+        raise ValueError(
+            f"Seed {seed}: the training split has no labeled sample; raise "
+            "the labeled fraction or add labels."
+        )
+    if task.name != "classification":
+        if len(test) < 2:
+            raise ValueError(
+                f"Seed {seed}: the test split holds {len(test)} sample(s); "
+                "at least 2 are needed for a metric to mean anything."
+            )
+        return
+    classes = np.unique(np.asarray(y)[train])
+    if len(classes) < 2:
+        raise ValueError(
+            f"The training labels hold one class only ({classes[0]}): there "
+            "is nothing to classify. Classification needs samples of at "
+            "least two classes."
+        )
+    if len(test) < len(classes):
+        raise ValueError(
+            f"Seed {seed}: the test split holds {len(test)} sample(s) for "
+            f"{len(classes)} classes; it needs at least one per class to "
+            "mean anything. Use more data or a larger test split."
+        )
+    count = int(labeled.sum())
+    if count < len(classes):
+        raise ValueError(
+            f"Seed {seed}: {count} labeled training sample(s) for "
+            f"{len(classes)} classes; a semi-supervised split needs at "
+            "least one labeled sample per class. Raise the labeled "
+            "fraction or add labels."
+        )
 
 
 def _summarise(

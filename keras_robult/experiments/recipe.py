@@ -10,6 +10,24 @@ import os
 import sys
 
 SMOKE_SAMPLES = 64
+# Options every recipe has (the run configuration names them one by one);
+# a recipe's own options are saved under "extra".
+RECIPE_OPTIONS = (
+    "data_dir",
+    "labeled_fraction",
+    "seeds",
+    "methods",
+    "epochs",
+    "batch_size",
+    "patience",
+    "latent_dim",
+    "out",
+    "smoke",
+    "backend",
+    "quiet",
+    "restart",
+    "verbose",
+)
 
 
 def recipe_parser(description, epochs=100, batch_size=256):
@@ -48,6 +66,17 @@ def recipe_parser(description, epochs=100, batch_size=256):
         help="Keras backend (default: $KERAS_BACKEND, else jax)",
     )
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="forget the finished (method, seed) pairs in --out and start "
+        "over (by default a rerun with the same --out resumes)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's native start-up logging",
+    )
     return parser
 
 
@@ -89,9 +118,12 @@ def run_recipe(args, splits, task, dataset, metrics):
     Returns:
         The results folder.
     """
+    import keras
+
     from keras_robult.experiments.protocol import run_protocol
     from keras_robult.experiments.registry import METHODS, method_factories
     from keras_robult.experiments.report import markdown_table, write_results
+    from keras_robult.experiments.run_store import RunStore
 
     if not 0 < args.labeled_fraction <= 1:
         raise ValueError("--labeled-fraction must be in (0, 1]")
@@ -109,6 +141,26 @@ def run_recipe(args, splits, task, dataset, metrics):
     names = args.methods or list(METHODS)
     out = args.out or os.path.join("results", dataset)
     models = os.path.join(out, "models")
+    store = RunStore(
+        out,
+        {
+            "recipe": dataset,
+            "data_dir": os.path.abspath(args.data_dir),
+            "samples": [len(y) for _, y in splits],
+            "labeled_fraction": args.labeled_fraction,
+            "seeds": list(seeds),
+            "epochs": epochs,
+            "batch_size": args.batch_size,
+            "patience": args.patience,
+            "latent_dim": args.latent_dim,
+            "methods": names,
+            "backend": keras.backend.backend(),
+            "extra": {
+                k: v for k, v in vars(args).items() if k not in RECIPE_OPTIONS
+            },
+        },
+        restart=args.restart,
+    )
 
     def save_models(name, seed):
         os.makedirs(models, exist_ok=True)
@@ -130,6 +182,7 @@ def run_recipe(args, splits, task, dataset, metrics):
         dataset=dataset,
         verbose=0 if args.quiet else 1,
         save_models=save_models,
+        store=store,
     )
     write_results(results, split_indices, out, metrics=metrics)
     for metric in metrics:
@@ -158,7 +211,10 @@ def main(
         add_arguments(parser)
     args = parser.parse_args(argv)
     try:
+        from keras_robult.cli import _load_frameworks
+
         ensure_backend(args.backend)
+        _load_frameworks(args.verbose)
         run_recipe(args, load(args), make_task(), dataset, metrics)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as error:
         lines = str(error).strip().splitlines()

@@ -1,11 +1,15 @@
 """Writes a protocol's results: JSON, a markdown table, a PNG plot."""
 
-import json
 import os
 import warnings
 
 import numpy as np
 
+from keras_robult.experiments.atomic import (
+    atomic_path,
+    write_json,
+    write_text,
+)
 from keras_robult.experiments.metrics import PRIMARY
 
 RESULT_KEYS = {
@@ -34,6 +38,9 @@ def validate_results(results):
             "per_seed",
         }:
             raise ValueError(f"Malformed results entry: {sorted(entry)}.")
+    for failure in results.get("failures", []):
+        if set(failure) != {"method", "seed", "epoch", "message"}:
+            raise ValueError(f"Malformed failure entry: {sorted(failure)}.")
     for curve in results["missing_rate_curves"]:
         if set(curve) != {"method", "metric", "rates", "mean", "auc"}:
             raise ValueError(f"Malformed curve entry: {sorted(curve)}.")
@@ -100,6 +107,12 @@ def markdown_table(results, metric=None):
             )
             + " |"
         )
+    for failure in results.get("failures", []):
+        lines.append(
+            f"\nFailed: {failure['method']}, seed {failure['seed']} (loss "
+            f"NaN or infinite in epoch {failure['epoch']}); its seed is "
+            "left out of the means above."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -145,17 +158,22 @@ def write_results(results, splits, out_dir, metrics=None):
         "plot": os.path.join(out_dir, "missing_rate.png"),
         "splits": os.path.join(out_dir, "labeled_indices.json"),
     }
-    with open(paths["json"], "w") as handle:
-        json.dump(results, handle, indent=1)
-    with open(paths["markdown"], "w") as handle:
-        handle.write(
-            "\n".join(markdown_table(results, m) for m in metrics or [None])
-        )
-    with open(paths["splits"], "w") as handle:
-        json.dump({f"seed_{k}": v for k, v in splits.items()}, handle)
+    # Each file under a temporary name, then renamed into place: an
+    # interruption leaves the previous file or the new one, never half.
+    write_json(paths["json"], results)
+    write_text(
+        paths["markdown"],
+        "\n".join(markdown_table(results, m) for m in metrics or [None]),
+    )
+    write_json(
+        paths["splits"],
+        {f"seed_{k}": v for k, v in splits.items()},
+        indent=None,
+    )
     # Last, and never fatal: the numbers above are already on disk.
     try:
-        plot_missing_rate(results, paths["plot"])
+        with atomic_path(paths["plot"]) as temporary:
+            plot_missing_rate(results, temporary)
     except Exception as error:  # e.g. no matplotlib, no writable font cache
         warnings.warn(f"Could not draw {paths['plot']}: {error}")
         del paths["plot"]

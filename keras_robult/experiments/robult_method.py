@@ -73,13 +73,32 @@ class RobultMethod(Method):
     def monitor_task_metric(self):
         return not self.probe
 
-    def fit(self, x, y, epochs, batch_size, seed=0, verbose=0, validation=None):
-        super().fit(x, y, epochs, batch_size, seed, verbose, validation)
+    def fit(
+        self,
+        x,
+        y,
+        epochs,
+        batch_size,
+        seed=0,
+        verbose=0,
+        validation=None,
+        backup_dir=None,
+    ):
+        super().fit(
+            x, y, epochs, batch_size, seed, verbose, validation, backup_dir
+        )
         if self.probe:
-            self._fit_probe(x, y, batch_size, seed, verbose)
+            self._fit_probe(
+                x,
+                y,
+                batch_size,
+                seed,
+                verbose,
+                None if backup_dir is None else f"{backup_dir}-probe",
+            )
         return self
 
-    def _fit_probe(self, x, y, batch_size, seed, verbose):
+    def _fit_probe(self, x, y, batch_size, seed, verbose, backup_dir=None):
         """Linear probe: the task head alone, on the labeled samples (the
         latents are frozen, so this is a logistic regression on them)."""
         model = self.model
@@ -95,4 +114,5 @@ class RobultMethod(Method):
             self.dataset(x, y, batch_size, seed, labeled_only=True),
             self.probe_epochs,
             "    linear probe on the latents" if verbose else None,
+            backup_dir=backup_dir,
         )

@@ -18,6 +18,8 @@ class Classification(Task):
 
     Args:
         num_classes: int, number of classes (at least 2).
+        class_names: optional list of `num_classes` names, class `i` being
+            `class_names[i]` (kept in the model's config).
 
     Example:
 
@@ -28,13 +30,21 @@ class Classification(Task):
 
     name = "classification"
 
-    def __init__(self, num_classes):
+    def __init__(self, num_classes, class_names=None):
         if int(num_classes) != num_classes or num_classes < 2:
             raise ValueError(
                 "`num_classes` must be an integer >= 2; received "
                 f"num_classes={num_classes!r}."
             )
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(
+                f"`class_names` must name the {num_classes} classes; "
+                f"received {len(class_names)} names."
+            )
         self.num_classes = int(num_classes)
+        self.class_names = (
+            None if class_names is None else [str(n) for n in class_names]
+        )
 
     @property
     def output_dim(self):
@@ -106,4 +116,7 @@ class Classification(Task):
         return labels
 
     def get_config(self):
-        return {"num_classes": self.num_classes}
+        config = {"num_classes": self.num_classes}
+        if self.class_names is not None:
+            config["class_names"] = list(self.class_names)
+        return config

@@ -58,8 +58,46 @@ def test_missing_and_unreadable_files(tmp_path):
         load_npz(str(tmp_path / "none.npz"))
     broken = tmp_path / "broken.npz"
     broken.write_text("not a zip")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError) as error:
         load_npz(str(broken))
+    assert str(error.value) == (
+        f"{broken} is not an .npz archive (the zip of named arrays that "
+        "numpy.savez writes); it cannot be read as data."
+    )
+
+
+def test_truncated_and_pickled_archives_are_refused(tmp_path):
+    good = write(tmp_path / "good.npz", x_a=np.zeros((40, 3)), y=np.arange(40))
+    raw = open(good, "rb").read()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="is not an .npz archive"):
+        load_npz(str(truncated))
+    pickled = write(
+        tmp_path / "pickled.npz",
+        x_a=np.zeros((3, 2)),
+        y=np.array([{"a": 1}, None, 3], dtype=object),
+    )
+    with pytest.raises(ValueError) as error:
+        load_npz(pickled)
+    assert str(error.value).startswith(
+        f"{pickled} holds an array that cannot be read safely (ValueError: "
+    )
+    assert str(error.value).endswith(
+        "save plain numeric arrays (and text labels as strings)."
+    )
+
+
+def test_text_labels_become_classes_in_name_order(tmp_path):
+    path = write(
+        tmp_path / "named.npz",
+        x_a=np.zeros((5, 2)),
+        y=np.array(["dog", "cat", "eel", "cat", "dog"]),
+    )
+    data = load_npz(path)
+    assert data["classes"] == ["cat", "dog", "eel"]
+    np.testing.assert_array_equal(data["y"], [1, 0, 2, 0, 1])
+    assert infer_task_name(data["y"]) == "classification"
 
 
 def test_infer_task_name():

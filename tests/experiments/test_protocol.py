@@ -153,6 +153,7 @@ def test_run_protocol_keeps_the_validation_split_out_of_training():
         tasks.Classification(3),
         registry.method_factories(["unimodal"], latent_dim=8),
         seeds=(0,),
+        labeled_fraction=0.1,
         epochs=1,
         batch_size=16,
         test_mask=marks == 0,
@@ -274,6 +275,7 @@ def test_run_protocol_aggregates_seeds_into_known_means_stds_and_auc():
         tasks.Classification(4),
         {"known": KnownMethod},
         seeds=(0, 1),
+        labeled_fraction=0.5,
         test_mask=test,
         verbose=0,
     )

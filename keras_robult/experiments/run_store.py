@@ -1,0 +1,92 @@
+"""A results folder that remembers which (method, seed) pairs are done,
+so that an interrupted run resumes where it stopped."""
+
+import json
+import os
+import re
+import shutil
+
+from keras_robult.experiments.atomic import write_json
+
+CONFIG_FILE = "run_config.json"
+
+
+def _slug(name):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
+
+
+class RunStore:
+    """The finished (method, seed) pairs of a run in `out_dir`.
+
+    Each finished pair is one JSON record under `out_dir/runs/` (written
+    atomically, after its model), so a run that is killed at any moment
+    loses at most the pair it was training. The run's configuration is
+    saved in `out_dir/run_config.json`; opening the folder with another
+    configuration is refused, naming the options that differ.
+
+    Args:
+        out_dir: the results folder.
+        config: dict of the options that determine the results (JSON
+            values).
+        restart: bool, forget every finished pair (and the saved
+            configuration) and start over.
+    """
+
+    def __init__(self, out_dir, config, restart=False):
+        self.out_dir = os.path.abspath(out_dir)
+        self.config = json.loads(json.dumps(config))
+        self.runs_dir = os.path.join(self.out_dir, "runs")
+        self.backups_dir = os.path.join(self.out_dir, "backups")
+        config_path = os.path.join(self.out_dir, CONFIG_FILE)
+        if restart:
+            for folder in (self.runs_dir, self.backups_dir):
+                shutil.rmtree(folder, ignore_errors=True)
+            if os.path.exists(config_path):
+                os.remove(config_path)
+        if os.path.exists(config_path):
+            with open(config_path) as handle:
+                saved = json.load(handle)
+            differing = [
+                key
+                for key in sorted(set(saved) | set(self.config))
+                if saved.get(key) != self.config.get(key)
+            ]
+            if differing:
+                details = "; ".join(
+                    f"{key}: {saved.get(key)!r} there, "
+                    f"{self.config.get(key)!r} now"
+                    for key in differing
+                )
+                raise ValueError(
+                    f"{self.out_dir} holds a run with other options "
+                    f"({details}). Resume with the same options, choose "
+                    "another --out, or pass --restart to start over."
+                )
+        else:
+            write_json(config_path, self.config)
+        os.makedirs(self.runs_dir, exist_ok=True)
+
+    def _record_path(self, method, seed):
+        return os.path.join(
+            self.runs_dir, f"{_slug(method)}-seed{int(seed)}.json"
+        )
+
+    def finished(self, method, seed):
+        """The saved record of a finished pair, or None."""
+        path = self._record_path(method, seed)
+        if not os.path.exists(path):
+            return None
+        with open(path) as handle:
+            return json.load(handle)
+
+    def save(self, method, seed, record):
+        """Marks a pair finished with its `record` (JSON values)."""
+        write_json(self._record_path(method, seed), record)
+        shutil.rmtree(self.backup_dir(method, seed), ignore_errors=True)
+
+    def backup_dir(self, method, seed):
+        """Where `keras.callbacks.BackupAndRestore` keeps the pair's last
+        finished epoch while it trains."""
+        return os.path.join(
+            self.backups_dir, f"{_slug(method)}-seed{int(seed)}"
+        )
