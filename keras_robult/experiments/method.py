@@ -1,6 +1,7 @@
 """Base class of the methods compared by the evaluation protocol."""
 
 import abc
+import os
 import sys
 
 import keras
@@ -104,6 +105,21 @@ class StopOnNaN(keras.callbacks.Callback):
         if loss is not None and not np.isfinite(float(loss)):
             self.failed_epoch = self.epoch + 1
             self.model.stop_training = True
+
+
+class EpochBackup(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that leaves an unbuilt model
+    alone when there is no backup to restore (TensorFlow builds the model
+    in the first step, after `on_train_begin`, where the Keras callback
+    insists on a built model)."""
+
+    #: The file `BackupAndRestore` writes the weights to.
+    WEIGHTS_FILE = "latest.weights.h5"
+
+    def on_train_begin(self, logs=None):
+        backup = os.path.join(self.backup_dir, self.WEIGHTS_FILE)
+        if self.model.built or os.path.exists(backup):
+            super().on_train_begin(logs)
 
 
 class Method(abc.ABC):
@@ -236,13 +252,16 @@ class Method(abc.ABC):
         # The fallback for samples with no modality (the dataset path of
         # `fit` cannot see the labels without consuming a shuffle epoch).
         self.model.set_label_prior(y["label"], y["is_labeled"])
-        if backup_dir is not None:
-            # BackupAndRestore restores weights into a built model.
-            self.model._record_input_dtypes(x)
-            self.model({k: np.asarray(v)[:1] for k, v in x.items()})
         self.model.compile(
             optimizer=self.optimizer(), jit_compile=self.jit_compile
         )
+        if backup_dir is not None and os.path.exists(
+            os.path.join(backup_dir, EpochBackup.WEIGHTS_FILE)
+        ):
+            # Restoring needs a built model. Only then: building it here
+            # draws the initial weights in another order than `fit` does.
+            self.model._record_input_dtypes(x)
+            self.model({k: np.asarray(v)[:1] for k, v in x.items()})
         self.train(
             self.dataset(x, y, batch_size, seed, self.labeled_only),
             epochs,
@@ -285,9 +304,7 @@ class Method(abc.ABC):
         if label:
             callbacks.append(EpochProgress(epochs, label))
         if backup_dir is not None:
-            callbacks.append(
-                keras.callbacks.BackupAndRestore(backup_dir=backup_dir)
-            )
+            callbacks.append(EpochBackup(backup_dir=backup_dir))
         validation_data = None
         if validation is not None:
             x_val, labels_val = validation
