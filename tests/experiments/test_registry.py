@@ -150,3 +150,20 @@ def test_optimizer_options():
     optimizer = method.optimizer()
     assert type(optimizer).__name__ == "AdamW"
     assert optimizer.use_ema and optimizer.ema_momentum == 0.9
+
+
+def test_a_backup_directory_does_not_change_the_trained_weights(tmp_path):
+    """The epoch backup must not change what a seed trains to (building
+    the model before `fit` would draw the initial weights differently)."""
+    x, y = make_multimodal(num_samples=32)
+    shapes = {m: x[m].shape[1:] for m in ("m0", "m1", "m2")}
+    weights = []
+    for backup in (None, str(tmp_path / "backup")):
+        method = registry.METHODS["robult"](
+            tasks.Classification(3), shapes, None, latent_dim=8
+        )
+        method.fit(x, y, epochs=1, batch_size=16, seed=3, backup_dir=backup)
+        weights.append([to_numpy(v) for v in method.model.weights])
+    assert len(weights[0]) == len(weights[1])
+    for plain, backed_up in zip(*weights):
+        np.testing.assert_array_equal(plain, backed_up)
