@@ -270,7 +270,12 @@ class Method(abc.ABC):
             batch_size=batch_size,
             backup_dir=backup_dir,
         )
+        self.after_fit(x, y, batch_size, seed, verbose, backup_dir)
         return self
+
+    def after_fit(self, x, y, batch_size, seed, verbose, backup_dir):
+        """A second stage after the main training (default: none); gets
+        `fit`'s data and options (`RobultMethod`'s linear probe)."""
 
     def early_stopping(self):
         """The `EarlyStopping` callback of a run with a validation split."""

@@ -73,20 +73,7 @@ class RobultMethod(Method):
     def monitor_task_metric(self):
         return not self.probe
 
-    def fit(
-        self,
-        x,
-        y,
-        epochs,
-        batch_size,
-        seed=0,
-        verbose=0,
-        validation=None,
-        backup_dir=None,
-    ):
-        super().fit(
-            x, y, epochs, batch_size, seed, verbose, validation, backup_dir
-        )
+    def after_fit(self, x, y, batch_size, seed, verbose, backup_dir):
         if self.probe:
             self._fit_probe(
                 x,
@@ -96,7 +83,6 @@ class RobultMethod(Method):
                 verbose,
                 None if backup_dir is None else f"{backup_dir}-probe",
             )
-        return self
 
     def _fit_probe(self, x, y, batch_size, seed, verbose, backup_dir=None):
         """Linear probe: the task head alone, on the labeled samples (the
