@@ -1,13 +1,20 @@
 """The `robult` command: train and evaluate on any modality subset."""
 
 import argparse
-import contextlib
 import datetime
 import hashlib
 import os
 import sys
 
-BACKENDS = ("tensorflow", "jax", "torch")
+from keras_robult_cli import (
+    BACKENDS,
+    EXPORT_BACKEND,
+    QUIET_TF_LOG_LEVEL,
+    choose_backend,
+    ensure_backend,
+    native_stderr_silenced,
+)
+
 # The results' method name of each model class (`robult evaluate`).
 METHOD_NAMES = {
     "Robult": "robult",
@@ -117,7 +124,7 @@ def _parser():
     export.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="tensorflow",
+        default=EXPORT_BACKEND,
         help="backend that loads the model (default tensorflow: a .keras "
         "file is backend-neutral, and TensorFlow exports it directly)",
     )
@@ -131,34 +138,12 @@ def _parser():
     return parser
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced(enabled=True):
-    """Sends what native libraries write to the stderr file descriptor
-    while they load (TensorFlow's C++ start-up lines, printed before its
-    logging is configured) to /dev/null. Python exceptions are objects and
-    are printed later, so nothing of ours is lost."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _load_frameworks(verbose):
     """Imports Keras and TensorFlow (the data pipeline's engine) and
     initialises TensorFlow's devices, quietly unless `verbose`."""
     if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _native_stderr_silenced(not verbose):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_LOG_LEVEL)
+    with native_stderr_silenced(not verbose):
         import keras  # noqa: F401
         import tensorflow as tf
 
@@ -171,37 +156,6 @@ def _file_digest(path):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _choose_backend(requested):
-    if requested:
-        return requested
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    try:
-        import jax  # noqa: F401
-
-        return "jax"
-    except ImportError:
-        return "tensorflow"
-
-
-def _ensure_backend(args, argv):
-    """Re-executes the command under the requested Keras backend (the
-    backend is fixed when Keras is imported)."""
-    backend = _choose_backend(getattr(args, "backend", None))
-    if os.environ.get("KERAS_BACKEND") == backend:
-        return
-    if os.environ.get("_ROBULT_REEXEC"):
-        raise RuntimeError(f"could not switch the Keras backend to {backend}")
-    env = dict(os.environ, KERAS_BACKEND=backend, _ROBULT_REEXEC="1")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info logs
-    sys.stdout.flush()
-    os.execvpe(
-        sys.executable,
-        [sys.executable, "-m", "keras_robult.cli"] + list(argv),
-        env,
-    )
 
 
 def _make_task(name, y, classes=None):
@@ -221,6 +175,30 @@ def _make_task(name, y, classes=None):
     return tasks.Regression()
 
 
+def _load_data(path, task_name=None):
+    """`(data, task)` from a user's `.npz` file, checked as far as it can
+    be before training: arrays, labels against the task, and per-sample
+    shapes the built-in encoders take (vectors or sequences)."""
+    from keras_robult.data.npz import infer_task_name, load_npz
+    from keras_robult.experiments.method import check_encoder_shape
+    from keras_robult.validation import MASK_KEY, check_arrays
+
+    data = load_npz(path)
+    y = data["y"]
+    task = _make_task(task_name or infer_task_name(y), y, data["classes"])
+    modalities = [m for m in data["x"] if m != MASK_KEY]
+    for name in modalities:
+        if data["x"][name].dtype.kind in "US":
+            raise ValueError(
+                f"Modality '{name}' holds text; the command's encoders take "
+                "numbers. Embed or tokenize the text first, or use the "
+                "Python API with a text encoder."
+            )
+        check_encoder_shape(name, data["x"][name].shape[1:])
+    check_arrays(data["x"], {"label": y}, modalities, task)
+    return data, task
+
+
 def _out_dir(out, dataset):
     if out:
         return out
@@ -232,7 +210,7 @@ def _train(args):
     import keras
     import numpy as np
 
-    from keras_robult.data.npz import infer_task_name, load_npz
+    from keras_robult.data.npz import infer_task_name
     from keras_robult.datasets import mfeat
     from keras_robult.experiments.protocol import run_protocol
     from keras_robult.experiments.registry import METHODS, method_factories
@@ -246,18 +224,18 @@ def _train(args):
     if args.epochs < 1 or args.batch_size < 1:
         raise ValueError("--epochs and --batch-size must be positive")
     if args.data:
-        data = load_npz(args.data)
+        data, task = _load_data(args.data, args.task)
         dataset = os.path.splitext(os.path.basename(args.data))[0]
         source = {"data": os.path.abspath(args.data)}
         source["data_sha256"] = _file_digest(args.data)
     else:
         x, y = mfeat.load_data()
         data = {"x": x, "y": y, "is_labeled": None, "test": None}
+        task = _make_task(args.task or infer_task_name(y), y)
         dataset = "mfeat"
         source = {"data": "mfeat (embedded)"}
     y = np.asarray(data["y"])
     classes = data.get("classes")
-    task = _make_task(args.task or infer_task_name(y), y, classes)
     names = args.methods or list(METHODS)
     if args.latent_dim < 2:
         raise ValueError("--latent-dim must be at least 2")
@@ -432,7 +410,10 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        _ensure_backend(args, argv)
+        ensure_backend(
+            choose_backend(getattr(args, "backend", None)),
+            ["-m", "keras_robult_cli", *argv],
+        )
         _load_frameworks(args.verbose)
         if args.command == "train":
             return _train(args)

@@ -194,7 +194,7 @@ def _reload_and_export(model, path, modality_endpoints):
         command = [
             sys.executable,
             "-m",
-            "keras_robult.cli",
+            "keras_robult_cli",
             "export",
             "--model",
             source,

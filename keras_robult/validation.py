@@ -41,11 +41,12 @@ def _as_array(value, what, allow_strings=False):
         raise ValueError(f"{what} cannot be read as an array: {error}")
     if allow_strings and array.size and is_string_array(array):
         return array
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == bool
-    ):
+    # Booleans, integers, floats: not complex numbers (casting drops the
+    # imaginary part), dates or durations (NumPy counts timedelta64 as an
+    # integer), records or objects.
+    if array.dtype.kind not in "biuf":
         raise ValueError(
-            f"{what} must be numeric"
+            f"{what} must be real numbers"
             + (" (or text)" if allow_strings else "")
             + f"; received dtype {array.dtype}."
         )

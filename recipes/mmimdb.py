@@ -24,7 +24,7 @@ full 0.332.
 
 import sys
 
-from keras_robult.experiments.recipe import main
+import keras_robult_cli
 
 METRICS = ("f1_macro", "f1_micro")
 
@@ -44,6 +44,9 @@ def make_task():
 
 def run(argv=None):
     """Runs the recipe on `argv` (default: the command line)."""
+    keras_robult_cli.prepare(argv)  # the backend, before Keras loads
+    from keras_robult.experiments.recipe import main
+
     return main(
         __doc__, load, make_task, "mmimdb", METRICS, 100, 256, argv=argv
     )

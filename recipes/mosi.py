@@ -24,11 +24,14 @@ Paper (Table 1, Robult, 5 % labels), MAE / Corr / F1 / Acc: text 1.397 /
 
 import sys
 
-from keras_robult.experiments.recipe import sentiment_recipe
+import keras_robult_cli
 
 
 def run(argv=None):
     """Runs the recipe on `argv` (default: the command line)."""
+    keras_robult_cli.prepare(argv)  # the backend, before Keras loads
+    from keras_robult.experiments.recipe import sentiment_recipe
+
     return sentiment_recipe(__doc__, "mosi", argv)
 
 

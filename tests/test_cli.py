@@ -14,7 +14,7 @@ def robult(*args, cwd=None):
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     return subprocess.run(
-        [sys.executable, "-m", "keras_robult.cli", *args],
+        [sys.executable, "-m", "keras_robult_cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -45,6 +45,66 @@ def test_version_and_help(capsys, monkeypatch):
     assert code == 0
     for option in ("--labeled-fraction", "--methods", "--latent-dim"):
         assert option in out
+
+
+def tensorflow_startup_lines():
+    """What loading TensorFlow writes to stderr on this machine with no
+    log level set, each glog line without its timestamp and thread."""
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import tensorflow"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    return [
+        line.rsplit("] ", 1)[-1].strip()
+        for line in probe.stderr.splitlines()
+        if line.strip()
+    ]
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="backend-independent subprocesses: run once, in the TF suite",
+)
+def test_tensorflow_start_up_lines_only_with_verbose(tmp_path):
+    """The command reads --backend / --verbose before Keras loads, so
+    TensorFlow's C++ start-up lines (written to file descriptor 2 as it
+    loads, then at device start) stay out of its output unless
+    --verbose, for --version too."""
+    lines = tensorflow_startup_lines()
+    if not lines:
+        pytest.skip("TensorFlow writes nothing as it loads on this machine")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "keras_robult_cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+        )
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stderr == ""
+    data = toy_npz(tmp_path / "toy.npz")
+    missing = str(tmp_path / "missing.keras")
+    evaluate = ["evaluate", "--model", missing, "--data", data]
+    # --backend from the command line: set before Keras loads, no restart.
+    env["KERAS_BACKEND"] = "jax"
+    quiet = run(*evaluate, "--backend", "tensorflow")
+    assert quiet.returncode == 2
+    assert quiet.stderr.startswith("robult: error:"), quiet.stderr
+    assert len(quiet.stderr.splitlines()) == 1, quiet.stderr
+    loud = run(*evaluate, "--backend", "tensorflow", "--verbose")
+    assert loud.returncode == 2
+    assert lines[0] in loud.stderr, (lines, loud.stderr)
 
 
 def run_cli(argv, capsys, monkeypatch):
@@ -415,7 +475,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
     args += ["--epochs", "2", "--seeds", "0", "1", "--labeled-fraction"]
     args += ["0.2", "--batch-size", "16"]
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
-    command = [sys.executable, "-m", "keras_robult.cli", *args]
+    command = [sys.executable, "-m", "keras_robult_cli", *args]
     out = str(tmp_path / "killed")
     process = subprocess.Popen(
         command + ["--out", out],

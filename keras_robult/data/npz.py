@@ -1,5 +1,6 @@
 """Reads a user's dataset from one `.npz` file."""
 
+import math
 import os
 import zipfile
 
@@ -49,12 +50,13 @@ def load_npz(path):
             f"{path} is not an .npz archive (the zip of named arrays that "
             "numpy.savez writes); it cannot be read as data."
         )
+    _check_members(path)
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:
         raise ValueError(
             f"{path} is not a readable .npz archive "
-            f"({type(error).__name__}: {error})."
+            f"({type(error).__name__}: {_first_line(error)})."
         ) from None
     with archive:
         keys = list(archive.keys())
@@ -73,19 +75,26 @@ def load_npz(path):
                 + "."
             )
         try:
-            x = {m: archive[f"x_{m}"] for m in modalities}
-            if MASK_KEY in keys:
-                x[MASK_KEY] = archive[MASK_KEY].astype("float32")
-            data = {"x": x, "y": archive["y"], "classes": None}
-            for key in ("is_labeled", "test"):
-                data[key] = archive[key].astype(bool) if key in keys else None
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            # Object (pickled) arrays, truncated or corrupted members.
+            arrays = {key: archive[key] for key in keys}
+        except Exception as error:
+            # Object (pickled) arrays, truncated or corrupted members, an
+            # unsupported compression: never a half-read array.
             raise ValueError(
                 f"{path} holds an array that cannot be read safely "
-                f"({type(error).__name__}: {str(error).splitlines()[0]}); "
+                f"({type(error).__name__}: {_first_line(error)}); "
                 "save plain numeric arrays (and text labels as strings)."
             ) from None
+    x = {m: arrays[f"x_{m}"] for m in modalities}
+    if MASK_KEY in arrays:
+        x[MASK_KEY] = _zeros_and_ones(arrays[MASK_KEY], MASK_KEY)
+    data = {"x": x, "y": arrays["y"], "classes": None}
+    for key in ("is_labeled", "test"):
+        data[key] = (
+            _zeros_and_ones(arrays[key], key).astype(bool)
+            if key in arrays
+            else None
+        )
+    _check_labels(data["y"])
     if data["y"].dtype.kind in "US":
         # Class names: classes are their sorted order.
         names, data["y"] = np.unique(data["y"], return_inverse=True)
@@ -103,3 +112,74 @@ def load_npz(path):
     ):
         raise ValueError("'test' must mark some, but not all, samples.")
     return data
+
+
+def _first_line(error):
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "no message"
+
+
+def _check_members(path):
+    """Refuses an archive whose members are not `.npy` arrays or whose
+    `.npy` headers claim more data than the member holds (a truncated or
+    corrupted file, or a header crafted to make the reader allocate
+    terabytes), before anything is read or allocated."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(
+                        f"member '{info.filename}' is not a NumPy array (.npy)"
+                    )
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        header = np.lib.format.read_array_header_1_0(member)
+                    elif version == (2, 0):
+                        header = np.lib.format.read_array_header_2_0(member)
+                    else:  # format 3.0: read by np.load, after this check
+                        continue
+                    offset = member.tell()
+                shape, _, dtype = header
+                claimed = math.prod(shape) * dtype.itemsize
+                if offset + claimed > info.file_size:
+                    raise ValueError(
+                        f"array '{info.filename[:-4]}' claims shape {shape} "
+                        f"of {dtype} ({claimed:,} bytes) but its member "
+                        f"holds {max(info.file_size - offset, 0):,}"
+                    )
+    except Exception as error:
+        raise ValueError(
+            f"{path} is not a readable .npz archive "
+            f"({type(error).__name__}: {_first_line(error)})."
+        ) from None
+
+
+def _zeros_and_ones(array, key):
+    """A mask or flag array as float32, refused unless it holds booleans
+    or the numbers 0 and 1."""
+    if array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"'{key}' must hold booleans or 0 / 1; received dtype "
+            f"{array.dtype}."
+        )
+    array = array.astype("float32")
+    if not np.all((array == 0) | (array == 1)):
+        bad = array[(array != 0) & (array != 1)][0].item()
+        raise ValueError(f"'{key}' must hold 0 or 1; found {bad!r}.")
+    return array
+
+
+def _check_labels(y):
+    """Labels are numbers (class indices, values, a 0/1 matrix) or class
+    names, one row per sample."""
+    if y.ndim == 0 or y.ndim > 2:
+        raise ValueError(
+            "The labels 'y' must have one row per sample (shape (samples,) "
+            f"or (samples, labels)); received shape {y.shape}."
+        )
+    if y.dtype.kind not in "biufUS":
+        raise ValueError(
+            "The labels 'y' must be numbers or class names (text); "
+            f"received dtype {y.dtype}."
+        )

@@ -26,6 +26,7 @@ def default_encoder(
     `(time, features)` a `SequenceEncoder`. Other shapes need a user
     encoder through the Python API.
     """
+    check_encoder_shape(name, shape)
     if len(shape) == 1:
         layers = []
         if statistics is not None:
@@ -37,18 +38,29 @@ def default_encoder(
             MLPEncoder(units, hidden_units=hidden_units, dropout=dropout)
         )
         return keras.Sequential(layers, name=f"{name}_encoder")
-    if len(shape) == 2:
-        # Width 64 (MulT used 30-40 on the MOSI / MOSEI features): at 128
-        # a MOSEI-sized epoch takes 137 s on a 2-core CPU, at 64 about 45 s
-        # (benchmarks/recipes.py).
-        return SequenceEncoder(
-            units, hidden_dim=64, dropout=dropout, name=f"{name}_encoder"
-        )
-    raise ValueError(
-        f"Modality '{name}' has per-sample shape {tuple(shape)}; the "
-        "built-in encoders take vectors (features,) or sequences (time, "
-        "features). Use the Python API with an encoder of your own."
+    # Sequences: width 64 (MulT used 30-40 on the MOSI / MOSEI features):
+    # at 128 a MOSEI-sized epoch takes 137 s on a 2-core CPU, at 64 about
+    # 45 s (benchmarks/recipes.py).
+    return SequenceEncoder(
+        units, hidden_dim=64, dropout=dropout, name=f"{name}_encoder"
     )
+
+
+def check_encoder_shape(name, shape):
+    """Raises unless a modality's per-sample `shape` is one the built-in
+    encoders take: a vector `(features,)` or a sequence `(time,
+    features)`, with at least one feature."""
+    if len(shape) not in (1, 2):
+        raise ValueError(
+            f"Modality '{name}' has per-sample shape {tuple(shape)}; the "
+            "built-in encoders take vectors (features,) or sequences (time, "
+            "features). Use the Python API with an encoder of your own."
+        )
+    if 0 in shape:
+        raise ValueError(
+            f"Modality '{name}' has per-sample shape {tuple(shape)}: no "
+            "features. Every modality needs at least one value per sample."
+        )
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -1,8 +1,9 @@
 """What the scripts in `recipes/` share: their command line and one run of
 the protocol on a dataset's official train / validation / test splits.
 
-Keras is imported only inside `run_recipe`, after `ensure_backend` has
-fixed the backend.
+A recipe script calls `keras_robult_cli.prepare` before it imports this
+module, so Keras starts under the backend its command line names, with
+TensorFlow's start-up lines silenced unless `--verbose`.
 """
 
 import argparse
@@ -78,22 +79,6 @@ def recipe_parser(description, epochs=100, batch_size=256):
         help="show TensorFlow's native start-up logging",
     )
     return parser
-
-
-def ensure_backend(backend):
-    """Re-executes the running script under `backend` when Keras would
-    otherwise start with another one."""
-    from keras_robult.cli import _choose_backend
-
-    backend = _choose_backend(backend)
-    if os.environ.get("KERAS_BACKEND") == backend:
-        return
-    if os.environ.get("_ROBULT_REEXEC"):
-        raise RuntimeError(f"could not switch the Keras backend to {backend}")
-    env = dict(os.environ, KERAS_BACKEND=backend, _ROBULT_REEXEC="1")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stdout.flush()
-    os.execvpe(sys.executable, [sys.executable] + sys.argv, env)
 
 
 def _concatenate(splits):
@@ -212,8 +197,9 @@ def main(
     args = parser.parse_args(argv)
     try:
         from keras_robult.cli import _load_frameworks
+        from keras_robult_cli import choose_backend, ensure_backend
 
-        ensure_backend(args.backend)
+        ensure_backend(choose_backend(args.backend), sys.argv)
         _load_frameworks(args.verbose)
         run_recipe(args, load(args), make_task(), dataset, metrics)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as error:

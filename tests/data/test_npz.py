@@ -45,6 +45,18 @@ def test_good_file(tmp_path):
             {"x_a": np.zeros((4, 2)), "y": np.arange(4), "test": np.ones(3)},
             "'test' must be",
         ),
+        (
+            {"x_a": np.zeros((4, 2)), "y": np.arange(4), "is_labeled": [2] * 4},
+            "'is_labeled' must hold 0 or 1; found 2.0",
+        ),
+        (
+            {"x_a": np.zeros((4, 2)), "y": np.arange(4) + 0.5j},
+            "'y' must be numbers or class names .* complex128",
+        ),
+        (
+            {"x_a": np.zeros((4, 2)) + 1j, "y": np.arange(4)},
+            "'a' must be real numbers .* complex128",
+        ),
     ],
 )
 def test_bad_files(tmp_path, arrays, message):
@@ -105,3 +117,24 @@ def test_infer_task_name():
     assert infer_task_name(np.array([0.0, 2.0])) == "classification"
     assert infer_task_name(np.array([0.5, -1.2])) == "regression"
     assert infer_task_name(np.array([[0, 1], [1, 1]])) == "multilabel"
+
+
+def test_a_header_claiming_more_than_the_file_holds(tmp_path):
+    """Refused from the header, before NumPy allocates the claimed
+    16 TB."""
+    import zipfile
+
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (10**12, 4)}"
+    header = header.replace(b"10**12", b"1000000000000")
+    header += b" " * (117 - len(header)) + b"\n"
+    member = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x_a.npy", member + header + bytes(64))
+        archive.writestr("y.npy", b"")
+    with pytest.raises(
+        ValueError,
+        match=r"array 'x_a' claims shape \(1000000000000, 4\) of float32 "
+        r"\(16,000,000,000,000 bytes\) but its member holds 64\)",
+    ):
+        load_npz(str(path))
