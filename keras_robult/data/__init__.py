@@ -1,5 +1,6 @@
 """Data tools for the semi-supervised, missing-modality protocol."""
 
+from keras_robult.data.image_text_records import ImageTextRecords
 from keras_robult.data.masking import (
     evaluation_subsets,
     random_mask,
@@ -14,6 +15,7 @@ from keras_robult.data.standardization import (
 )
 
 __all__ = [
+    "ImageTextRecords",
     "labeled_mask",
     "train_test_split",
     "strata",

@@ -1,7 +1,16 @@
-"""Datasets: mfeat ships with the package; the paper's feature datasets
-load from their distributed files (offline)."""
+"""Datasets: mfeat ships with the package; the paper's datasets load from
+their distributed files (offline): features (MOSI, MOSEI, MM-IMDb HDF5) or
+file-level image+text records (UPMC Food-101, Hateful Memes, raw
+MM-IMDb)."""
 
-from keras_robult.datasets import mfeat, mmimdb, mosei, mosi
+from keras_robult.datasets import (
+    food101,
+    hateful_memes,
+    mfeat,
+    mmimdb,
+    mosei,
+    mosi,
+)
 from keras_robult.datasets.restricted_unpickler import (
     RestrictedUnpickler,
     load_pickle,
@@ -12,6 +21,8 @@ __all__ = [
     "mosi",
     "mosei",
     "mmimdb",
+    "food101",
+    "hateful_memes",
     "RestrictedUnpickler",
     "load_pickle",
 ]

@@ -12,6 +12,14 @@ the raw images): an HDF5 file with
 
 Official splits by index: 0:15552 train, 15552:18160 dev, 18160:end test.
 
+The raw release (`load_records`): `split.json` with `train` / `dev` /
+`test` lists of movie ids, and per movie `<id>.json` (`plot`, a list of
+strings, joined into one text; `genres`, names) and `<id>.jpeg`, in a
+`dataset/` folder beside `split.json` (or beside it directly). Labels are
+the 23 genres of `GENRES`, in the order of the HDF5 release and the
+papers that use it; the release's four rarest genres (Adult, News,
+Reality-TV, Talk-Show) are dropped.
+
 Paper (Robult, Table 2, 5 % labels), F1-macro: text 0.321, image 0.298,
 full 0.332.
 """
@@ -23,7 +31,14 @@ import numpy as np
 SPLITS = {"train": (0, 15552), "valid": (15552, 18160), "test": (18160, None)}
 KEYS = {"text": "features", "image": "vgg_features"}
 WIDTHS = {"features": 300, "vgg_features": 4096}
-NUM_GENRES = 23
+GENRES = (
+    "Drama", "Comedy", "Romance", "Thriller", "Crime", "Action",
+    "Adventure", "Horror", "Documentary", "Mystery", "Sci-Fi", "Fantasy",
+    "Family", "Biography", "War", "History", "Music", "Animation",
+    "Musical", "Western", "Sport", "Short", "Film-Noir",
+)  # fmt: skip
+NUM_GENRES = len(GENRES)
+RAW_SPLITS = {"train": "train", "valid": "dev", "test": "test"}
 
 
 def load_data(path, splits=("train", "valid", "test"), with_images=False):
@@ -122,3 +137,75 @@ def load_data(path, splits=("train", "valid", "test"), with_images=False):
                     )
             result.append((x, y))
     return tuple(result)
+
+
+def load_records(data_dir):
+    """Loads the raw MM-IMDb release's records (poster paths, plots,
+    genres) on its official splits.
+
+    Args:
+        data_dir: the folder holding `split.json` (and `dataset/`).
+
+    Returns:
+        dict `"train"`, `"valid"` (the release's `dev`), `"test"` ->
+        `ImageTextRecords` with 0/1 labels `(N, 23)` over `GENRES`.
+    """
+    import json
+
+    from keras_robult.data.image_text_records import ImageTextRecords
+
+    split_path = os.path.join(data_dir, "split.json")
+    if not os.path.exists(split_path):
+        raise FileNotFoundError(
+            f"No such file: {split_path} (the raw MM-IMDb release lists "
+            "its train / dev / test movie ids there)"
+        )
+    with open(split_path, encoding="utf-8") as handle:
+        try:
+            split_ids = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{split_path}: not JSON ({error.msg}).") from None
+    absent = [s for s in RAW_SPLITS.values() if s not in split_ids]
+    if absent:
+        raise ValueError(f"{split_path}: no {absent} list of movie ids.")
+    movies = os.path.join(data_dir, "dataset")
+    if not os.path.isdir(movies):
+        movies = data_dir
+    lookup = {genre: index for index, genre in enumerate(GENRES)}
+    records = {}
+    for split, name in RAW_SPLITS.items():
+        ids, images, texts, labels = [], [], [], []
+        for movie in split_ids[name]:
+            movie = str(movie)
+            path = os.path.join(movies, f"{movie}.json")
+            if not os.path.exists(path):
+                raise FileNotFoundError(
+                    f"No such file: {path} (movie {movie} of split "
+                    f"'{name}' in {split_path})"
+                )
+            with open(path, encoding="utf-8") as handle:
+                try:
+                    meta = json.load(handle)
+                except json.JSONDecodeError as error:
+                    raise ValueError(
+                        f"{path}: not JSON ({error.msg})."
+                    ) from None
+            if not isinstance(meta, dict) or "genres" not in meta:
+                raise ValueError(f"{path}: no 'genres' list.")
+            plot = meta.get("plot") or []
+            if isinstance(plot, str):
+                plot = [plot]
+            row = np.zeros(NUM_GENRES, "int32")
+            for genre in meta["genres"]:
+                if genre in lookup:
+                    row[lookup[genre]] = 1
+            ids.append(movie)
+            images.append(os.path.join(movies, f"{movie}.jpeg"))
+            texts.append(" ".join(str(p).strip() for p in plot).strip())
+            labels.append(row)
+        if not ids:
+            raise ValueError(f"{split_path}: the '{name}' list is empty.")
+        records[split] = ImageTextRecords(
+            ids, images, texts, np.stack(labels), GENRES
+        )
+    return records

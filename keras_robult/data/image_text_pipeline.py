@@ -1,0 +1,151 @@
+"""Streaming `tf.data` pipelines from `ImageTextRecords`: images read and
+decoded in parallel from their files, texts tokenised inside the pipeline,
+nothing but the records (paths and strings) held in memory."""
+
+import numpy as np
+
+from keras_robult.validation import MASK_KEY
+
+
+def decode_image(path, image_size):
+    """Graph op: the image file at `path` as float32 `(height, width, 3)`
+    RGB in [0, 255], resized to `image_size` (JPEG, PNG, GIF's first frame,
+    BMP; grey images become RGB)."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(
+        tf.io.read_file(path), channels=3, expand_animations=False
+    )
+    image = tf.image.resize(image, image_size)
+    image.set_shape(tuple(image_size) + (3,))
+    return image
+
+
+def unreadable_images(records, image_size=(32, 32)):
+    """Indices of the records whose image is named but cannot be read or
+    decoded (absent, truncated beyond repair, not an image).
+
+    One parallel decoding pass; the failures are dropped by
+    `Dataset.ignore_errors` and found as the indices that did not come
+    through, so a bad file is counted, never a crash.
+    """
+    import tensorflow as tf
+
+    rows = np.flatnonzero(records.image_paths != "")
+    if rows.size == 0:
+        return np.zeros(0, "int64")
+    paths = records.image_paths[rows].astype(str)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((rows, paths))
+        .map(
+            # A value of the pixels, so that decoding is not optimised away.
+            lambda index, path: (
+                index,
+                tf.reduce_max(decode_image(path, image_size)),
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .ignore_errors()
+    )
+    seen = {int(index) for index, _ in dataset.as_numpy_iterator()}
+    return np.asarray(sorted(set(rows.tolist()) - seen), "int64")
+
+
+def image_text_dataset(
+    records,
+    image_size=(224, 224),
+    batch_size=32,
+    tokenizer=None,
+    sequence_length=None,
+    training=False,
+    seed=0,
+    augmentation=None,
+    drop_remainder=False,
+    skip=None,
+):
+    """A streaming `tf.data.Dataset` of `({"image", "text",
+    "modality_mask"}, {"label", "is_labeled"})` batches from records.
+
+    Images are read and decoded in parallel (`decode_image`) as the
+    dataset is iterated; a sample without an image gets a zero image and
+    mask 0 for it, a sample without text an empty text (zero token ids)
+    and mask 0. In training the order is reshuffled each epoch with
+    `seed` and `augmentation` (e.g. `keras.layers.RandomFlip`) applies to
+    the images. A record whose image cannot be decoded would stop an
+    epoch: pass the indices from `unreadable_images` as `skip` (the
+    recipes do, and report the count); any file that breaks later (removed
+    during the run) is dropped by `ignore_errors` instead of crashing.
+
+    Args:
+        records: `ImageTextRecords`.
+        image_size: `(height, width)` after resizing.
+        batch_size: int.
+        tokenizer: optional keras-hub tokenizer (or any callable mapping a
+            string tensor to token ids); without it `text` stays a string.
+        sequence_length: pad / truncate the token ids to this length
+            (required with a tokenizer: static shapes for XLA).
+        training: bool: shuffle and augment.
+        seed: int, the shuffle seed.
+        augmentation: optional callable on one image, used in training
+            only.
+        drop_remainder: bool, every batch of `batch_size` samples.
+        skip: optional record indices to leave out.
+
+    Returns:
+        A `tf.data.Dataset`.
+    """
+    import tensorflow as tf
+
+    if tokenizer is not None and not sequence_length:
+        raise ValueError(
+            "A tokenizer needs a sequence_length: token ids are padded or "
+            "truncated to it so that every batch has one static shape."
+        )
+    keep = np.ones(len(records), bool)
+    if skip is not None and len(skip):
+        keep[np.asarray(skip, "int64")] = False
+    if not keep.any():
+        raise ValueError("Every record is skipped: the dataset is empty.")
+    records = records.subset(np.flatnonzero(keep))
+    labels = records.labels
+    columns = {
+        "path": records.image_paths.astype(str),
+        "text": records.texts.astype(str),
+        "mask": records.modality_mask(),
+        "label": labels,
+        "is_labeled": records.is_labeled.astype("float32"),
+    }
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
+    if training:
+        dataset = dataset.shuffle(
+            len(records), seed=seed, reshuffle_each_iteration=True
+        )
+    size = tuple(image_size)
+
+    def load(element):
+        image = tf.cond(
+            element["mask"][0] > 0,
+            lambda: decode_image(element["path"], size),
+            lambda: tf.zeros(size + (3,), "float32"),
+        )
+        if training and augmentation is not None:
+            image = augmentation(image)
+        text = element["text"]
+        if tokenizer is not None:
+            ids = tokenizer(text)
+            ids = ids[:sequence_length]
+            ids = tf.pad(ids, [[0, sequence_length - tf.shape(ids)[0]]])
+            ids.set_shape((sequence_length,))
+            text = ids
+        x = {"image": image, "text": text, MASK_KEY: element["mask"]}
+        y = {"label": element["label"], "is_labeled": element["is_labeled"]}
+        return x, y
+
+    dataset = dataset.map(
+        load,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,  # the same order for a seed, run after run
+    ).ignore_errors()
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
+        tf.data.AUTOTUNE
+    )

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from keras_robult.data import ImageTextRecords
+
+
+def test_a_user_csv_with_gaps_and_class_names(tmp_path):
+    path = tmp_path / "records.csv"
+    path.write_text(
+        "image,text,label\n"
+        "a.jpg,a red apple,fruit\n"
+        ",only words,veg\n"
+        "c.jpg,,fruit\n"
+        "d.jpg,unlabeled,\n"
+    )
+    records = ImageTextRecords.from_file(str(path))
+    assert len(records) == 4 and records.classes == ("fruit", "veg")
+    np.testing.assert_array_equal(
+        records.modality_mask(), [[1, 1], [0, 1], [1, 0], [1, 1]]
+    )
+    np.testing.assert_array_equal(records.labels, [0, 1, 0, 0])
+    np.testing.assert_array_equal(records.is_labeled, [1, 1, 1, 0])
+    assert records.image_paths[0] == str(tmp_path / "a.jpg")
+    assert records.image_paths[1] == ""
+    part = records.subset([3, 0])
+    assert list(part.texts) == ["unlabeled", "a red apple"]
+    assert "4 samples, 3 images, 3 texts, 3 labeled" in repr(records)
+
+
+def test_a_user_jsonl_with_other_columns_and_integer_labels(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_text(
+        '{"photo": "x/1.png", "caption": "one", "y": 2}\n'
+        '{"photo": null, "caption": "two", "y": 0}\n'
+    )
+    records = ImageTextRecords.from_file(
+        str(path),
+        image_column="photo",
+        text_column="caption",
+        label_column="y",
+    )
+    assert records.classes is None
+    np.testing.assert_array_equal(records.labels, [2, 0])
+    assert records.image_paths[0] == str(tmp_path / "x" / "1.png")
+    np.testing.assert_array_equal(records.modality_mask()[:, 0], [1, 0])
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("r.csv", "image,text,label\n,,cat\n", r"r.csv, line 2: .*neither"),
+        ("r.csv", "img,txt,label\na.jpg,b,c\n", r"no column \['image', 'text"),
+        ("r.csv", "image,text,label\na.jpg,t,c,extra\n", "line 2: more cells"),
+        ("r.jsonl", '{"image": "a.jpg"}\n[1]\n', r"r.jsonl, line 2: not a"),
+        ("r.jsonl", "{bad\n", r"r.jsonl, line 1: not a JSON object"),
+        ("r.csv", "", "no records"),
+        ("r.txt", "image\n", "from a .csv"),
+    ],
+)
+def test_bad_records_files(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        ImageTextRecords.from_file(str(path))
