@@ -12,6 +12,9 @@ def fit_standardization(x, rows=None, epsilon=1e-6):
     `rows` (the training split) and, when `x` has a modality mask, only the
     rows where the modality is present.
 
+    A feature whose spread is within float32 rounding of its mean (a
+    constant, up to noise) is centred but not scaled.
+
     Returns:
         dict, modality name -> `(mean, std)` arrays.
     """
@@ -26,9 +29,15 @@ def fit_standardization(x, rows=None, epsilon=1e-6):
         if MASK_KEY in x:
             keep = rows[np.asarray(x[MASK_KEY])[rows, index] > 0]
         values = values[keep].astype("float64")
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        # A feature indistinguishable from a constant at float32 precision
+        # keeps scale 1: dividing by its rounding noise would turn that
+        # noise into signal (a backbone output that varies only in its last
+        # bits between a cached and a served computation, say).
+        constant = std <= 16 * np.finfo(np.float32).eps * np.abs(mean)
         stats[name] = (
-            values.mean(axis=0).astype("float32"),
-            (values.std(axis=0) + epsilon).astype("float32"),
+            mean.astype("float32"),
+            np.where(constant, 1.0, std + epsilon).astype("float32"),
         )
     return stats
 

@@ -95,3 +95,17 @@ def test_standardization_uses_training_rows_only():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(layer(x["a"])), out["a"], atol=1e-4
     )
+
+
+def test_a_constant_feature_up_to_rounding_noise_is_not_scaled():
+    """Dividing by float32 rounding noise would amplify it a millionfold;
+    a feature that really varies, however little, is still scaled."""
+    rng = np.random.default_rng(0)
+    base = np.float32(0.7)
+    noise = rng.integers(-2, 3, 50) * np.spacing(base)  # last bits only
+    small = rng.normal(0, 1e-3, 50)
+    x = {"a": np.stack([base + noise, 0.7 + small], 1).astype("float32")}
+    mean, std = data.fit_standardization(x)["a"]
+    assert std[0] == 1.0
+    np.testing.assert_allclose(std[1], small.std() + 1e-6, rtol=1e-4)
+    np.testing.assert_allclose(mean, x["a"].mean(0), rtol=1e-6)
