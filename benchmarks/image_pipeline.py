@@ -1,5 +1,5 @@
-"""Throughput of the streaming image+text pipeline alone: JPEG files read,
-decoded and resized, texts tokenised, batched (images per second).
+"""Throughput of the streaming image+text pipeline (JPEG files read,
+decoded and resized, texts tokenised, batched) against the backbone's.
 
     python benchmarks/image_pipeline.py                  # 2000 images
     python benchmarks/image_pipeline.py --images 5000 --size 224
@@ -8,7 +8,9 @@ Writes `--images` random JPEGs of UPMC Food-101's typical size (512 x 384,
 quality 90) and a Food-101-style records file into a temporary folder,
 then iterates `image_text_dataset` over them twice (the first pass warms
 the file cache) with a WordPiece tokenizer, and prints images/s of the
-second pass. Nothing is downloaded.
+second pass; then the throughput of a ResNet-18 backbone (the default
+image preset's architecture, random weights) on images of that size, to
+show which of the two limits the feature pass. Nothing is downloaded.
 """
 
 import argparse
@@ -25,6 +27,13 @@ def main():
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--sequence-length", type=int, default=32)
+    parser.add_argument(
+        "--backbone-batches",
+        type=int,
+        default=4,
+        help="batches through a ResNet-18 (random weights, the preset's "
+        "architecture) for its own throughput; 0 to skip",
+    )
     args = parser.parse_args()
 
     import keras_hub
@@ -67,9 +76,46 @@ def main():
         count = sum(int(x["image"].shape[0]) for x, _ in dataset)
         seconds = time.perf_counter() - start
     print(
-        f"{count} JPEGs 512x384 -> {args.size}x{args.size}, tokenised, "
-        f"batch {args.batch_size}: {count / seconds:.0f} images/s "
-        f"({os.cpu_count()} CPU cores)"
+        f"pipeline: {count} JPEGs 512x384 -> {args.size}x{args.size}, "
+        f"tokenised, batch {args.batch_size}: {count / seconds:.0f} "
+        f"images/s ({os.cpu_count()} CPU cores)"
+    )
+    if args.backbone_batches:
+        backbone_throughput(args)
+
+
+def backbone_throughput(args):
+    """Images/s of a ResNet-18 (keras-hub, resnet_18_imagenet's
+    architecture, random weights) pooled by `PooledBackbone`."""
+    import keras
+    import keras_hub
+    import numpy as np
+
+    from keras_robult.encoders import PooledBackbone
+
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=[2, 2, 2, 2],
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type="basic_block",
+        image_shape=(args.size, args.size, 3),
+    )
+    inputs = keras.Input((args.size, args.size, 3))
+    model = keras.Model(inputs, PooledBackbone(backbone, "image")(inputs))
+    images = np.random.default_rng(0).uniform(
+        0, 255, (args.batch_size, args.size, args.size, 3)
+    )
+    model.predict_on_batch(images.astype("float32"))  # compile
+    start = time.perf_counter()
+    for _ in range(args.backbone_batches):
+        model.predict_on_batch(images.astype("float32"))
+    seconds = time.perf_counter() - start
+    count = args.backbone_batches * args.batch_size
+    print(
+        f"ResNet-18 backbone ({keras.backend.backend()}), batch "
+        f"{args.batch_size}: {count / seconds:.1f} images/s"
     )
 
 

@@ -51,7 +51,8 @@ def _parser():
     train.add_argument(
         "--data",
         help="an .npz file with x_<modality> arrays and y (optionally "
-        "is_labeled, test, modality_mask); default: embedded mfeat",
+        "is_labeled, test, modality_mask), or image+text records (.csv "
+        "with a header row, or .jsonl); default: embedded mfeat",
     )
     train.add_argument(
         "--task",
@@ -76,6 +77,21 @@ def _parser():
         help="methods to compare (default: all)",
     )
     train.add_argument("--out", help="results folder")
+    records = train.add_argument_group(
+        "image+text records (--data FILE.csv / .jsonl)",
+        "Images (paths relative to the file) and texts go through frozen "
+        "keras-hub backbones once; their features are cached and every "
+        "method trains on them. An empty cell is a missing modality, an "
+        "empty label an unlabeled sample.",
+    )
+    records.add_argument("--image-column", default="image")
+    records.add_argument("--text-column", default="text")
+    records.add_argument("--label-column", default="label")
+    from keras_robult.experiments.image_text_recipe import (
+        add_image_text_arguments,
+    )
+
+    add_image_text_arguments(records)
     train.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -199,6 +215,50 @@ def _load_data(path, task_name=None):
     return data, task
 
 
+def _load_records(args):
+    """`(data, task, skipped image count)` from a user's image+text
+    records file: its images and texts as cached backbone features."""
+    from keras_robult.data.image_text_records import ImageTextRecords
+    from keras_robult.experiments.image_text_recipe import (
+        backbone_settings,
+        records_features,
+    )
+
+    if args.task not in (None, "classification"):
+        raise ValueError(
+            "Image+text records hold class labels (names or integers); "
+            f"--task {args.task} needs an .npz file."
+        )
+    records = ImageTextRecords.from_file(
+        args.data,
+        image_column=args.image_column,
+        text_column=args.text_column,
+        label_column=args.label_column,
+    )
+    if not records.is_labeled.any():
+        raise ValueError(
+            f"{args.data}: no sample has a label (column "
+            f"'{args.label_column}')."
+        )
+    x, features = records_features(
+        args, records, backbone_settings(args), os.path.basename(args.data)
+    )
+    labels = features["labels"]
+    is_labeled = features["is_labeled"]
+    classes = None if records.classes is None else list(records.classes)
+    task = _make_task("classification", labels[is_labeled], classes)
+    data = {
+        "x": x,
+        "y": labels,
+        # All labeled: the protocol draws --labeled-fraction of them;
+        # otherwise the file's own labeled samples are the labeled set.
+        "is_labeled": None if is_labeled.all() else is_labeled,
+        "test": None,
+        "classes": classes,
+    }
+    return data, task, len(features["unreadable"])
+
+
 def _out_dir(out, dataset):
     if out:
         return out
@@ -212,6 +272,7 @@ def _train(args):
 
     from keras_robult.data.npz import infer_task_name
     from keras_robult.datasets import mfeat
+    from keras_robult.experiments.image_text_recipe import backbone_summary
     from keras_robult.experiments.protocol import run_protocol
     from keras_robult.experiments.registry import METHODS, method_factories
     from keras_robult.experiments.report import markdown_table, write_results
@@ -223,7 +284,14 @@ def _train(args):
         )
     if args.epochs < 1 or args.batch_size < 1:
         raise ValueError("--epochs and --batch-size must be positive")
-    if args.data:
+    skipped = None
+    if args.data and args.data.endswith((".csv", ".jsonl")):
+        data, task, skipped = _load_records(args)
+        dataset = os.path.splitext(os.path.basename(args.data))[0]
+        source = {"data": os.path.abspath(args.data)}
+        source["data_sha256"] = _file_digest(args.data)
+        source["backbones"] = backbone_summary(args)
+    elif args.data:
         data, task = _load_data(args.data, args.task)
         dataset = os.path.splitext(os.path.basename(args.data))[0]
         source = {"data": os.path.abspath(args.data)}
@@ -288,6 +356,9 @@ def _train(args):
     )
     if classes is not None:
         results["classes"] = list(classes)
+    if skipped is not None:
+        results["skipped_images"] = skipped
+        results["backbones"] = backbone_summary(args)
     paths = write_results(results, splits, out)
     print()
     print(markdown_table(results))

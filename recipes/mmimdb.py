@@ -14,6 +14,11 @@ F1-micro at threshold 0.5. Writes results.json, results.md,
 missing_rate.png, labeled_indices.json and the models to --out (default
 results/mmimdb).
 
+`--raw` reads the raw release instead (`split.json`, `dataset/<id>.json`
+plots and `<id>.jpeg` posters; `keras_robult.datasets.mmimdb.load_records`)
+through frozen keras-hub backbones (`--text-preset`, `--image-preset`),
+their features cached in `--cache-dir`, as in recipes/food101.py.
+
 Time per epoch of Robult here (2-core CPU, JAX, batch 256, synthetic data
 of MM-IMDb's size and shape, `python benchmarks/recipes.py`): see the
 README.
@@ -32,7 +37,26 @@ METRICS = ("f1_macro", "f1_micro")
 def load(args):
     from keras_robult.datasets import mmimdb
 
+    if args.raw:
+        from keras_robult.experiments.image_text_recipe import feature_splits
+
+        records = mmimdb.load_records(args.data_dir)
+        return feature_splits(args, records, "mmimdb")
     return mmimdb.load_data(args.data_dir)
+
+
+def add_arguments(parser):
+    from keras_robult.experiments.image_text_recipe import (
+        add_image_text_arguments,
+    )
+
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="the raw release (split.json, <id>.json plots, <id>.jpeg "
+        "posters) through keras-hub backbones instead of the HDF5 features",
+    )
+    add_image_text_arguments(parser)
 
 
 def make_task():
@@ -48,7 +72,15 @@ def run(argv=None):
     from keras_robult.experiments.recipe import main
 
     return main(
-        __doc__, load, make_task, "mmimdb", METRICS, 100, 256, argv=argv
+        __doc__,
+        load,
+        make_task,
+        "mmimdb",
+        METRICS,
+        100,
+        256,
+        add_arguments=add_arguments,
+        argv=argv,
     )
 
 

@@ -82,6 +82,8 @@ def image_text_dataset(
         batch_size: int.
         tokenizer: optional keras-hub tokenizer (or any callable mapping a
             string tensor to token ids); without it `text` stays a string.
+            A tokenizer with `cls_token_id` / `sep_token_id` (BERT family)
+            gets them around each text, as its backbone was trained.
         sequence_length: pad / truncate the token ids to this length
             (required with a tokenizer: static shapes for XLA).
         training: bool: shuffle and augment.
@@ -121,6 +123,7 @@ def image_text_dataset(
             len(records), seed=seed, reshuffle_each_iteration=True
         )
     size = tuple(image_size)
+    packer = _packer(tokenizer, sequence_length)
 
     def load(element):
         image = tf.cond(
@@ -132,9 +135,7 @@ def image_text_dataset(
             image = augmentation(image)
         text = element["text"]
         if tokenizer is not None:
-            ids = tokenizer(text)
-            ids = ids[:sequence_length]
-            ids = tf.pad(ids, [[0, sequence_length - tf.shape(ids)[0]]])
+            ids = packer(tokenizer(text))
             ids.set_shape((sequence_length,))
             text = ids
         x = {"image": image, "text": text, MASK_KEY: element["mask"]}
@@ -148,4 +149,22 @@ def image_text_dataset(
     ).ignore_errors()
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
         tf.data.AUTOTUNE
+    )
+
+
+def _packer(tokenizer, sequence_length):
+    """Truncates / pads token ids to `sequence_length` (pad id 0), with
+    the tokenizer's start and end tokens around them when it has some."""
+    if tokenizer is None:
+        return None
+    import keras_hub
+
+    start = getattr(tokenizer, "cls_token_id", None)
+    end = getattr(tokenizer, "sep_token_id", None)
+    return keras_hub.layers.StartEndPacker(
+        sequence_length,
+        start_value=start,
+        end_value=end,
+        pad_value=0,
+        return_padding_mask=False,
     )

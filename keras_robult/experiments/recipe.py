@@ -92,9 +92,10 @@ def _concatenate(splits):
     return x, y, marks
 
 
-def run_recipe(args, splits, task, dataset, metrics):
+def run_recipe(args, splits, task, dataset, metrics, extra=None):
     """Runs every method on `splits = (train, valid, test)` (each `(x, y)`)
-    and writes the results folder.
+    and writes the results folder; `extra` (a dict) goes into
+    `results.json` as it is (e.g. skipped files, the chosen test split).
 
     The labeled subset is drawn from the train split (stratified, per
     seed); the validation split drives early stopping; the test split gives
@@ -169,6 +170,7 @@ def run_recipe(args, splits, task, dataset, metrics):
         save_models=save_models,
         store=store,
     )
+    results.update(extra or {})
     write_results(results, split_indices, out, metrics=metrics)
     for metric in metrics:
         print()
@@ -189,8 +191,11 @@ def main(
     argv=None,
 ):
     """The whole of a recipe script: parse, pick the backend, load the
-    splits with `load(args)`, run, report. Returns the exit code (2 with
-    one `recipe: error:` line for bad input)."""
+    splits with `load(args)` (the three splits, or a dict with `splits`,
+    optionally `task` (else `make_task()`) and `extra`, the fields it adds
+    to `results.json`), run, report.
+    Returns the exit code (2 with one `recipe: error:` line for bad
+    input)."""
     parser = recipe_parser(description, epochs, batch_size)
     if add_arguments is not None:
         add_arguments(parser)
@@ -201,7 +206,13 @@ def main(
 
         ensure_backend(choose_backend(args.backend), sys.argv)
         _load_frameworks(args.verbose)
-        run_recipe(args, load(args), make_task(), dataset, metrics)
+        loaded = load(args)
+        if not isinstance(loaded, dict):
+            loaded = {"splits": loaded}
+        task = loaded["task"] if "task" in loaded else make_task()
+        run_recipe(
+            args, loaded["splits"], task, dataset, metrics, loaded.get("extra")
+        )
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as error:
         lines = str(error).strip().splitlines()
         print(

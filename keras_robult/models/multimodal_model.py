@@ -427,8 +427,12 @@ class MultimodalModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # Layer objects pass through (a model assembled from trained
+        # encoders, e.g. with backbones in front of them).
         config["encoders"] = {
-            name: keras.layers.deserialize(encoder)
+            name: encoder
+            if isinstance(encoder, keras.layers.Layer)
+            else keras.layers.deserialize(encoder)
             for name, encoder in config["encoders"].items()
         }
         config["task"] = keras.saving.deserialize_keras_object(config["task"])

@@ -1,0 +1,285 @@
+"""The image+text recipes end to end (`--smoke`) on files written in the
+releases' layouts (real JPEG / PNG / CSV / JSONL / JSON), with small
+randomly initialised keras-hub backbones saved as local presets (no
+download)."""
+
+import json
+import os
+
+import keras_hub
+import pytest
+
+from tests.datasets.writers import (
+    write_food101,
+    write_hateful_memes,
+    write_mmimdb_raw,
+)
+from tests.encoders.test_pooled_backbone import tiny_bert, tiny_resnet
+from tests.test_recipes import check_results, recipe
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "best", "recipe"]
+WORDS += ["meme", "a", "story", "it", "ends", ".", ","]
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("presets")
+    text, image = str(folder / "text"), str(folder / "image")
+    tiny_bert().save_to_preset(text)
+    keras_hub.models.BertTokenizer(vocabulary=WORDS).save_to_preset(text)
+    tiny_resnet().save_to_preset(image)
+    return text, image
+
+
+def run_smoke(name, data_dir, out, presets, *extra):
+    text, image = presets
+    return recipe(name)["run"](
+        [
+            "--data-dir",
+            str(data_dir),
+            "--smoke",
+            "--seeds",
+            "0",
+            "--labeled-fraction",
+            "0.3",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--methods",
+            "robult",
+            "--image-size",
+            "16",
+            "--sequence-length",
+            "6",
+            "--text-preset",
+            text,
+            "--image-preset",
+            image,
+            "--cache-dir",
+            str(out) + "-cache",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_food101_recipe_skips_and_counts_a_corrupt_image(tmp_path, presets):
+    """All three backends: the backend-specific path (backbone features
+    through the pipeline, training on them). That a second run reads the
+    cache without calling a backbone is pinned in
+    tests/experiments/test_backbone_features.py."""
+    write_food101(tmp_path / "data", {"train": 8, "test": 3})
+    bad = tmp_path / "data" / "images" / "train" / "apple_pie"
+    (bad / "apple_pie_1.jpg").write_bytes(b"\xff\xd8 not a JPEG")
+    out = tmp_path / "out"
+    assert run_smoke("food101", tmp_path / "data", out, presets) == 0
+    results = check_results(
+        out,
+        ["image", "text", "image+text"],
+        ["accuracy", "f1_macro"],
+        ["robult"],
+    )
+    assert results["skipped_images"] == {"train": 1, "valid": 0, "test": 0}
+    assert results["classes"] == [
+        "apple_pie",
+        "baby_back_ribs",
+        "caesar_salad",
+    ]
+    assert results["backbones"]["frozen"] is True
+    assert len(os.listdir(tmp_path / "out-cache")) == 3  # one per split
+
+
+# The recipes' own glue (loaders, options, results fields) does not depend
+# on the backend, and the backend-specific path runs on all three in the
+# Food-101 test: these run once, under the cheapest backend, to keep the
+# fast suite's time.
+once = pytest.mark.skipif(
+    __import__("keras").backend.backend() != "torch",
+    reason="backend-independent recipe glue: run once, in the torch suite",
+)
+
+
+@once
+def test_hateful_memes_recipe_records_its_test_split(tmp_path, presets):
+    write_hateful_memes(tmp_path, {"train": 24, "dev_seen": 8, "test_seen": 8})
+    out = tmp_path / "out"
+    assert run_smoke("hateful_memes", tmp_path, out, presets) == 0
+    results = check_results(
+        out,
+        ["image", "text", "image+text"],
+        ["auroc", "accuracy"],
+        ["robult"],
+    )
+    assert results["test_split"] == "test_seen"
+    assert (
+        run_smoke(
+            "hateful_memes",
+            tmp_path,
+            tmp_path / "o2",
+            presets,
+            "--test-split",
+            "test",
+        )
+        == 2
+    )
+
+
+@once
+def test_mmimdb_raw_recipe(tmp_path, presets):
+    write_mmimdb_raw(tmp_path, {"train": 24, "dev": 8, "test": 8})
+    out = tmp_path / "out"
+    assert run_smoke("mmimdb", tmp_path, out, presets, "--raw") == 0
+    results = check_results(
+        out,
+        ["image", "text", "image+text"],
+        ["f1_macro", "f1_micro"],
+        ["robult"],
+    )
+    assert results["task"] == "multilabel"
+    with open(out / "run_config.json") as handle:
+        assert json.load(handle)["extra"]["raw"] is True
+
+
+def test_a_missing_preset_is_one_line(tmp_path, presets, capsys):
+    write_food101(tmp_path / "data", {"train": 2, "test": 1})
+    code = run_smoke(
+        "food101",
+        tmp_path / "data",
+        tmp_path / "out",
+        (str(tmp_path / "no-text-preset"), presets[1]),
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "food101 recipe: error: Could not load the text preset" in err
+
+
+def test_a_sequence_longer_than_the_backbone_is_refused(
+    tmp_path, presets, capsys
+):
+    write_food101(tmp_path / "data", {"train": 2, "test": 1})
+    code = run_smoke(
+        "food101",
+        tmp_path / "data",
+        tmp_path / "out",
+        presets,
+        "--sequence-length",
+        "7",
+    )
+    assert code == 2
+    assert "--sequence-length 7 is longer than the text backbone takes (6" in (
+        capsys.readouterr().err
+    )
+
+
+@once
+def test_robult_train_on_a_users_records_file(
+    tmp_path, presets, capsys, monkeypatch
+):
+    """`robult train --data records.csv`: images relative to the file,
+    empty cells as missing modalities, class names, a corrupt image
+    skipped and counted, the recipes' backbones and cache."""
+    import keras
+    import numpy as np
+
+    from keras_robult import cli
+    from tests.datasets.writers import write_image
+
+    rng = np.random.default_rng(0)
+    lines = ["photo,caption,kind"]
+    for index in range(36):
+        kind = ("cat", "dog", "owl")[index % 3]
+        image = f"pics/{index}.png" if index % 4 != 1 else ""
+        write_image(str(tmp_path / f"pics/{index}.png"), rng)
+        text = f"a {kind} story" if index % 6 != 2 else ""
+        lines.append(f"{image},{text},{kind}")
+    (tmp_path / "pics" / "3.png").write_bytes(b"broken")
+    path = tmp_path / "records.csv"
+    path.write_text("\n".join(lines) + "\n")
+    text, image = presets
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    argv = ["train", "--data", str(path), "--methods", "robult"]
+    argv += ["--epochs", "1", "--seeds", "0", "--labeled-fraction", "0.5"]
+    argv += ["--batch-size", "16", "--quiet", "--out", str(tmp_path / "o")]
+    argv += ["--image-column", "photo", "--text-column", "caption"]
+    argv += ["--label-column", "kind", "--text-preset", text]
+    argv += ["--image-preset", image, "--image-size", "16"]
+    argv += ["--sequence-length", "6", "--cache-dir", str(tmp_path / "c")]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    with open(tmp_path / "o" / "results.json") as handle:
+        results = json.load(handle)
+    assert results["classes"] == ["cat", "dog", "owl"]
+    assert results["skipped_images"] == 1
+    assert {"+".join(r["subset"]) for r in results["results"]} == {
+        "image",
+        "text",
+        "image+text",
+    }
+
+
+@pytest.mark.skipif(
+    __import__("keras").backend.backend() != "tensorflow",
+    reason="string inputs (a tokenizer inside the model) need TensorFlow",
+)
+def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
+    """The model trained on cached features, assembled with its backbones
+    and tokenizer: raw images + strings give the cached path's
+    predictions, in Keras, after a .keras round trip, and from the
+    exported SavedModel."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_robult.data.image_text_pipeline import decode_image
+    from keras_robult.datasets import food101
+    from keras_robult.experiments.image_text_recipe import (
+        load_backbones,
+        raw_input_model,
+    )
+    from keras_robult.export import export_saved_model
+
+    write_food101(tmp_path / "data", {"train": 8, "test": 3})
+    out = tmp_path / "out"
+    assert run_smoke("food101", tmp_path / "data", out, presets) == 0
+    model = keras.saving.load_model(out / "models" / "robult-seed0.keras")
+    test = food101.load_records(str(tmp_path / "data"))["test"]
+    image, text, tokenizer = load_backbones(presets[0], presets[1])
+    from keras_robult.experiments.backbone_features import compute_features
+
+    features = compute_features(test, image, text, tokenizer, (16, 16), 6)
+    mask = np.ones((len(test), 2), "float32")
+    mask[0, 0] = 0.0  # no image
+    mask[1, 1] = 0.0  # no text
+    cached = model.predict(
+        {
+            "image": features["image"] * mask[:, :1],
+            "text": features["text"] * mask[:, 1:],
+            "modality_mask": mask,
+        },
+        verbose=0,
+    )["prediction"]
+    raw = raw_input_model(model, image, text, tokenizer, (16, 16), 6)
+    images = np.stack(
+        [decode_image(path, (16, 16)).numpy() for path in test.image_paths]
+    )
+    images[0] = 0.0
+    texts = np.asarray([t if i != 1 else "" for i, t in enumerate(test.texts)])
+    inputs = {"image": images, "text": texts, "modality_mask": mask}
+    served = raw.predict(inputs, verbose=0)["prediction"]
+    np.testing.assert_allclose(served, cached, atol=1e-5)
+    path = str(tmp_path / "raw.keras")
+    raw.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        reloaded.predict(inputs, verbose=0)["prediction"], cached, atol=1e-5
+    )
+    export_saved_model(raw, str(tmp_path / "saved"))
+    signature = tf.saved_model.load(str(tmp_path / "saved")).signatures[
+        "serving_default"
+    ]
+    outputs = signature(
+        image=tf.constant(images),
+        text=tf.constant(texts),
+        modality_mask=tf.constant(mask),
+    )
+    np.testing.assert_allclose(outputs["prediction"], cached, atol=1e-5)
