@@ -38,17 +38,12 @@ def load(args):
     return loaded
 
 
-def add_arguments(parser):
-    from keras_robult.experiments.image_text_recipe import (
-        add_image_text_arguments,
-    )
-
-    add_image_text_arguments(parser)
-
-
 def run(argv=None):
     """Runs the recipe on `argv` (default: the command line)."""
     keras_robult_cli.prepare(argv)  # the backend, before Keras loads
+    from keras_robult.experiments.image_text_recipe import (
+        add_image_text_arguments,
+    )
     from keras_robult.experiments.recipe import main
 
     return main(
@@ -59,7 +54,7 @@ def run(argv=None):
         ("accuracy", "f1_macro"),
         100,
         256,
-        add_arguments=add_arguments,
+        add_arguments=add_image_text_arguments,
         argv=argv,
     )
 

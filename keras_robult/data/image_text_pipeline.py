@@ -62,6 +62,7 @@ def image_text_dataset(
     augmentation=None,
     drop_remainder=False,
     skip=None,
+    with_index=False,
 ):
     """A streaming `tf.data.Dataset` of `({"image", "text",
     "modality_mask"}, {"label", "is_labeled"})` batches from records.
@@ -92,6 +93,9 @@ def image_text_dataset(
             only.
         drop_remainder: bool, every batch of `batch_size` samples.
         skip: optional record indices to leave out.
+        with_index: bool, also yield each sample's record index in `y`
+            (`"index"`): the records whose image could not be decoded are
+            the indices that never come through.
 
     Returns:
         A `tf.data.Dataset`.
@@ -108,7 +112,8 @@ def image_text_dataset(
         keep[np.asarray(skip, "int64")] = False
     if not keep.any():
         raise ValueError("Every record is skipped: the dataset is empty.")
-    records = records.subset(np.flatnonzero(keep))
+    indices = np.flatnonzero(keep)
+    records = records.subset(indices)
     labels = records.labels
     columns = {
         "path": records.image_paths.astype(str),
@@ -116,6 +121,7 @@ def image_text_dataset(
         "mask": records.modality_mask(),
         "label": labels,
         "is_labeled": records.is_labeled.astype("float32"),
+        "index": indices,
     }
     dataset = tf.data.Dataset.from_tensor_slices(columns)
     if training:
@@ -140,6 +146,8 @@ def image_text_dataset(
             text = ids
         x = {"image": image, "text": text, MASK_KEY: element["mask"]}
         y = {"label": element["label"], "is_labeled": element["is_labeled"]}
+        if with_index:
+            y["index"] = element["index"]
         return x, y
 
     dataset = dataset.map(

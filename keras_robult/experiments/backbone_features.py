@@ -51,33 +51,35 @@ def compute_features(
     """
     import keras
 
-    from keras_robult.data.image_text_pipeline import (
-        image_text_dataset,
-        unreadable_images,
-    )
+    from keras_robult.data.image_text_pipeline import image_text_dataset
 
-    unreadable = unreadable_images(records, image_size)
+    # One decoding pass: an image that cannot be decoded drops its record
+    # (the pipeline's `ignore_errors`); the indices that come through tell
+    # which.
     dataset = image_text_dataset(
         records,
         image_size=image_size,
         batch_size=batch_size,
         tokenizer=tokenizer,
         sequence_length=sequence_length,
-        skip=unreadable,
+        with_index=True,
     )
     encoders = {
         "image": _inference(image_encoder),
         "text": _inference(text_encoder),
     }
     parts = {"image": [], "text": [], "modality_mask": []}
-    for x, _ in dataset:
+    seen = []
+    for x, y in dataset:
+        seen.append(y["index"].numpy())
         mask = x["modality_mask"].numpy()
         for name, encoder in encoders.items():
             values = keras.ops.convert_to_numpy(encoder(x[name].numpy()))
             column = 0 if name == "image" else 1
             parts[name].append(values * mask[:, column : column + 1])
         parts["modality_mask"].append(mask)
-    kept = np.setdiff1d(np.arange(len(records)), unreadable)
+    kept = np.concatenate(seen).astype("int64")
+    unreadable = np.setdiff1d(np.arange(len(records)), kept)
     features = {
         k: np.concatenate(v).astype("float32") for k, v in parts.items()
     }
