@@ -126,19 +126,46 @@ def test_hateful_memes_recipe_records_its_test_split(tmp_path, presets):
 
 
 @once
-def test_mmimdb_raw_recipe(tmp_path, presets):
+def test_mmimdb_raw_recipe_trains_the_backbones_with_finetune(
+    tmp_path, presets
+):
+    """Multi-label, end to end: every method's backbones trained
+    (tests/experiments/test_finetune.py pins what moves and the
+    predictions on all three backends)."""
+    import keras
+
     write_mmimdb_raw(tmp_path, {"train": 24, "dev": 8, "test": 8})
     out = tmp_path / "out"
-    assert run_smoke("mmimdb", tmp_path, out, presets, "--raw") == 0
+    assert (
+        run_smoke(
+            "mmimdb",
+            tmp_path,
+            out,
+            presets,
+            "--raw",
+            "--finetune",
+            "--finetune-learning-rate",
+            "0.001",
+            "--methods",
+            "robult",
+            "unimodal",
+        )
+        == 0
+    )
     results = check_results(
         out,
         ["image", "text", "image+text"],
         ["f1_macro", "f1_micro"],
-        ["robult"],
+        ["robult", "unimodal"],
     )
     assert results["task"] == "multilabel"
+    assert results["backbones"]["frozen"] is False
+    assert results["backbones"]["learning_rate"] == 0.001
     with open(out / "run_config.json") as handle:
         assert json.load(handle)["extra"]["raw"] is True
+    model = keras.saving.load_model(out / "models" / "robult-seed0.keras")
+    assert model.encoders["image"].input_shape == (None, 16, 16, 3)
+    assert model.encoders["text"].input_shape == (None, 6)
 
 
 def test_a_missing_preset_is_one_line(tmp_path, presets, capsys):

@@ -39,6 +39,18 @@ def add_image_text_arguments(parser):
         help="backbone features, keyed by presets, sizes and records",
     )
     parser.add_argument("--feature-batch-size", type=int, default=64)
+    parser.add_argument(
+        "--finetune",
+        action="store_true",
+        help="train the backbones end to end with every method (a GPU "
+        "job; default: frozen backbones, features cached once)",
+    )
+    parser.add_argument(
+        "--finetune-learning-rate",
+        type=float,
+        default=1e-4,
+        help="Adam learning rate of the whole model with --finetune",
+    )
 
 
 def resolve_preset(preset):
@@ -183,15 +195,17 @@ def backbone_summary(args):
 
 def feature_splits(args, records, dataset):
     """The train / valid / test splits of `records` as cached backbone
-    features, ready for `run_recipe`.
+    features, ready for `run_recipe`; with `args.finetune`, as record rows
+    for end-to-end training (`keras_robult.experiments.finetune`).
 
     Returns:
         dict: `splits` (three `(x, y)` with `x` = `image`, `text`,
         `modality_mask`), `extra` (the unreadable images skipped per split
-        and the backbone settings, for `results.json`).
+        and the backbone settings, for `results.json`) and, when
+        fine-tuning, `finetune` (the `FinetuneSource`).
     """
     backbones = backbone_settings(args)
-    splits, skipped = [], {}
+    splits, skipped, kept = [], {}, []
     for name in ("train", "valid", "test"):
         part = records[name]
         if args.smoke:
@@ -201,8 +215,60 @@ def feature_splits(args, records, dataset):
         )
         skipped[name] = int(len(features["unreadable"]))
         splits.append((x, features["labels"]))
+        kept.append(part.subset(features["kept"]))
     extra = {"skipped_images": skipped, "backbones": backbone_summary(args)}
-    return {"splits": splits, "extra": extra}
+    if not getattr(args, "finetune", False):
+        return {"splits": splits, "extra": extra}
+    return _finetune_splits(args, splits, kept, extra)
+
+
+def _finetune_splits(args, splits, kept, extra):
+    """The splits as record rows, and the `FinetuneSource` over them (the
+    frozen features of the training split give the encoders' statistics
+    and the pooled widths)."""
+    from keras_robult.data.standardization import fit_standardization
+    from keras_robult.experiments.finetune import FinetuneSource, index_arrays
+
+    x_train = splits[0][0]
+    source = FinetuneSource(
+        concatenate_records(kept),
+        args.text_preset,
+        args.image_preset,
+        (args.image_size, args.image_size),
+        args.sequence_length,
+        fit_standardization(x_train),
+        {m: x_train[m].shape[1] for m in ("image", "text")},
+        learning_rate=args.finetune_learning_rate,
+        batch_size=args.feature_batch_size,
+    )
+    rows, offset = [], 0
+    for x, labels in splits:
+        part = index_arrays(len(labels))
+        part = {k: v + offset for k, v in part.items()}
+        part[MASK_KEY] = x[MASK_KEY]
+        rows.append((part, labels))
+        offset += len(labels)
+    extra["backbones"].update(
+        frozen=False, learning_rate=args.finetune_learning_rate
+    )
+    return {"splits": rows, "extra": extra, "finetune": source}
+
+
+def concatenate_records(parts):
+    """One `ImageTextRecords` of several, in order."""
+    from keras_robult.data.image_text_records import ImageTextRecords
+
+    def join(field):
+        return np.concatenate([getattr(part, field) for part in parts])
+
+    return ImageTextRecords(
+        join("ids"),
+        join("image_paths"),
+        join("texts"),
+        join("labels"),
+        parts[0].classes,
+        join("is_labeled"),
+    )
 
 
 def raw_input_model(
@@ -260,23 +326,32 @@ def raw_input_model(
             name="text_raw_encoder",
         ),
     }
-    raw = type(model).from_config(
-        dict(model.get_config(), encoders=encoders, name=f"{model.name}_raw")
-    )
     sample = {
         "image": np.zeros((1,) + tuple(image_size) + (3,), "float32"),
         "text": np.asarray(["a"], dtype=object),
         MASK_KEY: np.ones((1, 2), "float32"),
     }
-    raw._record_input_dtypes(sample)
-    raw.build({k: (None,) + v.shape[1:] for k, v in sample.items()})
+    return replace_encoders(model, encoders, sample, f"{model.name}_raw")
+
+
+def replace_encoders(model, encoders, sample, name=None):
+    """A model of `model`'s class and configuration with other
+    `encoders` (dict modality -> layer) and `model`'s trained weights
+    everywhere else (fusion, heads, label prior), built on `sample` (an
+    input dict of one sample)."""
+    new = type(model).from_config(
+        dict(model.get_config(), encoders=encoders, name=name or model.name)
+    )
+    new._record_input_dtypes(sample)
+    new.build({k: (None,) + v.shape[1:] for k, v in sample.items()})
     own = {id(layer) for layer in model.encoders.values()}
     old_layers = [layer for layer in model.layers if id(layer) not in own]
     new_own = {id(layer) for layer in encoders.values()}
-    new_layers = [layer for layer in raw.layers if id(layer) not in new_own]
+    new_layers = [layer for layer in new.layers if id(layer) not in new_own]
     if len(old_layers) != len(new_layers):
         raise RuntimeError("The assembled model has other layers.")
-    for old, new in zip(old_layers, new_layers):
-        new.set_weights(old.get_weights())
-    raw.label_prior.assign(model.label_prior)
-    return raw
+    for old, layer in zip(old_layers, new_layers):
+        layer.set_weights(old.get_weights())
+    # A copy: on JAX, `predict` may donate (free) the new model's buffers.
+    new.label_prior.assign(np.array(model.label_prior))
+    return new

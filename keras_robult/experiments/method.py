@@ -224,6 +224,14 @@ class Method(abc.ABC):
             drop_remainder=True,
         )
 
+    def validation_dataset(self, x, labels, batch_size):
+        """Batches of the validation split (every sample labeled)."""
+        return make_dataset(x, labels, task=self.task, batch_size=batch_size)
+
+    def sample_inputs(self, x):
+        """One sample of `x` as the model takes it (to build it)."""
+        return {k: np.asarray(v)[:1] for k, v in x.items()}
+
     #: Train on the labeled samples only (supervised baselines).
     labeled_only = False
 
@@ -272,8 +280,9 @@ class Method(abc.ABC):
         ):
             # Restoring needs a built model. Only then: building it here
             # draws the initial weights in another order than `fit` does.
-            self.model._record_input_dtypes(x)
-            self.model({k: np.asarray(v)[:1] for k, v in x.items()})
+            sample = self.sample_inputs(x)
+            self.model._record_input_dtypes(sample)
+            self.model(sample)
         self.train(
             self.dataset(x, y, batch_size, seed, self.labeled_only),
             epochs,
@@ -325,8 +334,8 @@ class Method(abc.ABC):
         validation_data = None
         if validation is not None:
             x_val, labels_val = validation
-            validation_data = make_dataset(
-                x_val, labels_val, task=self.task, batch_size=batch_size
+            validation_data = self.validation_dataset(
+                x_val, labels_val, batch_size
             )
             callbacks.append(self.early_stopping())
         self.history = self.model.fit(

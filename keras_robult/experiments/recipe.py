@@ -92,10 +92,12 @@ def _concatenate(splits):
     return x, y, marks
 
 
-def run_recipe(args, splits, task, dataset, metrics, extra=None):
+def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
     """Runs every method on `splits = (train, valid, test)` (each `(x, y)`)
     and writes the results folder; `extra` (a dict) goes into
-    `results.json` as it is (e.g. skipped files, the chosen test split).
+    `results.json` as it is (e.g. skipped files, the chosen test split);
+    `finetune` (a `FinetuneSource`, the splits then hold record rows)
+    trains every method's backbones end to end.
 
     The labeled subset is drawn from the train split (stratified, per
     seed); the validation split drives early stopping; the test split gives
@@ -157,7 +159,10 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None):
         y,
         task,
         method_factories(
-            names, latent_dim=args.latent_dim, patience=args.patience
+            names,
+            latent_dim=args.latent_dim,
+            patience=args.patience,
+            finetune=finetune,
         ),
         seeds=seeds,
         labeled_fraction=args.labeled_fraction,
@@ -192,8 +197,8 @@ def main(
 ):
     """The whole of a recipe script: parse, pick the backend, load the
     splits with `load(args)` (the three splits, or a dict with `splits`,
-    optionally `task` (else `make_task()`) and `extra`, the fields it adds
-    to `results.json`), run, report.
+    optionally `task` (else `make_task()`), `extra`, the fields it adds
+    to `results.json`, and `finetune`, see `run_recipe`), run, report.
     Returns the exit code (2 with one `recipe: error:` line for bad
     input)."""
     parser = recipe_parser(description, epochs, batch_size)
@@ -211,7 +216,13 @@ def main(
             loaded = {"splits": loaded}
         task = loaded["task"] if "task" in loaded else make_task()
         run_recipe(
-            args, loaded["splits"], task, dataset, metrics, loaded.get("extra")
+            args,
+            loaded["splits"],
+            task,
+            dataset,
+            metrics,
+            loaded.get("extra"),
+            loaded.get("finetune"),
         )
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as error:
         lines = str(error).strip().splitlines()

@@ -7,8 +7,15 @@ from keras_robult.experiments.robult_method import RobultMethod
 
 
 def _make(cls, name, **fixed):
-    def factory(task, input_shapes, statistics, **options):
-        method = cls(task, input_shapes, statistics, **{**fixed, **options})
+    def factory(task, input_shapes, statistics, finetune=None, **options):
+        options = {**fixed, **options}
+        klass = cls
+        if finetune is not None:  # backbones trained end to end
+            from keras_robult.experiments.finetune import finetuned_class
+
+            klass = finetuned_class(cls)
+            options["source"] = finetune
+        method = klass(task, input_shapes, statistics, **options)
         method.name = name
         return method
 
@@ -42,7 +49,9 @@ METHODS = {
 def method_factories(names, **options):
     """dict name -> factory `(task, input_shapes, statistics) -> Method`.
 
-    `options` go to every method's constructor (e.g. `latent_dim`)."""
+    `options` go to every method's constructor (e.g. `latent_dim`);
+    `finetune=` a `FinetuneSource` makes each method train its keras-hub
+    backbones end to end (`keras_robult.experiments.finetune`)."""
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(
