@@ -8,6 +8,11 @@ output_dim)` and `num_modalities` (int32 `(batch,)`, the present count).
 Any sample may omit any modality (send zeros and a 0 in the mask); a sample
 with none gets the model's training-label prior and `num_modalities = 0`.
 Optional endpoints `serve_<modality>` take that modality's tensor alone.
+A model with image inputs (float `(batch, height, width, 3)` in [0, 255])
+also gets `serve_image_bytes`: the same inputs, except that each image is
+the encoded file (JPEG, PNG, GIF, BMP) as a string, decoded and resized
+to the model's size in the graph (an empty string is a missing image:
+zeros, with its mask 0 as always).
 
 Routes, chosen from the running backend:
 - `"tensorflow"`: `keras.export.ExportArchive` on the model as it is;
@@ -91,6 +96,43 @@ def input_specs(model):
     return specs
 
 
+def image_modalities(specs):
+    """The modalities whose serving input is an image: float `(batch,
+    height, width, 3)`."""
+    return [
+        name
+        for name, spec in specs.items()
+        if name != MASK_KEY
+        and spec.shape.rank == 4
+        and spec.shape[-1] == 3
+        and spec.dtype.is_floating
+    ]
+
+
+def _decode_requests(contents, spec):
+    """Encoded images `(batch,)` -> float `(batch, h, w, 3)` of `spec`'s
+    size; an empty string decodes to zeros."""
+    import tensorflow as tf
+
+    from keras_robult.data.image_text_pipeline import decode_image_bytes
+
+    size = tuple(spec.shape[1:3].as_list())
+
+    def one(value):
+        image = tf.cond(
+            tf.strings.length(value) > 0,
+            lambda: decode_image_bytes(value, size),
+            lambda: tf.zeros(size + (3,), tf.float32),
+        )
+        return tf.cast(image, spec.dtype)
+
+    return tf.map_fn(
+        one,
+        contents,
+        fn_output_signature=tf.TensorSpec(size + (3,), spec.dtype),
+    )
+
+
 def _check_request(inputs, specs):
     """TensorFlow assertions with clear messages on the request's shapes
     (a signature does not check them itself)."""
@@ -149,6 +191,31 @@ def _write_archive(model, path, modality_endpoints):
         return model_fn(_check_request(inputs, specs))
 
     endpoints = {"serving_default": serving_default}
+    images = image_modalities(specs)
+    if images:
+        byte_specs = {
+            name: (
+                tf.TensorSpec((None,), tf.string, name)
+                if name in images
+                else spec
+            )
+            for name, spec in specs.items()
+        }
+
+        def serve_image_bytes(inputs):
+            decoded = {
+                name: (
+                    _decode_requests(value, specs[name])
+                    if name in images
+                    else value
+                )
+                for name, value in inputs.items()
+            }
+            return model_fn(_check_request(decoded, specs))
+
+        endpoints["serve_image_bytes"] = tf.function(
+            serve_image_bytes, input_signature=[byte_specs], autograph=False
+        )
     for index, name in enumerate(
         model.modalities if modality_endpoints else ()
     ):

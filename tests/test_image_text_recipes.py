@@ -146,6 +146,7 @@ def test_mmimdb_raw_recipe_trains_the_backbones_with_finetune(
             "--finetune",
             "--finetune-learning-rate",
             "0.001",
+            "--raw-models",
             "--methods",
             "robult",
             "unimodal",
@@ -166,6 +167,9 @@ def test_mmimdb_raw_recipe_trains_the_backbones_with_finetune(
     model = keras.saving.load_model(out / "models" / "robult-seed0.keras")
     assert model.encoders["image"].input_shape == (None, 16, 16, 3)
     assert model.encoders["text"].input_shape == (None, 6)
+    # With its tokenizer in front: strings in (served under TensorFlow).
+    for method in ("robult", "unimodal"):
+        assert (out / "models" / f"{method}-seed0-raw.keras").exists()
 
 
 def test_a_missing_preset_is_one_line(tmp_path, presets, capsys):
@@ -267,7 +271,10 @@ def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
 
     write_food101(tmp_path / "data", {"train": 8, "test": 3})
     out = tmp_path / "out"
-    assert run_smoke("food101", tmp_path / "data", out, presets) == 0
+    assert (
+        run_smoke("food101", tmp_path / "data", out, presets, "--raw-models")
+        == 0
+    )
     model = keras.saving.load_model(out / "models" / "robult-seed0.keras")
     test = food101.load_records(str(tmp_path / "data"))["test"]
     image, text, tokenizer = load_backbones(presets[0], presets[1])
@@ -286,6 +293,7 @@ def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
         verbose=0,
     )["prediction"]
     raw = raw_input_model(model, image, text, tokenizer, (16, 16), 6)
+    written = keras.saving.load_model(out / "models" / "robult-seed0-raw.keras")
     images = np.stack(
         [decode_image(path, (16, 16)).numpy() for path in test.image_paths]
     )
@@ -294,6 +302,10 @@ def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
     inputs = {"image": images, "text": texts, "modality_mask": mask}
     served = raw.predict(inputs, verbose=0)["prediction"]
     np.testing.assert_allclose(served, cached, atol=1e-5)
+    # What --raw-models wrote is the same model.
+    np.testing.assert_allclose(
+        written.predict(inputs, verbose=0)["prediction"], cached, atol=1e-5
+    )
     path = str(tmp_path / "raw.keras")
     raw.save(path)
     reloaded = keras.saving.load_model(path)
@@ -310,3 +322,13 @@ def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
         modality_mask=tf.constant(mask),
     )
     np.testing.assert_allclose(outputs["prediction"], cached, atol=1e-5)
+    # Encoded files as the client has them (an empty string: no image).
+    contents = [b""] + [open(p, "rb").read() for p in test.image_paths[1:]]
+    by_bytes = tf.saved_model.load(str(tmp_path / "saved")).signatures[
+        "serve_image_bytes"
+    ](
+        image=tf.constant(contents),
+        text=tf.constant(texts),
+        modality_mask=tf.constant(mask),
+    )
+    np.testing.assert_allclose(by_bytes["prediction"], cached, atol=1e-5)

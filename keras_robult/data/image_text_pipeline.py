@@ -13,9 +13,15 @@ def decode_image(path, image_size):
     BMP; grey images become RGB)."""
     import tensorflow as tf
 
-    image = tf.io.decode_image(
-        tf.io.read_file(path), channels=3, expand_animations=False
-    )
+    return decode_image_bytes(tf.io.read_file(path), image_size)
+
+
+def decode_image_bytes(contents, image_size):
+    """Graph op: encoded image bytes (a JPEG / PNG / GIF / BMP file's
+    contents) as `decode_image` returns them."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image = tf.image.resize(image, image_size)
     image.set_shape(tuple(image_size) + (3,))
     return image

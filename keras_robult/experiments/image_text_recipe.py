@@ -3,6 +3,7 @@ MM-IMDb): keras-hub backbones from presets, frozen; their pooled features
 computed once per split through the streaming pipeline and cached; then
 the protocol on the cached vectors, like any feature dataset."""
 
+import functools
 import os
 
 import numpy as np
@@ -39,6 +40,13 @@ def add_image_text_arguments(parser):
         help="backbone features, keyed by presets, sizes and records",
     )
     parser.add_argument("--feature-batch-size", type=int, default=64)
+    parser.add_argument(
+        "--raw-models",
+        action="store_true",
+        help="also save each trained model with its backbones and "
+        "tokenizer: raw images and strings in (models/*-raw.keras; "
+        "export with `robult export --backend tensorflow`)",
+    )
     parser.add_argument(
         "--finetune",
         action="store_true",
@@ -217,9 +225,47 @@ def feature_splits(args, records, dataset):
         splits.append((x, features["labels"]))
         kept.append(part.subset(features["kept"]))
     extra = {"skipped_images": skipped, "backbones": backbone_summary(args)}
-    if not getattr(args, "finetune", False):
-        return {"splits": splits, "extra": extra}
-    return _finetune_splits(args, splits, kept, extra)
+    loaded = {"splits": splits, "extra": extra}
+    if getattr(args, "finetune", False):
+        loaded = _finetune_splits(args, splits, kept, extra)
+    if getattr(args, "raw_models", False):
+        loaded["after_run"] = functools.partial(
+            write_raw_models, args, backbones
+        )
+    return loaded
+
+
+def write_raw_models(args, backbones, out):
+    """Next to each model the run saved (`models/<method>-seed<s>.keras`,
+    trained on features or token ids), the model that takes raw images
+    and strings (`...-raw.keras`, see `raw_input_model`); returns their
+    paths."""
+    import keras
+
+    from keras_robult.experiments.atomic import save_model
+
+    image_encoder, text_encoder, tokenizer, _ = backbones
+    if getattr(args, "finetune", False):
+        image_encoder = text_encoder = None  # inside the trained models
+    folder = os.path.join(out, "models")
+    paths = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".keras") or name.endswith("-raw.keras"):
+            continue
+        model = keras.saving.load_model(os.path.join(folder, name))
+        raw = raw_input_model(
+            model,
+            image_encoder,
+            text_encoder,
+            tokenizer,
+            (args.image_size, args.image_size),
+            args.sequence_length,
+        )
+        path = os.path.join(folder, name[: -len(".keras")] + "-raw.keras")
+        paths.append(save_model(raw, path))
+        if not args.quiet:
+            print(f"raw-input model (images, strings) -> {path}", flush=True)
+    return paths
 
 
 def _finetune_splits(args, splits, kept, extra):
@@ -274,8 +320,9 @@ def concatenate_records(parts):
 def raw_input_model(
     model, image_encoder, text_encoder, tokenizer, image_size, length
 ):
-    """A trained image+text model (trained on cached backbone features)
-    assembled with its backbones and tokenizer into one model that takes
+    """A trained image+text model (trained on cached backbone features, or
+    fine-tuned) assembled with its backbones and tokenizer into one model
+    that takes
     what a client has: `image` float `(batch, h, w, 3)` in [0, 255] at the
     training image size, `text` strings, and `modality_mask`.
 
@@ -289,7 +336,8 @@ def raw_input_model(
     Args:
         model: the trained keras_robult model (modalities `image`, `text`).
         image_encoder, text_encoder: the `PooledBackbone`s the features
-            were computed with.
+            were computed with; `None` for a fine-tuned model (its
+            encoders hold their backbones already).
         tokenizer: the text preset's keras-hub tokenizer.
         image_size: `(height, width)` the features were computed at.
         length: the sequence length the features were computed with.
@@ -306,11 +354,13 @@ def raw_input_model(
             "raw_input_model takes an image+text model (modalities 'image' "
             f"and 'text'); this one has {list(model.modalities)}."
         )
+    before = {"image": [image_encoder], "text": [text_encoder]}
+    before = {k: [v for v in b if v is not None] for k, b in before.items()}
     encoders = {
         "image": keras.Sequential(
             [
                 keras.Input(tuple(image_size) + (3,)),
-                image_encoder,
+                *before["image"],
                 model.encoders["image"],
             ],
             name="image_raw_encoder",
@@ -320,7 +370,7 @@ def raw_input_model(
                 keras.Input((), dtype="string"),
                 tokenizer,
                 _packer(tokenizer, length),
-                text_encoder,
+                *before["text"],
                 model.encoders["text"],
             ],
             name="text_raw_encoder",

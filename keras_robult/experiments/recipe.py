@@ -198,7 +198,8 @@ def main(
     """The whole of a recipe script: parse, pick the backend, load the
     splits with `load(args)` (the three splits, or a dict with `splits`,
     optionally `task` (else `make_task()`), `extra`, the fields it adds
-    to `results.json`, and `finetune`, see `run_recipe`), run, report.
+    to `results.json`, `finetune`, see `run_recipe`, and `after_run`, a
+    function of the results folder called last), run, report.
     Returns the exit code (2 with one `recipe: error:` line for bad
     input)."""
     parser = recipe_parser(description, epochs, batch_size)
@@ -215,7 +216,7 @@ def main(
         if not isinstance(loaded, dict):
             loaded = {"splits": loaded}
         task = loaded["task"] if "task" in loaded else make_task()
-        run_recipe(
+        out = run_recipe(
             args,
             loaded["splits"],
             task,
@@ -224,6 +225,8 @@ def main(
             loaded.get("extra"),
             loaded.get("finetune"),
         )
+        if loaded.get("after_run"):
+            loaded["after_run"](out)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as error:
         lines = str(error).strip().splitlines()
         print(
