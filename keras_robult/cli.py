@@ -418,6 +418,7 @@ def _evaluate(args):
     import numpy as np
 
     from keras_robult.data.npz import load_npz
+    from keras_robult.experiments.metrics import PRIMARY
     from keras_robult.experiments.protocol import (
         _summarise,
         evaluate_predictor,
@@ -458,7 +459,7 @@ def _evaluate(args):
     dataset = os.path.splitext(os.path.basename(args.data))[0]
     results = _summarise(
         dataset,
-        model.task,
+        (model.task, PRIMARY[model.task.name][0]),
         float("nan"),
         [0],
         modalities,

@@ -112,6 +112,12 @@ def test_hateful_memes_recipe_records_its_test_split(tmp_path, presets):
         ["robult"],
     )
     assert results["test_split"] == "test_seen"
+    # The missing-rate curve is of the primary metric, AUROC, and its AUC
+    # row stands in the AUROC table only.
+    (curve,) = results["missing_rate_curves"]
+    assert curve["metric"] == "auroc" and len(curve["mean"]) == 10
+    tables = (out / "results.md").read_text().split("| subset |")[1:]
+    assert ["missing-rate AUC" in table for table in tables] == [True, False]
     assert (
         run_smoke(
             "hateful_memes",

@@ -37,7 +37,14 @@ def missing_rate_auc(rates, values):
 
 
 def evaluate_predictor(
-    predict, x, labels, task_name, modalities, seed=0, rates=MISSING_RATES
+    predict,
+    x,
+    labels,
+    task_name,
+    modalities,
+    seed=0,
+    rates=MISSING_RATES,
+    curve_metric=None,
 ):
     """Metrics of one trained predictor on every subset and missing rate.
 
@@ -50,15 +57,18 @@ def evaluate_predictor(
         task_name: "classification", "regression" or "multilabel".
         modalities: modality names in model order.
         seed: seed of the random masks of the missing-rate curve.
+        rates: the missing rates of the curve.
+        curve_metric: the metric of the curve (default: the task's
+            primary metric, `PRIMARY`).
 
     Returns:
         `(subset_metrics, curve)`: dict subset name -> metrics dict, and the
-        list of the primary metric at each rate.
+        list of the curve metric at each rate.
     """
     labels = np.asarray(labels)
     num = len(labels)
     base = np.asarray(x.get(MASK_KEY, np.ones((num, len(modalities)))))
-    primary, _ = PRIMARY[task_name]
+    primary = curve_metric or PRIMARY[task_name][0]
 
     def run(mask):
         mask = mask * base
@@ -97,6 +107,7 @@ def run_protocol(
     save_models=None,
     validation_mask=None,
     store=None,
+    curve_metric=None,
 ):
     """Trains and evaluates every method on every seed.
 
@@ -125,6 +136,9 @@ def run_protocol(
             recorded there as soon as it is done (after its model), and a
             pair it already holds is not trained again, so an interrupted
             run resumes where it stopped with the same final results.
+        curve_metric: metric of the missing-rate curve and its AUC
+            (default: the task's primary metric; e.g. `"auroc"` for a
+            binary task reported by AUROC).
 
     A (method, seed) whose training loss turns NaN or infinite is stopped
     and recorded in `results["failures"]` (method, seed, epoch, message);
@@ -138,7 +152,7 @@ def run_protocol(
     y = np.asarray(y)
     check_arrays(x, {"label": y}, modalities, task)
     input_shapes = {m: tuple(np.shape(x[m])[1:]) for m in modalities}
-    primary, _ = PRIMARY[task.name]
+    primary = curve_metric or PRIMARY[task.name][0]
     num = len(y)
     full_mask = np.asarray(
         x.get(MASK_KEY, np.ones((num, len(modalities)))), "float32"
@@ -209,7 +223,7 @@ def run_protocol(
                     seed,
                     (x_train, y_train, x_test, y[test]),
                     (epochs, batch_size, validation, verbose),
-                    task,
+                    (task, primary),
                     modalities,
                     save_models,
                     store,
@@ -240,7 +254,13 @@ def run_protocol(
                     flush=True,
                 )
     results = _summarise(
-        dataset, task, labeled_fraction, seeds, modalities, per_subset, curves
+        dataset,
+        (task, primary),
+        labeled_fraction,
+        seeds,
+        modalities,
+        per_subset,
+        curves,
     )
     if failures:
         results["failures"] = failures
@@ -248,12 +268,13 @@ def run_protocol(
 
 
 def _train_and_evaluate(
-    method, name, seed, data, budget, task, modalities, save_models, store
+    method, name, seed, data, budget, scoring, modalities, save_models, store
 ):
     """Trains one method on one seed, evaluates it, saves its model;
     returns the record a `RunStore` keeps (metrics, or the failure)."""
     x_train, y_train, x_test, y_test = data
     epochs, batch_size, validation, verbose = budget
+    task, curve_metric = scoring
     try:
         method.fit(
             x_train,
@@ -276,7 +297,13 @@ def _train_and_evaluate(
         }
     else:
         subset_metrics, curve = evaluate_predictor(
-            method.predict, x_test, y_test, task.name, modalities, seed
+            method.predict,
+            x_test,
+            y_test,
+            task.name,
+            modalities,
+            seed,
+            curve_metric=curve_metric,
         )
         record = {"subsets": subset_metrics, "curve": curve}
         if save_models is not None:
@@ -328,8 +355,9 @@ def check_split(task, y, train, test, labeled, seed):
 
 
 def _summarise(
-    dataset, task, labeled_fraction, seeds, modalities, per_subset, curves
+    dataset, scoring, labeled_fraction, seeds, modalities, per_subset, curves
 ):
+    task, primary = scoring
     results = []
     for (method, subset, metric), values in per_subset.items():
         results.append(
@@ -342,7 +370,6 @@ def _summarise(
                 "per_seed": [float(v) for v in values],
             }
         )
-    primary, _ = PRIMARY[task.name]
     missing = []
     for method, per_seed in curves.items():
         mean = np.mean(np.asarray(per_seed, "float64"), axis=0)

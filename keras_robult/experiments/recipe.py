@@ -101,7 +101,8 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
 
     The labeled subset is drawn from the train split (stratified, per
     seed); the validation split drives early stopping; the test split gives
-    the reported metrics (`metrics`: the table rows of `results.md`).
+    the reported metrics (`metrics`: the tables of `results.md`; the
+    first is also the missing-rate curve's).
 
     Returns:
         The results folder.
@@ -174,6 +175,7 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
         verbose=0 if args.quiet else 1,
         save_models=save_models,
         store=store,
+        curve_metric=metrics[0],
     )
     results.update(extra or {})
     write_results(results, split_indices, out, metrics=metrics)

@@ -54,7 +54,8 @@ def _label(subset, modalities):
 
 def markdown_table(results, metric=None):
     """Subsets as rows, methods as columns: `mean ± std` of `metric`
-    (default the task's primary metric), then the missing-rate AUC."""
+    (default the task's primary metric), then the missing-rate AUC when
+    the curve is of that metric."""
     metric = metric or PRIMARY[results["task"]][0]
     modalities = results["modalities"]
     methods = list(dict.fromkeys(r["method"] for r in results["results"]))
@@ -98,7 +99,11 @@ def markdown_table(results, metric=None):
             )
             + " |"
         )
-    aucs = {c["method"]: c["auc"] for c in results["missing_rate_curves"]}
+    aucs = {
+        c["method"]: c["auc"]
+        for c in results["missing_rate_curves"]
+        if c.get("metric", metric) == metric
+    }
     if aucs:
         lines.append(
             "| missing-rate AUC | "
@@ -117,7 +122,7 @@ def markdown_table(results, metric=None):
 
 
 def plot_missing_rate(results, path):
-    """PNG of the primary metric against the missing rate, per method."""
+    """PNG of the curve metric against the missing rate, per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,6 +137,8 @@ def plot_missing_rate(results, path):
             label=f"{curve['method']} (AUC {curve['auc']:.3f})",
         )
     metric = PRIMARY[results["task"]][0]
+    for curve in results["missing_rate_curves"]:
+        metric = curve.get("metric", metric)
     axis.set_xlabel("missing rate p (each modality dropped independently)")
     axis.set_ylabel(metric)
     axis.set_title(
