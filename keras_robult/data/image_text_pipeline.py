@@ -69,6 +69,7 @@ def image_text_dataset(
     drop_remainder=False,
     skip=None,
     with_index=False,
+    modality_dropout=0.0,
 ):
     """A streaming `tf.data.Dataset` of `({"image", "text",
     "modality_mask"}, {"label", "is_labeled"})` batches from records.
@@ -102,6 +103,12 @@ def image_text_dataset(
         with_index: bool, also yield each sample's record index in `y`
             (`"index"`): the records whose image could not be decoded are
             the indices that never come through.
+        modality_dropout: float in [0, 1), training only: each present
+            modality of a sample is dropped with this probability (mask 0,
+            zero image / empty text; a dropped image is not even read),
+            at least one present modality kept per sample, as
+            `keras_robult.data.random_mask` does; new draws each epoch,
+            reproducible from `seed`.
 
     Returns:
         A `tf.data.Dataset`.
@@ -112,6 +119,11 @@ def image_text_dataset(
         raise ValueError(
             "A tokenizer needs a sequence_length: token ids are padded or "
             "truncated to it so that every batch has one static shape."
+        )
+    if not 0 <= modality_dropout < 1:
+        raise ValueError(
+            f"`modality_dropout` must be in [0, 1); received "
+            f"{modality_dropout!r}."
         )
     keep = np.ones(len(records), bool)
     if skip is not None and len(skip):
@@ -134,6 +146,16 @@ def image_text_dataset(
         dataset = dataset.shuffle(
             len(records), seed=seed, reshuffle_each_iteration=True
         )
+    dropping = training and modality_dropout > 0
+    if dropping:
+        draws = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True
+        )
+        dataset = tf.data.Dataset.zip((dataset, draws)).map(
+            lambda element, draw: dict(
+                element, mask=_drop(element["mask"], draw, modality_dropout)
+            )
+        )
     size = tuple(image_size)
     packer = _packer(tokenizer, sequence_length)
 
@@ -146,6 +168,8 @@ def image_text_dataset(
         if training and augmentation is not None:
             image = augmentation(image)
         text = element["text"]
+        if dropping:
+            text = tf.where(element["mask"][1] > 0, text, "")
         if tokenizer is not None:
             ids = packer(tokenizer(text))
             ids.set_shape((sequence_length,))
@@ -164,6 +188,25 @@ def image_text_dataset(
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
         tf.data.AUTOTUNE
     )
+
+
+def _drop(mask, draw, rate):
+    """Graph op: `mask` `(M,)` with each present modality dropped with
+    probability `rate` (stateless draws from the int64 `draw`); a sample
+    that would lose them all keeps one present modality, chosen
+    uniformly."""
+    import tensorflow as tf
+
+    seed = tf.stack([draw, tf.constant(0, tf.int64)])
+    uniform = tf.random.stateless_uniform((2,) + tuple(mask.shape), seed)
+    kept = mask * tf.cast(uniform[0] >= rate, mask.dtype)
+    # One present modality back (the largest of a second draw among them).
+    back = tf.one_hot(
+        tf.argmax(tf.where(mask > 0, uniform[1], -1.0)),
+        mask.shape[0],
+        dtype=mask.dtype,
+    )
+    return tf.where(tf.reduce_sum(kept) > 0, kept, back * mask)
 
 
 def _packer(tokenizer, sequence_length):

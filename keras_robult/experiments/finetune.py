@@ -39,6 +39,9 @@ class FinetuneSource:
             (backbones included).
         batch_size: int, batch size of the feature passes in evaluation.
         augment: bool, random horizontal flips of the training images.
+        modality_dropout: float in [0, 1), the rate at which the training
+            pipeline drops each present modality of a sample (see
+            `image_text_dataset`).
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class FinetuneSource:
         learning_rate=1e-4,
         batch_size=64,
         augment=True,
+        modality_dropout=0.0,
     ):
         self.records = records
         self.text_preset = text_preset
@@ -64,6 +68,7 @@ class FinetuneSource:
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.augment = augment
+        self.modality_dropout = modality_dropout
         self._tokenizer = None
 
     @property
@@ -133,6 +138,7 @@ class FinetuneSource:
             seed=seed,
             augmentation=augmentation,
             drop_remainder=training,
+            modality_dropout=self.modality_dropout if training else 0.0,
         )
 
 

@@ -59,6 +59,13 @@ def add_image_text_arguments(parser):
         default=1e-4,
         help="Adam learning rate of the whole model with --finetune",
     )
+    parser.add_argument(
+        "--modality-dropout",
+        type=float,
+        default=0.0,
+        help="with --finetune: rate at which training drops each present "
+        "modality of a sample (at least one kept)",
+    )
 
 
 def resolve_preset(preset):
@@ -212,6 +219,13 @@ def feature_splits(args, records, dataset):
         and the backbone settings, for `results.json`) and, when
         fine-tuning, `finetune` (the `FinetuneSource`).
     """
+    finetune = getattr(args, "finetune", False)
+    if getattr(args, "modality_dropout", 0.0) and not finetune:
+        raise ValueError(
+            "--modality-dropout drops modalities in the streaming pipeline, "
+            "which trains only with --finetune (frozen runs train on "
+            "cached features)."
+        )
     backbones = backbone_settings(args)
     splits, skipped, kept = [], {}, []
     for name in ("train", "valid", "test"):
@@ -226,7 +240,7 @@ def feature_splits(args, records, dataset):
         kept.append(part.subset(features["kept"]))
     extra = {"skipped_images": skipped, "backbones": backbone_summary(args)}
     loaded = {"splits": splits, "extra": extra}
-    if getattr(args, "finetune", False):
+    if finetune:
         loaded = _finetune_splits(args, splits, kept, extra)
     if getattr(args, "raw_models", False):
         loaded["after_run"] = functools.partial(
@@ -286,6 +300,7 @@ def _finetune_splits(args, splits, kept, extra):
         {m: x_train[m].shape[1] for m in ("image", "text")},
         learning_rate=args.finetune_learning_rate,
         batch_size=args.feature_batch_size,
+        modality_dropout=args.modality_dropout,
     )
     rows, offset = [], 0
     for x, labels in splits:
@@ -295,7 +310,9 @@ def _finetune_splits(args, splits, kept, extra):
         rows.append((part, labels))
         offset += len(labels)
     extra["backbones"].update(
-        frozen=False, learning_rate=args.finetune_learning_rate
+        frozen=False,
+        learning_rate=args.finetune_learning_rate,
+        modality_dropout=args.modality_dropout,
     )
     return {"splits": rows, "extra": extra, "finetune": source}
 

@@ -7,7 +7,11 @@ from keras_robult.data.image_text_pipeline import (
     unreadable_images,
 )
 from keras_robult.datasets import food101, hateful_memes
-from tests.datasets.writers import write_food101, write_hateful_memes
+from tests.datasets.writers import (
+    write_food101,
+    write_hateful_memes,
+    write_image,
+)
 
 
 def test_bad_images_are_found_skipped_and_counted(tmp_path):
@@ -99,6 +103,68 @@ def test_training_order_is_seeded_and_reshuffled(tmp_path):
     assert first == again  # seeded
     assert first[0] != first[1]  # a new order each epoch
     assert sorted(first[0]) == sorted(train.texts)
+
+
+def test_modality_dropout_in_training(tmp_path):
+    """Each present modality dropped at the rate (image: 0.5 - 0.25 / 2
+    with one of two restored when both go), never a sample left with
+    none, the dropped data blanked; new draws per epoch, seeded; nothing
+    dropped outside training."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(4):
+        paths.append(str(tmp_path / f"{index}.png"))
+        write_image(paths[-1], rng, (6, 6))
+    count = 240
+    records = ImageTextRecords(
+        [str(i) for i in range(count)],
+        [paths[i % 4] if i % 10 else "" for i in range(count)],
+        [f"text {i}" for i in range(count)],
+        np.arange(count) % 2,
+    )
+    before = records.modality_mask()
+
+    def epochs(seed, training=True, rate=0.5):
+        dataset = image_text_dataset(
+            records,
+            (4, 4),
+            batch_size=count,
+            training=training,
+            seed=seed,
+            with_index=True,
+            modality_dropout=rate,
+        )
+        out = []
+        for _, (x, y) in zip(range(2), dataset.repeat()):
+            order = np.argsort(y["index"].numpy())
+            out.append({k: v.numpy()[order] for k, v in x.items()})
+        return out
+
+    first, second = epochs(0)
+    for epoch in (first, second):
+        mask = epoch["modality_mask"]
+        assert (mask <= before).all() and (mask.sum(axis=1) >= 1).all()
+        # Samples with a text only keep it.
+        np.testing.assert_array_equal(mask[before[:, 0] == 0], [[0, 1]] * 24)
+        both = before[:, 0] > 0
+        for column in (0, 1):
+            dropped = 1.0 - mask[both, column].mean()
+            assert 0.25 < dropped < 0.5, (column, dropped)
+        gone = mask[:, 0] == 0
+        assert not epoch["image"][gone].any()
+        assert epoch["image"][~gone].reshape(-1, 48).max(axis=1).min() > 0
+        texts = epoch["text"]
+        assert (texts[mask[:, 1] == 0] == b"").all()
+        assert (texts[mask[:, 1] > 0] != b"").all()
+    assert (first["modality_mask"] != second["modality_mask"]).any()
+    again = epochs(0)[0]
+    np.testing.assert_array_equal(
+        again["modality_mask"], first["modality_mask"]
+    )
+    for x in epochs(0, training=False):
+        np.testing.assert_array_equal(x["modality_mask"], before)
+    with pytest.raises(ValueError, match="modality_dropout"):
+        image_text_dataset(records, modality_dropout=1.0)
 
 
 def test_arguments_are_checked(tmp_path):
