@@ -57,7 +57,8 @@ def _parser():
     train.add_argument(
         "--task",
         choices=("classification", "regression", "multilabel"),
-        help="inferred from y when omitted",
+        help="inferred from y when omitted (.npz; records files: "
+        "classification)",
     )
     train.add_argument("--labeled-fraction", type=float, default=0.05)
     train.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -177,6 +178,8 @@ def _file_digest(path):
 def _make_task(name, y, classes=None):
     from keras_robult import tasks
 
+    if classes is not None and name == "multilabel":
+        return tasks.MultiLabel(len(classes))  # label names (records files)
     if classes is not None:
         if name != "classification":
             raise ValueError(
@@ -224,16 +227,13 @@ def _load_records(args):
         records_features,
     )
 
-    if args.task not in (None, "classification"):
-        raise ValueError(
-            "Image+text records hold class labels (names or integers); "
-            f"--task {args.task} needs an .npz file."
-        )
+    task_name = args.task or "classification"
     records = ImageTextRecords.from_file(
         args.data,
         image_column=args.image_column,
         text_column=args.text_column,
         label_column=args.label_column,
+        task=task_name,
     )
     if not records.is_labeled.any():
         raise ValueError(
@@ -246,7 +246,7 @@ def _load_records(args):
     labels = features["labels"]
     is_labeled = features["is_labeled"]
     classes = None if records.classes is None else list(records.classes)
-    task = _make_task("classification", labels[is_labeled], classes)
+    task = _make_task(task_name, labels[is_labeled], classes)
     data = {
         "x": x,
         "y": labels,

@@ -269,6 +269,18 @@ def test_robult_train_on_a_users_records_file(
         "text",
         "image+text",
     }
+    # Genres as `|`-separated names: a multi-label task over them.
+    genres = ["", "drama|comedy", "comedy", "war|drama"]
+    lines = ["photo,caption,kind"] + [
+        f"pics/{i}.png,story {i},{genres[i % 4]}" for i in range(36)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    argv[argv.index("--out") + 1] = str(tmp_path / "o2")
+    assert cli.main(argv + ["--task", "multilabel"]) == 0
+    with open(tmp_path / "o2" / "results.json") as handle:
+        results = json.load(handle)
+    assert results["task"] == "multilabel"
+    assert results["classes"] == ["comedy", "drama", "war"]
 
 
 @pytest.mark.skipif(

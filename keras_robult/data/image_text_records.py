@@ -57,7 +57,11 @@ class ImageTextRecords:
             self.labels = np.zeros(num, "int32")
             default_labeled = False
         else:
-            self.labels = np.asarray(labels, "int32")
+            labels = np.asarray(labels)
+            # Class indices / label vectors, or regression targets.
+            self.labels = labels.astype(
+                "float32" if labels.dtype.kind == "f" else "int32"
+            )
             default_labeled = True
         self.classes = None if classes is None else tuple(classes)
         if is_labeled is None:
@@ -114,13 +118,18 @@ class ImageTextRecords:
         text_column="text",
         label_column="label",
         id_column="id",
+        task="classification",
     ):
         """Reads a user's `.csv` (with a header row) or `.jsonl` file.
 
         Image paths are relative to the file's folder (or absolute); an
         empty cell (or a null / absent key) is a missing modality for that
-        sample, an empty label an unlabeled sample. Labels are class names
-        (sorted into `classes`) or integer class indices.
+        sample, an empty label an unlabeled sample. Labels by `task`:
+        `"classification"`: class names (sorted into `classes`) or integer
+        class indices; `"multilabel"`: the sample's label names, separated
+        by `|` in a CSV cell or a JSON list (`[]`: labeled, none applies),
+        sorted into `classes`, labels a 0/1 matrix; `"regression"`:
+        numbers.
 
         Raises:
             FileNotFoundError: no such file.
@@ -155,10 +164,34 @@ class ImageTextRecords:
             ids.append(_cell(row.get(id_column)) or str(len(ids)))
             images.append(os.path.join(root, image) if image else "")
             texts.append(text)
-            labels.append(_cell(row.get(label_column)))
+            labels.append(_label_cell(row.get(label_column), task))
+            if task == "regression" and labels[-1] != "":
+                try:
+                    labels[-1] = float(labels[-1])
+                except ValueError:
+                    raise ValueError(
+                        f"{path}, line {line}: label {labels[-1]!r} is not "
+                        "a number (a regression target)."
+                    ) from None
+                if not np.isfinite(labels[-1]):
+                    raise ValueError(
+                        f"{path}, line {line}: label {labels[-1]} is not a "
+                        "finite number."
+                    )
         labeled = np.asarray([label != "" for label in labels])
         if not labeled.any():
             return cls(ids, images, texts)
+        if task == "regression":
+            targets = [v if v != "" else 0.0 for v in labels]
+            return cls(ids, images, texts, np.float32(targets), None, labeled)
+        if task == "multilabel":
+            classes = sorted({n for names in labels if names for n in names})
+            matrix = np.zeros((len(labels), max(len(classes), 1)), "int32")
+            lookup = {name: index for index, name in enumerate(classes)}
+            for row, names in enumerate(labels):
+                for name in names or ():
+                    matrix[row, lookup[name]] = 1
+            return cls(ids, images, texts, matrix, classes, labeled)
         values = [label for label in labels if label != ""]
         if all(_is_integer(v) for v in values):
             indices = [int(float(v)) if v != "" else 0 for v in labels]
@@ -203,6 +236,24 @@ def _read_rows(path):
                 )
             rows.append((reader.line_num, row))
     return rows
+
+
+def _label_cell(value, task):
+    """A label cell: `""` when unlabeled; for multi-label tasks the list of
+    label names (a JSON list, or `|`-separated in a CSV cell)."""
+    if task not in ("classification", "multilabel", "regression"):
+        raise ValueError(
+            "`task` must be 'classification', 'multilabel' or 'regression'; "
+            f"received {task!r}."
+        )
+    if task != "multilabel":
+        return _cell(value)
+    if isinstance(value, list):
+        return [_cell(v) for v in value if _cell(v)]
+    text = _cell(value)
+    if not text:
+        return ""
+    return [name.strip() for name in text.split("|") if name.strip()]
 
 
 def _cell(value):

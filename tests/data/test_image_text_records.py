@@ -62,3 +62,51 @@ def test_bad_records_files(tmp_path, name, content, message):
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         ImageTextRecords.from_file(str(path))
+
+
+def test_multi_label_records_from_csv_and_jsonl(tmp_path):
+    csv_path = tmp_path / "r.csv"
+    csv_path.write_text(
+        "image,text,label\n"
+        "a.jpg,a,drama|comedy\n"
+        ",b,comedy\n"
+        "c.jpg,c,\n"
+        "d.jpg,d, war | drama \n"
+    )
+    jsonl_path = tmp_path / "r.jsonl"
+    jsonl_path.write_text(
+        '{"image": "a.jpg", "text": "a", "label": ["drama", "comedy"]}\n'
+        '{"image": null, "text": "b", "label": ["comedy"]}\n'
+        '{"image": "c.jpg", "text": "c"}\n'
+        '{"image": "d.jpg", "text": "d", "label": ["war", "drama"]}\n'
+        '{"image": "e.jpg", "text": "e", "label": []}\n'
+    )
+    for path, count in ((csv_path, 4), (jsonl_path, 5)):
+        records = ImageTextRecords.from_file(str(path), task="multilabel")
+        assert records.classes == ("comedy", "drama", "war")
+        expected = [[1, 1, 0], [1, 0, 0], [0, 0, 0], [0, 1, 1], [0, 0, 0]]
+        np.testing.assert_array_equal(records.labels, expected[:count])
+        # An absent label: unlabeled; an empty list: labeled, no label.
+        np.testing.assert_array_equal(
+            records.is_labeled, [1, 1, 0, 1, 1][:count]
+        )
+
+
+def test_regression_records(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("image,text,label\na.jpg,a,-1.25\nb.jpg,b,\nc.jpg,c,3\n")
+    records = ImageTextRecords.from_file(str(path), task="regression")
+    assert records.labels.dtype == np.float32
+    np.testing.assert_allclose(records.labels, [-1.25, 0.0, 3.0])
+    np.testing.assert_array_equal(records.is_labeled, [1, 0, 1])
+    path.write_text("image,text,label\na.jpg,a,1\nb.jpg,b,high\n")
+    with pytest.raises(ValueError) as error:
+        ImageTextRecords.from_file(str(path), task="regression")
+    assert str(error.value) == (
+        f"{path}, line 3: label 'high' is not a number (a regression target)."
+    )
+    path.write_text("image,text,label\na.jpg,a,nan\n")
+    with pytest.raises(ValueError, match="line 2: label nan is not a finite"):
+        ImageTextRecords.from_file(str(path), task="regression")
+    with pytest.raises(ValueError, match="`task` must be"):
+        ImageTextRecords.from_file(str(path), task="ranking")
