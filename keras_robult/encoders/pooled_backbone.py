@@ -56,6 +56,30 @@ class PooledBackbone(keras.layers.Layer):
                 "A text backbone must take 'token_ids' (a keras-hub text "
                 f"backbone); this one takes {names}."
             )
+        self._freeze_unused()
+
+    #: Layers of a text backbone the mean pooling never reads (BERT's
+    #: [CLS] pooler): kept frozen, so that training the backbone gives
+    #: every trainable variable a gradient, and a saved model reloads with
+    #: the optimizer variables it was saved with.
+    UNUSED_TEXT_LAYERS = ("pooled_dense",)
+
+    def _freeze_unused(self):
+        backbone = getattr(self, "backbone", None)
+        if getattr(self, "kind", None) != "text" or backbone is None:
+            return
+        for layer in getattr(backbone, "layers", ()):
+            if layer.name in self.UNUSED_TEXT_LAYERS:
+                layer.trainable = False
+
+    @property
+    def trainable(self):
+        return keras.layers.Layer.trainable.fget(self)
+
+    @trainable.setter
+    def trainable(self, value):
+        keras.layers.Layer.trainable.fset(self, value)
+        self._freeze_unused()
 
     def build(self, input_shape):
         if not self.backbone.built:

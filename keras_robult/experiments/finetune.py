@@ -91,12 +91,7 @@ class FinetuneSource:
 
         preset = self.image_preset if name == "image" else self.text_preset
         backbone = load_backbone(preset, name)
-        backbone.trainable = True
-        for layer in backbone.backbone.layers:
-            # BERT's [CLS] pooler: the mean pooling never reads it, so it
-            # gets no gradient (and Keras would warn every run).
-            if layer.name == "pooled_dense":
-                layer.trainable = False
+        backbone.trainable = True  # but its unused pooler (PooledBackbone)
         return backbone
 
     def raw_shape(self, name):

@@ -74,3 +74,24 @@ def test_bad_arguments():
         PooledBackbone(tiny_bert(), "audio")
     with pytest.raises(ValueError, match="must take 'token_ids'"):
         PooledBackbone(tiny_resnet(), "text")
+
+
+def test_the_unused_bert_pooler_stays_frozen_through_saving():
+    """Mean pooling never reads BERT's [CLS] pooler: a trainable text
+    backbone trains everything else, before and after a config round trip
+    (keras-hub rebuilds backbones from their arguments), so no variable
+    lacks a gradient and the optimizer state reloads."""
+    layer = PooledBackbone(tiny_bert(), "text", trainable=False)
+    layer.trainable = True
+    pooler = {id(v) for v in layer.backbone.get_layer("pooled_dense").weights}
+    for copy in (layer, PooledBackbone.from_config(layer.get_config())):
+        trainable = copy.trainable_weights
+        assert len(trainable) == len(copy.weights) - 2
+        if copy is layer:
+            assert not pooler & {id(v) for v in trainable}
+        names = {v.path for v in trainable}
+        assert not [n for n in names if "pooled_dense" in n]
+    image = PooledBackbone(tiny_resnet(), "image", trainable=False)
+    image.trainable = True
+    assert len(image.trainable_weights) == len(image.backbone.trainable_weights)
+    assert image.trainable_weights
