@@ -224,8 +224,11 @@ def _load_records(args):
     from keras_robult.data.image_text_records import ImageTextRecords
     from keras_robult.experiments.image_text_recipe import (
         backbone_settings,
+        check_finetune_options,
+        finetune_source,
         records_features,
     )
+    from keras_robult.validation import MASK_KEY
 
     task_name = args.task or "classification"
     records = ImageTextRecords.from_file(
@@ -240,9 +243,19 @@ def _load_records(args):
             f"{args.data}: no sample has a label (column "
             f"'{args.label_column}')."
         )
+    check_finetune_options(args)
+    backbones = backbone_settings(args)
     x, features = records_features(
-        args, records, backbone_settings(args), os.path.basename(args.data)
+        args, records, backbones, os.path.basename(args.data)
     )
+    source = None
+    if args.finetune:  # record rows (keras_robult.experiments.finetune)
+        from keras_robult.experiments.finetune import index_arrays
+
+        # Standardisation statistics of the frozen features of every
+        # readable sample (no labels are read: as for a feature file).
+        source = finetune_source(args, records.subset(features["kept"]), x)
+        x = dict(index_arrays(len(features["kept"])), **{MASK_KEY: x[MASK_KEY]})
     labels = features["labels"]
     is_labeled = features["is_labeled"]
     classes = None if records.classes is None else list(records.classes)
@@ -255,6 +268,8 @@ def _load_records(args):
         "is_labeled": None if is_labeled.all() else is_labeled,
         "test": None,
         "classes": classes,
+        "finetune": source,
+        "backbones": backbones,
     }
     return data, task, len(features["unreadable"])
 
@@ -307,7 +322,9 @@ def _train(args):
     names = args.methods or list(METHODS)
     if args.latent_dim < 2:
         raise ValueError("--latent-dim must be at least 2")
-    methods = method_factories(names, latent_dim=args.latent_dim)
+    methods = method_factories(
+        names, latent_dim=args.latent_dim, finetune=data.get("finetune")
+    )
     out = _out_dir(args.out, dataset)
     models_dir = os.path.join(out, "models")
     store = RunStore(
@@ -360,6 +377,12 @@ def _train(args):
         results["skipped_images"] = skipped
         results["backbones"] = backbone_summary(args)
     paths = write_results(results, splits, out)
+    if skipped is not None and args.raw_models:
+        from keras_robult.experiments.image_text_recipe import (
+            write_raw_models,
+        )
+
+        write_raw_models(args, data["backbones"], out)
     print()
     print(markdown_table(results))
     names = ", ".join(os.path.basename(p) for p in paths.values())

@@ -281,6 +281,19 @@ def test_robult_train_on_a_users_records_file(
         results = json.load(handle)
     assert results["task"] == "multilabel"
     assert results["classes"] == ["comedy", "drama", "war"]
+    # End to end, with the models that take raw images and strings.
+    argv[argv.index("--out") + 1] = str(tmp_path / "o3")
+    argv += ["--task", "multilabel", "--finetune", "--raw-models"]
+    assert cli.main(argv) == 0
+    with open(tmp_path / "o3" / "results.json") as handle:
+        results = json.load(handle)
+    assert results["backbones"]["frozen"] is False
+    assert results["classes"] == ["comedy", "drama", "war"]
+    assert (tmp_path / "o3" / "models" / "robult-seed0-raw.keras").exists()
+    model = keras.saving.load_model(
+        tmp_path / "o3" / "models" / "robult-seed0.keras"
+    )
+    assert model.encoders["image"].input_shape == (None, 16, 16, 3)
 
 
 @pytest.mark.skipif(

@@ -199,13 +199,19 @@ def records_features(args, records, backbones, label):
 
 def backbone_summary(args):
     """The backbone options, as recorded in `results.json`."""
-    return {
+    summary = {
         "text_preset": args.text_preset,
         "image_preset": args.image_preset,
         "image_size": args.image_size,
         "sequence_length": args.sequence_length,
-        "frozen": True,
+        "frozen": not args.finetune,
     }
+    if args.finetune:
+        summary.update(
+            learning_rate=args.finetune_learning_rate,
+            modality_dropout=args.modality_dropout,
+        )
+    return summary
 
 
 def feature_splits(args, records, dataset):
@@ -219,13 +225,7 @@ def feature_splits(args, records, dataset):
         and the backbone settings, for `results.json`) and, when
         fine-tuning, `finetune` (the `FinetuneSource`).
     """
-    finetune = getattr(args, "finetune", False)
-    if getattr(args, "modality_dropout", 0.0) and not finetune:
-        raise ValueError(
-            "--modality-dropout drops modalities in the streaming pipeline, "
-            "which trains only with --finetune (frozen runs train on "
-            "cached features)."
-        )
+    check_finetune_options(args)
     backbones = backbone_settings(args)
     splits, skipped, kept = [], {}, []
     for name in ("train", "valid", "test"):
@@ -240,9 +240,9 @@ def feature_splits(args, records, dataset):
         kept.append(part.subset(features["kept"]))
     extra = {"skipped_images": skipped, "backbones": backbone_summary(args)}
     loaded = {"splits": splits, "extra": extra}
-    if finetune:
+    if args.finetune:
         loaded = _finetune_splits(args, splits, kept, extra)
-    if getattr(args, "raw_models", False):
+    if args.raw_models:
         loaded["after_run"] = functools.partial(
             write_raw_models, args, backbones
         )
@@ -259,7 +259,7 @@ def write_raw_models(args, backbones, out):
     from keras_robult.experiments.atomic import save_model
 
     image_encoder, text_encoder, tokenizer, _ = backbones
-    if getattr(args, "finetune", False):
+    if args.finetune:
         image_encoder = text_encoder = None  # inside the trained models
     folder = os.path.join(out, "models")
     paths = []
@@ -286,22 +286,9 @@ def _finetune_splits(args, splits, kept, extra):
     """The splits as record rows, and the `FinetuneSource` over them (the
     frozen features of the training split give the encoders' statistics
     and the pooled widths)."""
-    from keras_robult.data.standardization import fit_standardization
-    from keras_robult.experiments.finetune import FinetuneSource, index_arrays
+    from keras_robult.experiments.finetune import index_arrays
 
-    x_train = splits[0][0]
-    source = FinetuneSource(
-        concatenate_records(kept),
-        args.text_preset,
-        args.image_preset,
-        (args.image_size, args.image_size),
-        args.sequence_length,
-        fit_standardization(x_train),
-        {m: x_train[m].shape[1] for m in ("image", "text")},
-        learning_rate=args.finetune_learning_rate,
-        batch_size=args.feature_batch_size,
-        modality_dropout=args.modality_dropout,
-    )
+    source = finetune_source(args, concatenate_records(kept), splits[0][0])
     rows, offset = [], 0
     for x, labels in splits:
         part = index_arrays(len(labels))
@@ -309,12 +296,39 @@ def _finetune_splits(args, splits, kept, extra):
         part[MASK_KEY] = x[MASK_KEY]
         rows.append((part, labels))
         offset += len(labels)
-    extra["backbones"].update(
-        frozen=False,
+    return {"splits": rows, "extra": extra, "finetune": source}
+
+
+def finetune_source(args, records, features):
+    """The `FinetuneSource` of the options in `args` over `records`;
+    `features` (frozen backbone features, `image` and `text`, with
+    `modality_mask`) give the standardisation statistics and the pooled
+    widths."""
+    from keras_robult.data.standardization import fit_standardization
+    from keras_robult.experiments.finetune import FinetuneSource
+
+    return FinetuneSource(
+        records,
+        args.text_preset,
+        args.image_preset,
+        (args.image_size, args.image_size),
+        args.sequence_length,
+        fit_standardization(features),
+        {m: features[m].shape[1] for m in ("image", "text")},
         learning_rate=args.finetune_learning_rate,
+        batch_size=args.feature_batch_size,
         modality_dropout=args.modality_dropout,
     )
-    return {"splits": rows, "extra": extra, "finetune": source}
+
+
+def check_finetune_options(args):
+    """Refuses options that only act when fine-tuning, without it."""
+    if args.modality_dropout and not args.finetune:
+        raise ValueError(
+            "--modality-dropout drops modalities in the streaming pipeline, "
+            "which trains only with --finetune (frozen runs train on "
+            "cached features)."
+        )
 
 
 def concatenate_records(parts):
