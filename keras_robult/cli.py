@@ -255,7 +255,7 @@ def _load_records(args):
         # Standardisation statistics of the frozen features of every
         # readable sample (no labels are read: as for a feature file).
         source = finetune_source(args, records.subset(features["kept"]), x)
-        x = dict(index_arrays(len(features["kept"])), **{MASK_KEY: x[MASK_KEY]})
+        x = index_arrays(len(features["kept"]), x[MASK_KEY])
     labels = features["labels"]
     is_labeled = features["is_labeled"]
     classes = None if records.classes is None else list(records.classes)

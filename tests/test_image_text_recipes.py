@@ -21,14 +21,19 @@ WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "best", "recipe"]
 WORDS += ["meme", "a", "story", "it", "ends", ".", ","]
 
 
-@pytest.fixture(scope="module")
-def presets(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("presets")
+def save_tiny_presets(folder):
+    """Local keras-hub presets of a tiny BERT (with its tokenizer) and a
+    tiny ResNet, randomly initialised: `(text folder, image folder)`."""
     text, image = str(folder / "text"), str(folder / "image")
     tiny_bert().save_to_preset(text)
     keras_hub.models.BertTokenizer(vocabulary=WORDS).save_to_preset(text)
     tiny_resnet().save_to_preset(image)
     return text, image
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory):
+    return save_tiny_presets(tmp_path_factory.mktemp("presets"))
 
 
 def run_smoke(name, data_dir, out, presets, *extra):

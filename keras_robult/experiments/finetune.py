@@ -137,11 +137,14 @@ class FinetuneSource:
         )
 
 
-def index_arrays(count):
+def index_arrays(count, modality_mask=None, offset=0):
     """The protocol's `x` of `count` records: each modality column holds
-    the record rows."""
-    rows = np.arange(count, dtype="int64")[:, None]
-    return {name: rows for name in MODALITIES}
+    the record rows (from `offset`), plus `modality_mask` if given."""
+    rows = offset + np.arange(count, dtype="int64")[:, None]
+    x = {name: rows for name in MODALITIES}
+    if modality_mask is not None:
+        x[MASK_KEY] = modality_mask
+    return x
 
 
 class FinetuneMixin:

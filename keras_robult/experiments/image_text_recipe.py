@@ -291,10 +291,7 @@ def _finetune_splits(args, splits, kept, extra):
     source = finetune_source(args, concatenate_records(kept), splits[0][0])
     rows, offset = [], 0
     for x, labels in splits:
-        part = index_arrays(len(labels))
-        part = {k: v + offset for k, v in part.items()}
-        part[MASK_KEY] = x[MASK_KEY]
-        rows.append((part, labels))
+        rows.append((index_arrays(len(labels), x[MASK_KEY], offset), labels))
         offset += len(labels)
     return {"splits": rows, "extra": extra, "finetune": source}
 
@@ -385,8 +382,10 @@ def raw_input_model(
             "raw_input_model takes an image+text model (modalities 'image' "
             f"and 'text'); this one has {list(model.modalities)}."
         )
-    before = {"image": [image_encoder], "text": [text_encoder]}
-    before = {k: [v for v in b if v is not None] for k, b in before.items()}
+    before = {
+        name: [] if encoder is None else [encoder]
+        for name, encoder in (("image", image_encoder), ("text", text_encoder))
+    }
     encoders = {
         "image": keras.Sequential(
             [

@@ -3,7 +3,6 @@ protocol's cheap prediction path (fine-tuned features once, then the rest
 of the model per mask) equals the whole model on streamed raw inputs."""
 
 import keras
-import keras_hub
 import numpy as np
 import pytest
 
@@ -12,8 +11,7 @@ from keras_robult.experiments.finetune import FinetuneSource, index_arrays
 from keras_robult.experiments.registry import method_factories
 from keras_robult.tasks import Classification
 from tests.datasets.writers import write_image
-from tests.encoders.test_pooled_backbone import tiny_bert, tiny_resnet
-from tests.test_image_text_recipes import WORDS
+from tests.test_image_text_recipes import WORDS, save_tiny_presets
 
 SIZE, LENGTH = (16, 16), 6
 
@@ -21,10 +19,7 @@ SIZE, LENGTH = (16, 16), 6
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     folder = tmp_path_factory.mktemp("finetune")
-    text, image = str(folder / "text"), str(folder / "image")
-    tiny_bert().save_to_preset(text)
-    keras_hub.models.BertTokenizer(vocabulary=WORDS).save_to_preset(text)
-    tiny_resnet().save_to_preset(image)
+    text, image = save_tiny_presets(folder)
     rng = np.random.default_rng(0)
     paths = []
     for index in range(12):
