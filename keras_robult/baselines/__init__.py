@@ -1,6 +1,7 @@
 """Baselines compared with Robult in the evaluation protocol."""
 
+from keras_robult.baselines.action_mae import ActionMAE
 from keras_robult.baselines.gmc import GMC
 from keras_robult.baselines.unimodal_ensemble import UnimodalEnsemble
 
-__all__ = ["GMC", "UnimodalEnsemble"]
+__all__ = ["ActionMAE", "GMC", "UnimodalEnsemble"]

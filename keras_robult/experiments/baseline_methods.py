@@ -1,5 +1,6 @@
 """The baselines of the comparison as protocol methods."""
 
+from keras_robult.baselines.action_mae import ActionMAE
 from keras_robult.baselines.gmc import GMC
 from keras_robult.baselines.unimodal_ensemble import UnimodalEnsemble
 from keras_robult.experiments.method import Method
@@ -36,4 +37,26 @@ class GMCMethod(Method):
             latent_dim=self.latent_dim,
             projection_dim=self.latent_dim // 2,
             temperature=self.temperature,
+        )
+
+
+class ActionMAEMethod(Method):
+    """ActionMAE (Woo et al. 2023): the task loss on the labeled samples,
+    the token reconstruction on every sample (`ActionMAE`)."""
+
+    name = "actionmae"
+
+    def __init__(self, *args, num_heads=8, rec_weight=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_heads = num_heads
+        self.rec_weight = rec_weight
+
+    def build_model(self):
+        return ActionMAE(
+            {name: self.encoder(name) for name in self.modalities},
+            self.task,
+            latent_dim=self.latent_dim,
+            num_heads=self.num_heads,
+            rec_weight=self.rec_weight,
+            seed=getattr(self, "seed", None),
         )

@@ -2,7 +2,11 @@
 
 import functools
 
-from keras_robult.experiments.baseline_methods import GMCMethod, UnimodalMethod
+from keras_robult.experiments.baseline_methods import (
+    ActionMAEMethod,
+    GMCMethod,
+    UnimodalMethod,
+)
 from keras_robult.experiments.robult_method import RobultMethod
 
 
@@ -26,6 +30,7 @@ METHODS = {
     "robult": _make(RobultMethod, "robult"),
     "unimodal": _make(UnimodalMethod, "unimodal"),
     "gmc": _make(GMCMethod, "gmc"),
+    "actionmae": _make(ActionMAEMethod, "actionmae"),
     # Robult with the self-training term (our addition, not the paper's).
     "robult-pseudo": _make(
         RobultMethod, "robult-pseudo", loss_weights={"pseudo": 1.0}

@@ -6,10 +6,12 @@ from keras_robult.layers.feature_standardization import (
 from keras_robult.layers.fusion_encoder import FusionEncoder
 from keras_robult.layers.latent_projection import LatentProjection
 from keras_robult.layers.modality_mlp import ModalityMLP
+from keras_robult.layers.transformer_block import TransformerBlock
 
 __all__ = [
     "FeatureStandardization",
     "FusionEncoder",
     "LatentProjection",
     "ModalityMLP",
+    "TransformerBlock",
 ]
