@@ -2,6 +2,7 @@
 
 from keras_robult.baselines.action_mae import ActionMAE
 from keras_robult.baselines.gmc import GMC
+from keras_robult.baselines.prompt_transformer import PromptTransformer
 from keras_robult.baselines.unimodal_ensemble import UnimodalEnsemble
 
-__all__ = ["ActionMAE", "GMC", "UnimodalEnsemble"]
+__all__ = ["ActionMAE", "GMC", "PromptTransformer", "UnimodalEnsemble"]

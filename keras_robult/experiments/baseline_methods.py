@@ -2,6 +2,7 @@
 
 from keras_robult.baselines.action_mae import ActionMAE
 from keras_robult.baselines.gmc import GMC
+from keras_robult.baselines.prompt_transformer import PromptTransformer
 from keras_robult.baselines.unimodal_ensemble import UnimodalEnsemble
 from keras_robult.experiments.method import Method
 
@@ -58,5 +59,28 @@ class ActionMAEMethod(Method):
             latent_dim=self.latent_dim,
             num_heads=self.num_heads,
             rec_weight=self.rec_weight,
+            seed=getattr(self, "seed", None),
+        )
+
+
+class PromptTransMethod(Method):
+    """Prompt-Trans (Lee et al. 2023): missing-aware prompts, supervised
+    on the labeled samples only (`PromptTransformer`)."""
+
+    name = "prompt-trans"
+    labeled_only = True
+
+    def __init__(self, *args, num_heads=8, missing_rate=0.7, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_heads = num_heads
+        self.missing_rate = missing_rate
+
+    def build_model(self):
+        return PromptTransformer(
+            {name: self.encoder(name) for name in self.modalities},
+            self.task,
+            latent_dim=self.latent_dim,
+            num_heads=self.num_heads,
+            missing_rate=self.missing_rate,
             seed=getattr(self, "seed", None),
         )

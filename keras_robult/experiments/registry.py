@@ -5,6 +5,7 @@ import functools
 from keras_robult.experiments.baseline_methods import (
     ActionMAEMethod,
     GMCMethod,
+    PromptTransMethod,
     UnimodalMethod,
 )
 from keras_robult.experiments.robult_method import RobultMethod
@@ -31,6 +32,7 @@ METHODS = {
     "unimodal": _make(UnimodalMethod, "unimodal"),
     "gmc": _make(GMCMethod, "gmc"),
     "actionmae": _make(ActionMAEMethod, "actionmae"),
+    "prompt-trans": _make(PromptTransMethod, "prompt-trans"),
     # Robult with the self-training term (our addition, not the paper's).
     "robult-pseudo": _make(
         RobultMethod, "robult-pseudo", loss_weights={"pseudo": 1.0}
