@@ -234,6 +234,7 @@ class ActionMAE(MultimodalModel):
     def standardized(tokens, epsilon=1e-6):
         """Each token minus its mean over the width, over its standard
         deviation (ActionMAE's / MAE's normalised target)."""
+        tokens = ops.convert_to_tensor(tokens)
         mean = ops.mean(tokens, axis=-1, keepdims=True)
         variance = ops.var(tokens, axis=-1, keepdims=True)
         return (tokens - mean) / ops.sqrt(variance + epsilon)
@@ -243,7 +244,9 @@ class ActionMAE(MultimodalModel):
         per-token mean squared error to the standardised token; 0 when
         there is none."""
         target = ops.stop_gradient(self.standardized(tokens))
-        error = ops.mean(ops.square(reconstruction - target), axis=-1)
+        error = ops.mean(
+            ops.square(ops.subtract(reconstruction, target)), axis=-1
+        )
         weight = present * (1.0 - keep)
         return safe_divide(ops.sum(error * weight), ops.sum(weight))
 
