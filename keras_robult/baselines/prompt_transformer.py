@@ -230,7 +230,7 @@ class PromptTransformer(MultimodalModel):
             return ops.take(self.prompts, self.pattern_index(present), axis=0)
         missing = 1.0 - present
         added = ops.einsum("bm,mlpd->blpd", missing, self.prompts[1:])
-        return self.prompts[0][None] + added
+        return ops.add(added, self.prompts[0][None])
 
     def _forward(self, inputs, present, training):
         """Logits `(batch, output_dim)` with the modalities of `present`."""
