@@ -409,7 +409,8 @@ def _load_model(path):
     if not isinstance(model, MultimodalModel):
         raise ValueError(
             f"{path} holds a {type(model).__name__}, not a keras_robult "
-            "model (Robult, GMC, UnimodalEnsemble)."
+            "model (Robult, GMC, UnimodalEnsemble, ActionMAE, "
+            "PromptTransformer)."
         )
     return model
 

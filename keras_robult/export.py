@@ -49,7 +49,8 @@ def _check_model(model):
     if not isinstance(model, MultimodalModel):
         raise ValueError(
             "export_saved_model takes a keras_robult model (Robult, GMC, "
-            f"UnimodalEnsemble); received {type(model).__name__}."
+            "UnimodalEnsemble, ActionMAE, PromptTransformer); received "
+            f"{type(model).__name__}."
         )
     if not model.built:
         raise ValueError(
@@ -178,6 +179,8 @@ def _write_archive(model, path, modality_endpoints):
 
     def serve(inputs):
         outputs = model(inputs, training=False)
+        if "modality_predictions" not in outputs:
+            outputs["modality_predictions"] = model.modality_predictions(inputs)
         return {key: outputs[key] for key in SERVING_OUTPUTS}
 
     archive = keras.export.ExportArchive()

@@ -6,6 +6,15 @@ BACKEND = keras.backend.backend()
 # XLA on TF and JAX; torch.compile costs tens of seconds a model on CPU.
 JIT_COMPILE = BACKEND != "torch"
 
+# Orchestration that does not depend on the backend (recipe and command glue:
+# options, files, the run store) runs once, under the cheapest backend, to
+# keep the fast suite's time; the backend-specific paths it calls have their
+# own tests on all three.
+once = pytest.mark.skipif(
+    BACKEND != "torch",
+    reason="backend-independent glue: run once, in the torch suite",
+)
+
 
 def pytest_addoption(parser):
     parser.addoption(

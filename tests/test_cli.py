@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import once
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -121,6 +123,7 @@ def run_cli(argv, capsys, monkeypatch):
     return code, out.out, out.err
 
 
+@once
 def test_train_then_evaluate_on_a_user_file(tmp_path):
     # A test split in the file: training and evaluation both use it.
     data = toy_npz(tmp_path / "toy.npz", test=np.arange(60) % 3 == 0)
@@ -464,6 +467,7 @@ def test_a_diverging_method_is_recorded_and_the_others_run(tmp_path):
     assert "Failed: exploding, seed 0" in markdown_table(results)
 
 
+@once
 def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
     """SIGKILL after the first (method, seed) is written; the rerun skips
     it and ends with the results of a run that was never interrupted."""

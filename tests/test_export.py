@@ -278,7 +278,8 @@ def test_cli_exports_a_keras_file_and_names_its_errors(
         (
             ["--model", plain, "--out", "o"],
             f"robult: error: {plain} holds a Sequential, not a keras_robult "
-            "model (Robult, GMC, UnimodalEnsemble).",
+            "model (Robult, GMC, UnimodalEnsemble, ActionMAE, "
+            "PromptTransformer).",
         ),
     ]:
         code, _, err = run_cli(
@@ -288,11 +289,14 @@ def test_cli_exports_a_keras_file_and_names_its_errors(
         assert err.strip().splitlines()[-1] == message
 
 
-def test_baseline_exports_and_serves(tmp_path):
+@pytest.mark.parametrize(
+    "baseline", ["UnimodalEnsemble", "ActionMAE", "PromptTransformer"]
+)
+def test_baseline_exports_and_serves(tmp_path, baseline):
     import tensorflow as tf
 
     x, y = make_multimodal(num_samples=32, dims=(4, 3))
-    model = keras_robult.baselines.UnimodalEnsemble(
+    model = getattr(keras_robult.baselines, baseline)(
         {"a": encoders.MLPEncoder(8), "b": encoders.MLPEncoder(8)},
         tasks.Classification(3),
         latent_dim=8,
@@ -312,6 +316,15 @@ def test_baseline_exports_and_serves(tmp_path):
         model.predict(x, verbose=0)["prediction"],
         atol=1e-5,
     )
+    for index in range(2):  # each modality alone
+        alone = x["modality_mask"] * np.eye(2, dtype="float32")[index]
+        np.testing.assert_allclose(
+            out["modality_predictions"].numpy()[:, index],
+            model.predict({**x, "modality_mask": alone}, verbose=0)[
+                "prediction"
+            ],
+            atol=1e-5,
+        )
 
 
 @pytest.mark.skipif(

@@ -9,6 +9,7 @@ import os
 import keras_hub
 import pytest
 
+from tests.conftest import once
 from tests.datasets.writers import (
     write_food101,
     write_hateful_memes,
@@ -93,16 +94,6 @@ def test_food101_recipe_skips_and_counts_a_corrupt_image(tmp_path, presets):
     ]
     assert results["backbones"]["frozen"] is True
     assert len(os.listdir(tmp_path / "out-cache")) == 3  # one per split
-
-
-# The recipes' own glue (loaders, options, results fields) does not depend
-# on the backend, and the backend-specific path runs on all three in the
-# Food-101 test: these run once, under the cheapest backend, to keep the
-# fast suite's time.
-once = pytest.mark.skipif(
-    __import__("keras").backend.backend() != "torch",
-    reason="backend-independent recipe glue: run once, in the torch suite",
-)
 
 
 @once

@@ -10,6 +10,7 @@ import sys
 import keras
 import pytest
 
+from tests.conftest import once
 from tests.datasets.writers import write_mmimdb, write_mult
 from tests.test_cli import tensorflow_startup_lines
 
@@ -63,6 +64,7 @@ def check_results(out, subsets, metrics, methods):
     return results
 
 
+@once
 def test_mosei_recipe(tmp_path):
     write_mult(tmp_path / "mosei_senti_data.pkl", "mosei")
     out = tmp_path / "out"
@@ -75,6 +77,7 @@ def test_mosei_recipe(tmp_path):
     )
 
 
+@once
 def test_mmimdb_recipe(tmp_path):
     write_mmimdb(tmp_path / "multimodal_imdb.hdf5", num=80)
     out = tmp_path / "out"

@@ -17,9 +17,13 @@ class GMC(MultimodalModel):
     projection head `g` maps any latent to `z = normalize(g(h))`, and a
     classifier `c` reads `g(h)`. The loss is GMC's NT-Xent between `z^0` and
     each `z^m` (`keras_robult.losses.gmc_contrastive_loss`, temperature 0.3)
-    on all samples, plus the supervised loss of the joint and every
-    modality branch on the labeled samples. With every modality present the
-    prediction is `c(g(h^0))`; otherwise `c(g(mean of the present h^m))`.
+    on all samples, plus the supervised loss on the labeled samples: of the
+    joint and every modality branch (`supervised_branches="all"`, the
+    default, chosen on a validation split: `benchmarks/RESULTS.md`) or of
+    the joint branch alone, as in GMC's supervised code
+    (`supervised_branches="joint"`). With every modality present the
+    prediction is `c(g(h^0))` (`full_set="joint"`) or, as for the other
+    subsets, `c(g(mean of the present h^m))` (`full_set="mean"`).
 
     Args:
         encoders: dict, modality name -> Keras layer producing a vector.
@@ -28,6 +32,10 @@ class GMC(MultimodalModel):
         projection_dim: int, width of `z`.
         temperature: float, NT-Xent temperature.
         loss_weights: dict with keys `"contrastive"` and `"sup"`.
+        supervised_branches: `"all"` or `"joint"`, the branches the
+            supervised loss trains.
+        full_set: `"joint"` or `"mean"`, the representation classified
+            when every modality is present.
         **kwargs: base `keras.Model` arguments.
 
     Call arguments:
@@ -55,6 +63,8 @@ class GMC(MultimodalModel):
         projection_dim=64,
         temperature=0.3,
         loss_weights=None,
+        supervised_branches="all",
+        full_set="joint",
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)
@@ -71,6 +81,17 @@ class GMC(MultimodalModel):
             "contrastive": float(weights.get("contrastive", 1.0)),
             "sup": float(weights.get("sup", 1.0)),
         }
+        if supervised_branches not in ("all", "joint"):
+            raise ValueError(
+                "`supervised_branches` must be 'all' or 'joint'; received "
+                f"{supervised_branches!r}."
+            )
+        if full_set not in ("joint", "mean"):
+            raise ValueError(
+                f"`full_set` must be 'joint' or 'mean'; received {full_set!r}."
+            )
+        self.supervised_branches = supervised_branches
+        self.full_set = full_set
         self.joint_encoder = FusionEncoder(
             self.latent_dim, hidden_units=(self.latent_dim,), name="joint"
         )
@@ -92,7 +113,9 @@ class GMC(MultimodalModel):
         latents = self.encode(inputs, mask)  # (B, M, d)
         joint = self.joint_encoder(latents, mask)  # (B, d)
         mean_present = self.late_fusion(latents, mask)
-        representation = self.where_all_present(mask, joint, mean_present)
+        representation = mean_present
+        if self.full_set == "joint":
+            representation = self.where_all_present(mask, joint, mean_present)
         projected = self.projection_head(
             ops.concatenate(
                 [joint[:, None], latents, representation[:, None]], axis=1
@@ -120,8 +143,12 @@ class GMC(MultimodalModel):
             temperature=self.temperature,
             mask=ops.transpose(present),
         )
+        modality_branches = present
+        if self.supervised_branches == "joint":
+            modality_branches = ops.zeros_like(present)
         available = ops.concatenate(
-            [ops.max(present, axis=-1, keepdims=True), present], axis=1
+            [ops.max(present, axis=-1, keepdims=True), modality_branches],
+            axis=1,
         )
         supervised = self.branch_supervised_loss(
             labels,
@@ -146,6 +173,8 @@ class GMC(MultimodalModel):
                 "projection_dim": self.projection_dim,
                 "temperature": self.temperature,
                 "loss_weights": dict(self.loss_weights),
+                "supervised_branches": self.supervised_branches,
+                "full_set": self.full_set,
             }
         )
         return config

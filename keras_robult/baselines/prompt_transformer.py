@@ -260,19 +260,6 @@ class PromptTransformer(MultimodalModel):
             "prediction": self.task.activation(logits),
             "logits": logits,
         }
-        if not training:
-            # Each modality alone (what the serving signature reports).
-            single = [
-                self._forward(
-                    inputs,
-                    present * ops.one_hot(i, self.num_modalities)[None],
-                    training,
-                )
-                for i in range(self.num_modalities)
-            ]
-            outputs["modality_predictions"] = self.task.activation(
-                ops.stack(single, axis=1)
-            )
         return self.with_fallback(outputs, mask)
 
     def compute_loss(

@@ -1,5 +1,9 @@
 """The baselines of the comparison as protocol methods."""
 
+import inspect
+
+import keras
+
 from keras_robult.baselines.action_mae import ActionMAE
 from keras_robult.baselines.gmc import GMC
 from keras_robult.baselines.prompt_transformer import PromptTransformer
@@ -22,65 +26,106 @@ class UnimodalMethod(Method):
         )
 
 
-class GMCMethod(Method):
-    """GMC (Poklukar et al. 2022) with the supervised loss (`GMC`)."""
+class ModelOptionsMethod(Method):
+    """A `Method` whose options beyond `Method`'s own (`latent_dim`,
+    `learning_rate`, ...) are keyword arguments of its model."""
+
+    def __init__(self, task, input_shapes, statistics=None, **options):
+        own = set(inspect.signature(Method.__init__).parameters)
+        super().__init__(
+            task,
+            input_shapes,
+            statistics,
+            **{k: v for k, v in options.items() if k in own},
+        )
+        self.model_kwargs = {k: v for k, v in options.items() if k not in own}
+
+
+class GMCMethod(ModelOptionsMethod):
+    """GMC (Poklukar et al. 2022) with the supervised loss (`GMC`).
+
+    Args:
+        two_stage: bool; GMC's original protocol instead of the joint
+            objective: the contrastive loss alone on every sample, then the
+            classifier alone (representations frozen) on the labeled ones.
+        classifier_epochs: int, epochs of that second stage.
+        **options: `Method` options, then `GMC` arguments (`temperature`,
+            `loss_weights`, `supervised_branches`, `full_set`).
+    """
 
     name = "gmc"
 
-    def __init__(self, *args, temperature=0.3, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.temperature = temperature
+    def __init__(self, *args, two_stage=False, classifier_epochs=200, **kw):
+        super().__init__(*args, **kw)
+        self.two_stage = two_stage
+        self.classifier_epochs = classifier_epochs
 
     def build_model(self):
+        kwargs = dict(self.model_kwargs)
+        if self.two_stage:
+            kwargs["loss_weights"] = {
+                **kwargs.get("loss_weights", {}),
+                "sup": 0.0,
+            }
         return GMC(
             {name: self.encoder(name) for name in self.modalities},
             self.task,
             latent_dim=self.latent_dim,
             projection_dim=self.latent_dim // 2,
-            temperature=self.temperature,
+            **kwargs,
+        )
+
+    @property
+    def monitor_task_metric(self):
+        return not self.two_stage
+
+    def after_fit(self, x, y, batch_size, seed, verbose, backup_dir):
+        if not self.two_stage:
+            return
+        model = self.model
+        for layer in model.layers:
+            layer.trainable = layer is model.classifier
+        model.loss_weights = {"contrastive": 0.0, "sup": 1.0}
+        model.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            jit_compile=self.jit_compile,
+        )
+        self.train(
+            self.dataset(x, y, batch_size, seed, labeled_only=True),
+            self.classifier_epochs,
+            "    classifier on the frozen representations" if verbose else None,
+            backup_dir=None if backup_dir is None else f"{backup_dir}-stage2",
         )
 
 
-class ActionMAEMethod(Method):
+class ActionMAEMethod(ModelOptionsMethod):
     """ActionMAE (Woo et al. 2023): the task loss on the labeled samples,
     the token reconstruction on every sample (`ActionMAE`)."""
 
     name = "actionmae"
-
-    def __init__(self, *args, num_heads=8, rec_weight=1.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.num_heads = num_heads
-        self.rec_weight = rec_weight
 
     def build_model(self):
         return ActionMAE(
             {name: self.encoder(name) for name in self.modalities},
             self.task,
             latent_dim=self.latent_dim,
-            num_heads=self.num_heads,
-            rec_weight=self.rec_weight,
             seed=getattr(self, "seed", None),
+            **self.model_kwargs,
         )
 
 
-class PromptTransMethod(Method):
+class PromptTransMethod(ModelOptionsMethod):
     """Prompt-Trans (Lee et al. 2023): missing-aware prompts, supervised
     on the labeled samples only (`PromptTransformer`)."""
 
     name = "prompt-trans"
     labeled_only = True
 
-    def __init__(self, *args, num_heads=8, missing_rate=0.7, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.num_heads = num_heads
-        self.missing_rate = missing_rate
-
     def build_model(self):
         return PromptTransformer(
             {name: self.encoder(name) for name in self.modalities},
             self.task,
             latent_dim=self.latent_dim,
-            num_heads=self.num_heads,
-            missing_rate=self.missing_rate,
             seed=getattr(self, "seed", None),
+            **self.model_kwargs,
         )

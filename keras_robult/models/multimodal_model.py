@@ -225,6 +225,20 @@ class MultimodalModel(keras.Model):
             self._pending_prior = prior
         return prior
 
+    def modality_predictions(self, inputs):
+        """`(batch, M, output_dim)`: the prediction from each present
+        modality alone (from the same inputs with a one-hot mask per
+        modality). The export uses it for a model whose `call` does not
+        return `"modality_predictions"` (one full forward pass per
+        modality, which `call` then need not pay at every prediction)."""
+        mask = self._modality_mask(inputs)
+        single = []
+        for index in range(self.num_modalities):
+            one = mask * ops.one_hot(index, self.num_modalities)[None]
+            outputs = self({**inputs, MASK_KEY: one}, training=False)
+            single.append(outputs["prediction"])
+        return ops.stack(single, axis=1)
+
     def with_fallback(self, outputs, mask):
         """Adds `num_modalities` (present count, int32 `(batch,)`) to the
         call outputs and replaces `prediction` by `label_prior` on samples
