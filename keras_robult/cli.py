@@ -75,7 +75,7 @@ def _parser():
         "--methods",
         nargs="+",
         default=None,
-        help="methods to compare (default: all)",
+        help="methods to compare (default: all but actionmae and prompt-trans)",
     )
     train.add_argument("--out", help="results folder")
     records = train.add_argument_group(
@@ -289,7 +289,10 @@ def _train(args):
     from keras_robult.datasets import mfeat
     from keras_robult.experiments.image_text_recipe import backbone_summary
     from keras_robult.experiments.protocol import run_protocol
-    from keras_robult.experiments.registry import METHODS, method_factories
+    from keras_robult.experiments.registry import (
+        DEFAULT_METHODS,
+        method_factories,
+    )
     from keras_robult.experiments.report import markdown_table, write_results
     from keras_robult.experiments.run_store import RunStore
 
@@ -319,7 +322,7 @@ def _train(args):
         source = {"data": "mfeat (embedded)"}
     y = np.asarray(data["y"])
     classes = data.get("classes")
-    names = args.methods or list(METHODS)
+    names = args.methods or list(DEFAULT_METHODS)
     if args.latent_dim < 2:
         raise ValueError("--latent-dim must be at least 2")
     methods = method_factories(

@@ -43,7 +43,10 @@ def recipe_parser(description, epochs=100, batch_size=256):
     parser.add_argument("--labeled-fraction", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
-        "--methods", nargs="+", default=None, help="default: every method"
+        "--methods",
+        nargs="+",
+        default=None,
+        help="default: all but actionmae and prompt-trans",
     )
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=batch_size)
@@ -110,7 +113,10 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
     import keras
 
     from keras_robult.experiments.protocol import run_protocol
-    from keras_robult.experiments.registry import METHODS, method_factories
+    from keras_robult.experiments.registry import (
+        DEFAULT_METHODS,
+        method_factories,
+    )
     from keras_robult.experiments.report import markdown_table, write_results
     from keras_robult.experiments.run_store import RunStore
 
@@ -127,7 +133,7 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
         if len(y) == 0:
             raise ValueError(f"The {name} split of {dataset} is empty.")
     x, y, marks = _concatenate(splits)
-    names = args.methods or list(METHODS)
+    names = args.methods or list(DEFAULT_METHODS)
     out = args.out or os.path.join("results", dataset)
     models = os.path.join(out, "models")
     store = RunStore(

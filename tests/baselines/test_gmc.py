@@ -50,8 +50,11 @@ def test_trains_and_predicts_from_every_subset(tmp_path):
     )
 
 
-@pytest.mark.parametrize("task_name", list(TASKS))
-def test_gmc_objective_matches_the_reference(task_name):
+@pytest.mark.parametrize(
+    "task_name, branches",
+    [(name, "all") for name in TASKS] + [("classification", "joint")],
+)
+def test_gmc_objective_matches_the_reference(task_name, branches):
     x, y, sample_weight = make_batch(task_name, seed=6)
     model = perturb(
         baselines.GMC(
@@ -65,6 +68,7 @@ def test_gmc_objective_matches_the_reference(task_name):
             projection_dim=5,
             temperature=0.45,
             loss_weights={"contrastive": 0.8, "sup": 1.7},
+            supervised_branches=branches,
         )
     )
     logs = logged(model, x, y, sample_weight)
@@ -74,9 +78,11 @@ def test_gmc_objective_matches_the_reference(task_name):
     assert_terms(logs, expected, ("loss_contrastive", "loss_sup", "loss"))
 
 
-def test_gmc_prediction_rule_on_every_subset():
-    """All present: `c(g(joint))`; otherwise `c(g(mean of the present
-    latents))`, not a late fusion of the branch outputs."""
+@pytest.mark.parametrize("full_set", ["joint", "mean"])
+def test_gmc_prediction_rule_on_every_subset(full_set):
+    """All present: `c(g(joint))` (or the mean rule with `full_set="mean"`);
+    otherwise `c(g(mean of the present latents))`, not a late fusion of the
+    branch outputs."""
     x, _, _ = make_batch("classification", seed=7)
     x = {k: v[:7] for k, v in x.items()}
     subsets = [
@@ -98,6 +104,7 @@ def test_gmc_prediction_rule_on_every_subset():
             TASKS["classification"],
             latent_dim=8,
             projection_dim=5,
+            full_set=full_set,
         )
     )
     out = to_numpy(model(x))
@@ -126,3 +133,51 @@ def test_unknown_loss_weight_is_named():
         "Unknown `loss_weights` keys ['pu']; valid keys are ['contrastive', "
         "'sup']."
     )
+
+
+def test_two_stage_trains_only_the_classifier_in_its_second_stage():
+    """GMC's original protocol: stage 1 has no supervised term, stage 2
+    moves the classifier and nothing else."""
+    from keras_robult.experiments.baseline_methods import GMCMethod
+
+    x, y = make_multimodal(num_samples=48)
+    seen = {}
+
+    class Recording(GMCMethod):
+        def after_fit(self, *args):
+            seen["sup_weight"] = self.model.loss_weights["sup"]
+            seen["before"] = {
+                v.path: np.array(v.numpy()) for v in self.model.weights
+            }
+            super().after_fit(*args)
+
+    method = Recording(
+        tasks.Classification(3),
+        {k: v.shape[1:] for k, v in x.items() if k != "modality_mask"},
+        latent_dim=16,
+        two_stage=True,
+        classifier_epochs=3,
+        jit_compile=JIT_COMPILE,
+    )
+    method.fit(x, {"label": y["label"], "is_labeled": y["is_labeled"]}, 2, 16)
+    assert seen["sup_weight"] == 0.0
+    moved = {
+        v.path
+        for v in method.model.weights
+        if not np.array_equal(v.numpy(), seen["before"][v.path])
+    }
+    classifier = {v.path for v in method.model.classifier.weights}
+    assert moved == classifier
+
+
+def test_bad_option_values_are_named():
+    for kwargs, message in [
+        ({"supervised_branches": "some"}, "`supervised_branches` must be"),
+        ({"full_set": "late"}, "`full_set` must be"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            baselines.GMC(
+                {"a": encoders.MLPEncoder(8)},
+                tasks.Classification(2),
+                **kwargs,
+            )

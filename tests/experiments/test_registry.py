@@ -139,6 +139,29 @@ def test_unknown_method():
         registry.method_factories(["robult", "mae"])
 
 
+@pytest.mark.parametrize(
+    "name, options, attribute, value",
+    [
+        ("gmc", {"temperature": 0.7, "full_set": "mean"}, "full_set", "mean"),
+        ("actionmae", {"rec_weight": 0.5, "depth": 1}, "depth", 1),
+        ("prompt-trans", {"prompt_length": 4}, "prompt_length", 4),
+    ],
+)
+def test_baseline_options_reach_their_models(name, options, attribute, value):
+    method = registry.METHODS[name](
+        tasks.Classification(3),
+        {"a": (2,), "b": (3,)},
+        None,
+        latent_dim=16,
+        learning_rate=3e-4,
+        **options,
+    )
+    assert method.learning_rate == 3e-4 and method.latent_dim == 16
+    model = method.build_model()
+    assert getattr(model, attribute) == value
+    assert model.latent_dim == 16
+
+
 def test_optimizer_options():
     method = registry.METHODS["robult"](
         tasks.Classification(3),

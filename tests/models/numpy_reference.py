@@ -422,9 +422,11 @@ def gmc_forward(model, x):
     h = modality_latents(model, x, mask)
     joint = fusion_encoder(h, mask, model.joint_encoder)
     mean_present = np.stack([h[j, present[j]].mean(0) for j in range(len(h))])
-    representation = np.where(
-        present.all(1, keepdims=True), joint, mean_present
-    )
+    representation = mean_present
+    if model.full_set == "joint":
+        representation = np.where(
+            present.all(1, keepdims=True), joint, mean_present
+        )
     g = model.projection_head
     branch = np.concatenate([joint[:, None], h], axis=1)  # joint, then each
     return {
@@ -440,8 +442,9 @@ def gmc_loss(model, x, labels, is_labeled, sample_weight=None):
     """`loss_contrastive`, `loss_sup` and the total of `GMC.compute_loss`:
     NT-Xent (Poklukar et al. 2022) between the joint and each modality's
     projection, over the samples that have the modality, summed over
-    modalities; the task loss of every branch on the labeled samples
-    (weighted by `sample_weight`)."""
+    modalities; the task loss of every branch (of the joint one alone with
+    `supervised_branches="joint"`) on the labeled samples (weighted by
+    `sample_weight`)."""
     f = gmc_forward(model, x)
     mask = np.asarray(x["modality_mask"], "float64")
     present = mask > 0.5
@@ -469,7 +472,10 @@ def gmc_loss(model, x, labels, is_labeled, sample_weight=None):
     task = NumpyTask(model.task)
     weight = np.ones(len(mask)) if sample_weight is None else sample_weight
     per_branch = []
-    for b in range(mask.shape[1] + 1):
+    branches = mask.shape[1] + 1
+    if model.supervised_branches == "joint":
+        branches = 1
+    for b in range(branches):
         rows = [
             j
             for j in range(len(mask))
