@@ -20,6 +20,8 @@ METHOD_NAMES = {
     "Robult": "robult",
     "GMC": "gmc",
     "UnimodalEnsemble": "unimodal",
+    "ActionMAE": "actionmae",
+    "PromptTransformer": "prompt-trans",
 }
 
 
