@@ -162,6 +162,24 @@ def test_baseline_options_reach_their_models(name, options, attribute, value):
     assert model.latent_dim == 16
 
 
+def test_fixed_defaults_yield_to_options_and_to_finetuning():
+    """The registry's validated GMC learning rate is a default: an explicit
+    one wins, and a fine-tuning run uses the fine-tuning rate."""
+    from types import SimpleNamespace
+
+    shapes = {"a": (2,)}
+    gmc = registry.METHODS["gmc"]
+    assert gmc(tasks.Classification(3), shapes, None).learning_rate == 1e-4
+    assert (
+        gmc(tasks.Classification(3), shapes, None, learning_rate=0.01)
+    ).learning_rate == 0.01
+    source = SimpleNamespace(
+        learning_rate=3e-5, widths={"image": 4, "text": 3}, statistics=None
+    )
+    tuned = gmc(tasks.Classification(3), shapes, None, finetune=source)
+    assert tuned.learning_rate == 3e-5
+
+
 def test_optimizer_options():
     method = registry.METHODS["robult"](
         tasks.Classification(3),
