@@ -86,8 +86,10 @@ class GMCMethod(ModelOptionsMethod):
         for layer in model.layers:
             layer.trainable = layer is model.classifier
         model.loss_weights = {"contrastive": 0.0, "sup": 1.0}
+        # A linear classifier on frozen inputs (convex): Adam 1e-2, as the
+        # linear probe of `RobultMethod`.
         model.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
+            optimizer=keras.optimizers.Adam(1e-2),
             jit_compile=self.jit_compile,
         )
         self.train(
