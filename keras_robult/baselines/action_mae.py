@@ -168,12 +168,7 @@ class ActionMAE(MultimodalModel):
         if not training:
             return present
         count = self.num_modalities
-        noise = keras.random.uniform(
-            ops.shape(present), seed=self.seed_generator
-        )
-        # Present modalities rank first, in random order.
-        noise = noise + 2.0 * (1.0 - present)
-        rank = ops.argsort(ops.argsort(noise, axis=-1), axis=-1)
+        rank = self.present_first_ranks(present, self.seed_generator)
         k = keras.random.randint((), 1, count + 1, seed=self.seed_generator)
         kept = ops.cast(rank < k, "float32")
         return kept * present

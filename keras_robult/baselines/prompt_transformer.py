@@ -205,9 +205,7 @@ class PromptTransformer(MultimodalModel):
         random non-empty proper subset of its present modalities (a sample
         with one present modality keeps it)."""
         shape = ops.shape(present)
-        noise = keras.random.uniform(shape, seed=self.seed_generator)
-        noise = noise + 2.0 * (1.0 - present)
-        rank = ops.argsort(ops.argsort(noise, axis=-1), axis=-1)
+        rank = self.present_first_ranks(present, self.seed_generator)
         count = ops.sum(present, axis=-1, keepdims=True)
         draw = keras.random.uniform((shape[0], 2), seed=self.seed_generator)
         # k uniform in 1 .. count - 1 (0 extra when count is 1).

@@ -273,6 +273,15 @@ class MultimodalModel(keras.Model):
         return ops.stack(latents, axis=1)
 
     @staticmethod
+    def present_first_ranks(present, seed_generator):
+        """`(batch, M)` int ranks `0..M-1`: each sample's present modalities
+        first, in random order, then the missing ones (`rank < k` keeps `k`
+        random present modalities)."""
+        noise = keras.random.uniform(ops.shape(present), seed=seed_generator)
+        noise = noise + 2.0 * (1.0 - present)
+        return ops.argsort(ops.argsort(noise, axis=-1), axis=-1)
+
+    @staticmethod
     def late_fusion(modality_predictions, mask):
         """Mean of the present branches' outputs, `(batch, output_dim)`."""
         weights = ops.cast(mask, modality_predictions.dtype)
