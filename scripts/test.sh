@@ -20,10 +20,14 @@ echo "== ruff"
 "$VENV/bin/ruff" check . || exit 1
 
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+# Tests run in parallel (pytest-xdist): most of a test's time is one-threaded
+# XLA compilation. PYTEST_WORKERS=0 runs them in this process.
+WORKERS=${PYTEST_WORKERS:-2}
 status=0
 for backend in tensorflow jax torch; do
   echo "== pytest, KERAS_BACKEND=$backend"
-  KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+  KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+    -n "$WORKERS" --durations=15 "$@"
   code=$?
   if [[ $code -eq 5 ]]; then
     echo "pytest collected no test under $backend: treated as a failure"
