@@ -23,9 +23,10 @@ class ActionMAE(MultimodalModel):
     encoded kept tokens in place and a learned mask token at every other
     position, and a linear head reconstructs every token. At prediction a
     missing modality is dropped the same way and replaced by its
-    reconstruction. One linear head per modality reads its position's
-    token (the modality's own where kept, the reconstruction elsewhere);
-    the logits are summed.
+    reconstruction. One linear head per modality reads the decoder's
+    output at its position (as the released code: at a dropped position
+    the reconstruction, at a kept one the decoded kept token); the logits
+    are summed.
 
     Loss: `L_task + rec_weight * L_rec`, where `L_rec` is the mean squared
     error between the reconstruction and the per-token standardised
@@ -210,9 +211,14 @@ class ActionMAE(MultimodalModel):
             y = block(y, training=training)
         reconstruction = self.reconstruction_head(self.decoder_norm(y))
         reconstruction = reconstruction[:, self.num_memory_tokens :]
-        features = ops.where(keep[..., None] > 0.5, tokens, reconstruction)
+        # As the released code: the heads read the decoder's output at every
+        # position (the reconstruction where a token was dropped), so kept
+        # and reconstructed tokens reach a head on one (standardised) scale.
         logits = ops.stack(
-            [head(features[:, i]) for i, head in enumerate(self.classifiers)],
+            [
+                head(reconstruction[:, i])
+                for i, head in enumerate(self.classifiers)
+            ],
             axis=1,
         )  # (B, M, out)
         outputs = {
