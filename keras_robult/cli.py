@@ -77,7 +77,7 @@ def _parser():
         "--methods",
         nargs="+",
         default=None,
-        help="methods to compare (default: all but actionmae and prompt-trans)",
+        help="methods to compare (default: all of them)",
     )
     train.add_argument("--out", help="results folder")
     records = train.add_argument_group(

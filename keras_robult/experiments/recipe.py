@@ -46,7 +46,7 @@ def recipe_parser(description, epochs=100, batch_size=256):
         "--methods",
         nargs="+",
         default=None,
-        help="default: all but actionmae and prompt-trans",
+        help="default: all of them",
     )
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=batch_size)

@@ -208,3 +208,12 @@ def test_a_backup_directory_does_not_change_the_trained_weights(tmp_path):
     assert len(weights[0]) == len(weights[1])
     for plain, backed_up in zip(*weights):
         np.testing.assert_array_equal(plain, backed_up)
+
+
+def test_the_default_comparison_holds_every_method():
+    """`robult train` and the recipes compare the paper's four baselines
+    (and everything else) unless `--methods` says otherwise."""
+    assert sorted(registry.DEFAULT_METHODS) == sorted(registry.METHODS)
+    assert {"actionmae", "prompt-trans", "gmc", "unimodal", "robult"} <= set(
+        registry.DEFAULT_METHODS
+    )
