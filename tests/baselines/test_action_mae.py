@@ -83,6 +83,25 @@ def test_reconstruction_loss_against_numpy():
     assert float(nothing) == 0.0
 
 
+def test_heads_read_the_decoder_output_at_every_position():
+    """As the released code: each position's head reads the decoder's
+    output there (kept or dropped), never the raw token; the logits are
+    their sum (NumPy from the model's own weights)."""
+    x, _ = problem(n=16)
+    net = model()
+    out = net(x, training=False)
+    reconstruction = keras.ops.convert_to_numpy(out["reconstruction"])
+    tokens = keras.ops.convert_to_numpy(out["tokens"])
+    expected = 0.0
+    for i, head in enumerate(net.classifiers):
+        kernel, bias = (keras.ops.convert_to_numpy(w) for w in head.weights)
+        expected = expected + reconstruction[:, i] @ kernel + bias
+    logits = keras.ops.convert_to_numpy(out["logits"])
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    # The kept tokens are not what the heads read.
+    assert np.abs(reconstruction - tokens).max() > 1e-2
+
+
 def test_trains_reconstructs_and_round_trips(tmp_path):
     x, y = problem()
     net = model()
