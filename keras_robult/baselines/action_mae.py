@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_robult.distribution import global_batch_loss
 from keras_robult.layers.transformer_block import TransformerBlock
 from keras_robult.losses.soft_pu import safe_divide
 from keras_robult.models.multimodal_model import MultimodalModel
@@ -262,6 +263,7 @@ class ActionMAE(MultimodalModel):
             ) * per_sample + self.label_smoothing * uniform
         return safe_divide(ops.sum(per_sample * weight), ops.sum(weight))
 
+    @global_batch_loss
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):

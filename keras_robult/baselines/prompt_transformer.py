@@ -2,6 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_robult.distribution import global_batch_loss
 from keras_robult.layers.transformer_block import TransformerBlock
 from keras_robult.losses.soft_pu import safe_divide
 from keras_robult.models.multimodal_model import MultimodalModel
@@ -260,6 +261,7 @@ class PromptTransformer(MultimodalModel):
         }
         return self.with_fallback(outputs, mask)
 
+    @global_batch_loss
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):

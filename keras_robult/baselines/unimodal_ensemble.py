@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_robult.distribution import global_batch_loss
 from keras_robult.models.multimodal_model import MultimodalModel
 
 
@@ -63,6 +64,7 @@ class UnimodalEnsemble(MultimodalModel):
         }
         return self.with_fallback(outputs, mask)
 
+    @global_batch_loss
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_robult.distribution import check_jit_compile, pad_to_shards
 from keras_robult.layers.latent_projection import LatentProjection
 from keras_robult.losses.soft_pu import safe_divide
 from keras_robult.tasks.task import Task
@@ -303,7 +304,7 @@ class MultimodalModel(keras.Model):
         Placeholder labels of unlabeled samples (-1, NaN, ...) are replaced
         by a valid value: every use of a label is gated by `is_labeled`.
         """
-        batch_size = ops.shape(x[self.modalities[0]])[0]
+        batch_size = ops.shape(self._modality_mask(x))[0]
         if y is None:
             labels = self.task.placeholder_labels(batch_size)
             is_labeled = ops.zeros((batch_size,))
@@ -405,12 +406,21 @@ class MultimodalModel(keras.Model):
             for k, v in x.items()
         }
 
+    def compile(self, *args, jit_compile="auto", **kwargs):
+        """`keras.Model.compile`; `jit_compile=True` under a multi-replica
+        `tf.distribute` strategy is refused with a clear error (see
+        `keras_robult.distribution.check_jit_compile`)."""
+        return super().compile(
+            *args, jit_compile=check_jit_compile(jit_compile), **kwargs
+        )
+
     def fit(self, x=None, y=None, *args, **kwargs):
         x = self._text_as_objects(x)
         self._check_data(x, y)
         validation_data = kwargs.get("validation_data")
         if isinstance(validation_data, (tuple, list)):
             self._check_data(*validation_data[:2])
+            kwargs["validation_data"] = self._pad_to_shards(*validation_data)
         elif validation_data is not None:
             self._check_data(validation_data)
         if isinstance(x, dict) and y is not None:
@@ -420,17 +430,39 @@ class MultimodalModel(keras.Model):
                 else (y, None)
             )
             self.set_label_prior(labels, is_labeled)
+        x, y, kwargs = self._pad_kwargs(x, y, kwargs)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x = self._text_as_objects(x)
         self._check_data(x, y)
+        x, y, kwargs = self._pad_kwargs(x, y, kwargs)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         x = self._text_as_objects(x)
         self._check_data(x, allow_empty_rows=True)
-        return super().predict(x, *args, **kwargs)
+        if not isinstance(x, dict):
+            return super().predict(x, *args, **kwargs)
+        x, _, _, count = pad_to_shards(x)
+        outputs = super().predict(x, *args, **kwargs)
+        return keras.tree.map_structure(lambda out: out[:count], outputs)
+
+    @staticmethod
+    def _pad_to_shards(x, y=None, sample_weight=None):
+        """Array data padded with inert rows so that every batch divides by
+        the device count under `keras.distribution` (JAX data parallelism
+        shards each batch; see `keras_robult.distribution.pad_to_shards`)."""
+        if not isinstance(x, dict):
+            return (x, y) if sample_weight is None else (x, y, sample_weight)
+        x, y, sample_weight, _ = pad_to_shards(x, y, sample_weight)
+        return (x, y) if sample_weight is None else (x, y, sample_weight)
+
+    def _pad_kwargs(self, x, y, kwargs):
+        padded = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
+        if len(padded) == 3:
+            kwargs = {**kwargs, "sample_weight": padded[2]}
+        return padded[0], padded[1], kwargs
 
     # ----------------------------------------------------------- serialising
     def get_config(self):

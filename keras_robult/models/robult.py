@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_robult.distribution import global_batch_loss
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.layers.fusion_encoder import FusionEncoder
 from keras_robult.layers.modality_mlp import ModalityMLP
@@ -330,6 +331,7 @@ class Robult(MultimodalModel):
         return self.with_fallback(outputs, mask)
 
     # ------------------------------------------------------------------ loss
+    @global_batch_loss
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
