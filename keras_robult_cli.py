@@ -24,6 +24,13 @@ BACKENDS = ("tensorflow", "jax", "torch")
 EXPORT_BACKEND = "tensorflow"
 # TensorFlow's C++ logging level of a run without --verbose.
 QUIET_TF_LOG_LEVEL = "3"
+# `--distribute` of `robult train` and of the recipes.
+DISTRIBUTE_HELP = (
+    "train data-parallel on every local device with the backend's engine "
+    "(JAX: keras.distribution.DataParallel; TensorFlow: MirroredStrategy, "
+    "without XLA; not on torch); --batch-size is the global batch and must "
+    "divide by the device count"
+)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import sys
 
 from keras_robult_cli import (
     BACKENDS,
+    DISTRIBUTE_HELP,
     EXPORT_BACKEND,
     QUIET_TF_LOG_LEVEL,
     choose_backend,
@@ -100,6 +101,9 @@ def _parser():
         choices=BACKENDS,
         help="Keras backend (default: $KERAS_BACKEND, else jax when "
         "installed, else tensorflow)",
+    )
+    train.add_argument(
+        "--distribute", action="store_true", help=DISTRIBUTE_HELP
     )
     train.add_argument("--quiet", action="store_true", help="no progress")
     train.add_argument(
@@ -289,6 +293,7 @@ def _train(args):
 
     from keras_robult.data.npz import infer_task_name
     from keras_robult.datasets import mfeat
+    from keras_robult.distribution import training_context
     from keras_robult.experiments.image_text_recipe import backbone_summary
     from keras_robult.experiments.protocol import run_protocol
     from keras_robult.experiments.registry import (
@@ -360,22 +365,29 @@ def _train(args):
             f"{names}, seeds {args.seeds}, backend {keras.backend.backend()}",
             flush=True,
         )
-    results, splits = run_protocol(
-        data["x"],
-        y,
-        task,
-        methods,
-        seeds=args.seeds,
-        labeled_fraction=args.labeled_fraction,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        test_mask=data["test"],
-        is_labeled=data["is_labeled"],
-        dataset=dataset,
-        verbose=verbose,
-        save_models=save_models,
-        store=store,
-    )
+    with training_context(
+        args.distribute,
+        args.batch_size,
+        finetune=data.get("finetune") is not None,
+    ) as devices:
+        if verbose and args.distribute:
+            print(f"data parallel over {devices} devices", flush=True)
+        results, splits = run_protocol(
+            data["x"],
+            y,
+            task,
+            methods,
+            seeds=args.seeds,
+            labeled_fraction=args.labeled_fraction,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            test_mask=data["test"],
+            is_labeled=data["is_labeled"],
+            dataset=dataset,
+            verbose=verbose,
+            save_models=save_models,
+            store=store,
+        )
     if classes is not None:
         results["classes"] = list(classes)
     if skipped is not None:

@@ -90,7 +90,7 @@ class GMCMethod(ModelOptionsMethod):
         # linear probe of `RobultMethod`.
         model.compile(
             optimizer=keras.optimizers.Adam(1e-2),
-            jit_compile=self.jit_compile,
+            jit_compile=self.step_jit_compile,
         )
         self.train(
             self.dataset(x, y, batch_size, seed, labeled_only=True),

@@ -7,6 +7,7 @@ import sys
 import keras
 import numpy as np
 
+from keras_robult import distribution
 from keras_robult.data.pipeline import make_dataset
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.encoders.sequence_encoder import SequenceEncoder
@@ -194,6 +195,13 @@ class Method(abc.ABC):
             dropout=self.encoder_dropout,
         )
 
+    @property
+    def step_jit_compile(self):
+        """`jit_compile` for `model.compile`: off under a multi-replica
+        `tf.distribute` strategy, where Keras cannot compile the step with
+        XLA (`robult train --distribute` on TensorFlow)."""
+        return self.jit_compile and distribution.strategy_replicas() == 1
+
     def optimizer(self):
         ema = {}
         if self.ema_momentum is not None:
@@ -212,7 +220,19 @@ class Method(abc.ABC):
             x = {k: np.asarray(v)[keep] for k, v in x.items()}
             labels, is_labeled = np.asarray(labels)[keep], is_labeled[keep]
         count = len(is_labeled)
-        batch_size = min(batch_size, count)
+        # Every batch (static: drop_remainder) divides by the devices; fewer
+        # samples than devices are repeated, each as often (same means).
+        shards = distribution.batch_shards()
+        if count < shards:
+            repeats = -(-shards // count)
+            x = {
+                k: np.concatenate([np.asarray(v)] * repeats)
+                for k, v in x.items()
+            }
+            labels = np.concatenate([np.asarray(labels)] * repeats)
+            is_labeled = np.concatenate([is_labeled] * repeats)
+            count *= repeats
+        batch_size = min(batch_size, count) // shards * shards
         return make_dataset(
             x,
             labels,
@@ -225,7 +245,11 @@ class Method(abc.ABC):
         )
 
     def validation_dataset(self, x, labels, batch_size):
-        """Batches of the validation split (every sample labeled)."""
+        """Batches of the validation split (every sample labeled). Data
+        parallel, the arrays themselves: the model's `fit` pads them with
+        inert rows so that the last batch divides by the devices."""
+        if distribution.batch_shards() > 1:
+            return x, {"label": labels}
         return make_dataset(x, labels, task=self.task, batch_size=batch_size)
 
     def sample_inputs(self, x):
@@ -273,7 +297,8 @@ class Method(abc.ABC):
         # `fit` cannot see the labels without consuming a shuffle epoch).
         self.model.set_label_prior(y["label"], y["is_labeled"])
         self.model.compile(
-            optimizer=self.optimizer(), jit_compile=self.jit_compile
+            optimizer=self.optimizer(),
+            jit_compile=self.step_jit_compile,
         )
         if backup_dir is not None and os.path.exists(
             os.path.join(backup_dir, EpochBackup.WEIGHTS_FILE)
@@ -340,6 +365,9 @@ class Method(abc.ABC):
             callbacks.append(self.early_stopping())
         self.history = self.model.fit(
             dataset,
+            validation_batch_size=(
+                batch_size if isinstance(validation_data, tuple) else None
+            ),
             epochs=epochs,
             verbose=0,
             shuffle=False,  # the dataset reshuffles itself

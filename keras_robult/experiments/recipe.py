@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+from keras_robult_cli import DISTRIBUTE_HELP
+
 SMOKE_SAMPLES = 64
 # Options every recipe has (the run configuration names them one by one);
 # a recipe's own options are saved under "extra".
@@ -28,6 +30,7 @@ RECIPE_OPTIONS = (
     "quiet",
     "restart",
     "verbose",
+    "distribute",
 )
 
 
@@ -68,6 +71,9 @@ def recipe_parser(description, epochs=100, batch_size=256):
         "--backend",
         choices=("tensorflow", "jax", "torch"),
         help="Keras backend (default: $KERAS_BACKEND, else jax)",
+    )
+    parser.add_argument(
+        "--distribute", action="store_true", help=DISTRIBUTE_HELP
     )
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument(
@@ -112,6 +118,7 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
     """
     import keras
 
+    from keras_robult.distribution import training_context
     from keras_robult.experiments.protocol import run_protocol
     from keras_robult.experiments.registry import (
         DEFAULT_METHODS,
@@ -161,28 +168,31 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
         os.makedirs(models, exist_ok=True)
         return os.path.join(models, f"{name}-seed{seed}.keras")
 
-    results, split_indices = run_protocol(
-        x,
-        y,
-        task,
-        method_factories(
-            names,
-            latent_dim=args.latent_dim,
-            patience=args.patience,
-            finetune=finetune,
-        ),
-        seeds=seeds,
-        labeled_fraction=args.labeled_fraction,
-        epochs=epochs,
-        batch_size=args.batch_size,
-        test_mask=marks == 2,
-        validation_mask=marks == 1,
-        dataset=dataset,
-        verbose=0 if args.quiet else 1,
-        save_models=save_models,
-        store=store,
-        curve_metric=metrics[0],
-    )
+    with training_context(
+        args.distribute, args.batch_size, finetune=finetune is not None
+    ):
+        results, split_indices = run_protocol(
+            x,
+            y,
+            task,
+            method_factories(
+                names,
+                latent_dim=args.latent_dim,
+                patience=args.patience,
+                finetune=finetune,
+            ),
+            seeds=seeds,
+            labeled_fraction=args.labeled_fraction,
+            epochs=epochs,
+            batch_size=args.batch_size,
+            test_mask=marks == 2,
+            validation_mask=marks == 1,
+            dataset=dataset,
+            verbose=0 if args.quiet else 1,
+            save_models=save_models,
+            store=store,
+            curve_metric=metrics[0],
+        )
     results.update(extra or {})
     write_results(results, split_indices, out, metrics=metrics)
     for metric in metrics:

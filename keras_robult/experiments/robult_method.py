@@ -94,7 +94,7 @@ class RobultMethod(Method):
         model.loss_weights["sup"] = 1.0
         model.compile(
             optimizer=keras.optimizers.Adam(1e-2),
-            jit_compile=self.jit_compile,
+            jit_compile=self.step_jit_compile,
         )
         self.train(
             self.dataset(x, y, batch_size, seed, labeled_only=True),
