@@ -56,7 +56,8 @@ def strategy_replicas():
 def check_jit_compile(jit_compile):
     """`jit_compile` unless it asks for XLA under a multi-replica
     `tf.distribute` strategy, which Keras 3.15 cannot compile (it turns
-    `"auto"` off there itself): then a `ValueError`."""
+    `"auto"` off there itself): then a `ValueError` (raised by the models'
+    `fit`, `evaluate` and `predict`)."""
     if jit_compile is True and strategy_replicas() > 1:
         raise ValueError(
             "jit_compile=True is not supported under a multi-replica "

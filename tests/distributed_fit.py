@@ -166,8 +166,10 @@ def main():
             distribution.replicas_in_sync = original
         report["control_weight_difference"] = max_difference(single, parallel)
         with distribution.data_parallel(BATCH):
+            model = build("robult")
+            model.compile(optimizer="sgd", jit_compile=True)
             try:
-                build("robult").compile(optimizer="sgd", jit_compile=True)
+                model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
                 report["jit_error"] = None
             except ValueError as error:
                 report["jit_error"] = str(error)

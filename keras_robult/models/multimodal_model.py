@@ -406,15 +406,14 @@ class MultimodalModel(keras.Model):
             for k, v in x.items()
         }
 
-    def compile(self, *args, jit_compile="auto", **kwargs):
-        """`keras.Model.compile`; `jit_compile=True` under a multi-replica
-        `tf.distribute` strategy is refused with a clear error (see
-        `keras_robult.distribution.check_jit_compile`)."""
-        return super().compile(
-            *args, jit_compile=check_jit_compile(jit_compile), **kwargs
-        )
+    def _check_jit_compile(self):
+        # Here rather than in an overridden `compile`: Keras' `load_model`
+        # does not compile a model whose class overrides `compile`.
+        if getattr(self, "compiled", False):
+            check_jit_compile(self.jit_compile)
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_jit_compile()
         x = self._text_as_objects(x)
         self._check_data(x, y)
         validation_data = kwargs.get("validation_data")
@@ -434,12 +433,14 @@ class MultimodalModel(keras.Model):
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_jit_compile()
         x = self._text_as_objects(x)
         self._check_data(x, y)
         x, y, kwargs = self._pad_kwargs(x, y, kwargs)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
+        self._check_jit_compile()
         x = self._text_as_objects(x)
         self._check_data(x, allow_empty_rows=True)
         if not isinstance(x, dict):
