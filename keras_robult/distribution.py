@@ -54,10 +54,10 @@ def strategy_replicas():
 
 
 def check_jit_compile(jit_compile):
-    """`jit_compile` unless it asks for XLA under a multi-replica
+    """A `ValueError` when `jit_compile` asks for XLA under a multi-replica
     `tf.distribute` strategy, which Keras 3.15 cannot compile (it turns
-    `"auto"` off there itself): then a `ValueError` (raised by the models'
-    `fit`, `evaluate` and `predict`)."""
+    `"auto"` off there itself); the models' `fit`, `evaluate` and `predict`
+    call it."""
     if jit_compile is True and strategy_replicas() > 1:
         raise ValueError(
             "jit_compile=True is not supported under a multi-replica "
@@ -66,7 +66,6 @@ def check_jit_compile(jit_compile):
             "device). Compile with jit_compile='auto' or False, or train "
             "with XLA data-parallel on the JAX backend."
         )
-    return jit_compile
 
 
 def gather_global_batch(structure):
@@ -125,10 +124,7 @@ def global_batch_loss(compute_loss):
         if replicas == 1:
             return compute_loss(self, x, y, y_pred, sample_weight, training)
         labels, is_labeled = self.unpack_targets(x, y)
-        if isinstance(sample_weight, dict):
-            sample_weight = sample_weight.get(
-                "label", next(iter(sample_weight.values()))
-            )
+        sample_weight = self.sample_weight_vector(sample_weight)
         batch = gather_global_batch(
             {
                 "mask": self._modality_mask(x),
@@ -216,10 +212,7 @@ def local_device_count():
     if backend == "jax":
         return len(keras.distribution.list_devices())
     if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_logical_devices("GPU")
-        return len(gpus) or len(tf.config.list_logical_devices("CPU"))
+        return len(_tensorflow_devices())
     return 1
 
 
@@ -295,6 +288,12 @@ def mirrored_strategy():
     collectives then fail with shape mismatches."""
     import tensorflow as tf
 
+    return tf.distribute.MirroredStrategy(_tensorflow_devices())
+
+
+def _tensorflow_devices():
+    """Names of every logical GPU, else of every logical CPU device."""
+    import tensorflow as tf
+
     gpus = tf.config.list_logical_devices("GPU")
-    names = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(names)
+    return [d.name for d in gpus or tf.config.list_logical_devices("CPU")]

@@ -323,20 +323,24 @@ class MultimodalModel(keras.Model):
         return labels, is_labeled
 
     @staticmethod
-    def supervised_weights(is_labeled, sample_weight=None):
-        """Per-sample weights of the supervised terms and the task metric:
-        `is_labeled` times the user's `sample_weight`, if any. (For dict
-        targets Keras hands `compute_loss` one copy of the weights per
-        target key; the copy under `"label"` is used.)"""
+    def sample_weight_vector(sample_weight):
+        """The user's per-sample weights as a float32 `(batch,)` vector, or
+        None. (For dict targets Keras hands `compute_loss` one copy of the
+        weights per target key; the copy under `"label"` is used.)"""
         if sample_weight is None:
-            return is_labeled
+            return None
         if isinstance(sample_weight, dict):
             sample_weight = sample_weight.get(
                 "label", next(iter(sample_weight.values()))
             )
-        return is_labeled * ops.reshape(
-            ops.cast(sample_weight, "float32"), (-1,)
-        )
+        return ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+
+    @classmethod
+    def supervised_weights(cls, is_labeled, sample_weight=None):
+        """Per-sample weights of the supervised terms and the task metric:
+        `is_labeled` times the user's `sample_weight`, if any."""
+        weight = cls.sample_weight_vector(sample_weight)
+        return is_labeled if weight is None else is_labeled * weight
 
     def branch_supervised_loss(self, labels, weight, logits, available):
         """Mean over branches of the task loss, each branch averaged over
@@ -419,7 +423,8 @@ class MultimodalModel(keras.Model):
         validation_data = kwargs.get("validation_data")
         if isinstance(validation_data, (tuple, list)):
             self._check_data(*validation_data[:2])
-            kwargs["validation_data"] = self._pad_to_shards(*validation_data)
+            padded = self._pad_to_shards(*validation_data)
+            kwargs["validation_data"] = padded[: len(validation_data)]
         elif validation_data is not None:
             self._check_data(validation_data)
         if isinstance(x, dict) and y is not None:
@@ -429,14 +434,18 @@ class MultimodalModel(keras.Model):
                 else (y, None)
             )
             self.set_label_prior(labels, is_labeled)
-        x, y, kwargs = self._pad_kwargs(x, y, kwargs)
+        x, y, weight = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
+        if weight is not None:
+            kwargs["sample_weight"] = weight
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_jit_compile()
         x = self._text_as_objects(x)
         self._check_data(x, y)
-        x, y, kwargs = self._pad_kwargs(x, y, kwargs)
+        x, y, weight = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
+        if weight is not None:
+            kwargs["sample_weight"] = weight
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
@@ -451,19 +460,12 @@ class MultimodalModel(keras.Model):
 
     @staticmethod
     def _pad_to_shards(x, y=None, sample_weight=None):
-        """Array data padded with inert rows so that every batch divides by
-        the device count under `keras.distribution` (JAX data parallelism
-        shards each batch; see `keras_robult.distribution.pad_to_shards`)."""
+        """`(x, y, sample_weight)`; array data padded with inert rows so
+        that every batch divides by the device count under data parallelism
+        (see `keras_robult.distribution.pad_to_shards`)."""
         if not isinstance(x, dict):
-            return (x, y) if sample_weight is None else (x, y, sample_weight)
-        x, y, sample_weight, _ = pad_to_shards(x, y, sample_weight)
-        return (x, y) if sample_weight is None else (x, y, sample_weight)
-
-    def _pad_kwargs(self, x, y, kwargs):
-        padded = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
-        if len(padded) == 3:
-            kwargs = {**kwargs, "sample_weight": padded[2]}
-        return padded[0], padded[1], kwargs
+            return x, y, sample_weight
+        return pad_to_shards(x, y, sample_weight)[:3]
 
     # ----------------------------------------------------------- serialising
     def get_config(self):
