@@ -1,12 +1,19 @@
-"""Training-step throughput of Robult on a synthetic 6-modality problem.
+"""Training-step time of Robult on a synthetic multimodal problem.
 
-For every backend that imports (tensorflow, jax, torch) and jit on / off,
-prints the compile time (first step), steady-state steps/s and samples/s,
-and the share of the step spent in the soft PU loss (measured as the
-difference with a model whose PU loss is skipped).
+For every backend that imports (tensorflow, jax, torch), jit on / off,
+batch size and number of modalities, prints the compile time (first step)
+and the steady-state time of one `fit` step (median over `--repeats`
+epochs of `--steps` batches), next to an independent hand-written
+`jax.jit(value_and_grad)` step of the same model
+(`benchmarks/handwritten_step.py`), and optionally the share of the step
+spent in the soft PU loss (`--pu-share`: the difference with a model whose
+PU loss is skipped).
 
-    python benchmarks/train_step.py                  # all backends
-    python benchmarks/train_step.py --backends jax --steps 50
+    python benchmarks/train_step.py                       # batch 256, 1024
+    python benchmarks/train_step.py --backends jax tensorflow --jit on \
+        --batch-size 256 1024 2048 4096 --modalities 6
+    python benchmarks/train_step.py --backends jax --jit on \
+        --batch-size 1024 --modalities 2 6 12
 
 Each configuration runs in a fresh subprocess (the Keras backend is fixed
 at import).
@@ -22,6 +29,18 @@ import time
 MODALITY_DIMS = (76, 216, 64, 240, 47, 6)  # mfeat-like widths
 
 
+def modality_dims(num_modalities):
+    """Input widths of `num_modalities` modalities (mfeat's, cycled)."""
+    return tuple(
+        MODALITY_DIMS[i % len(MODALITY_DIMS)] for i in range(num_modalities)
+    )
+
+
+def steps_for(batch_size, steps):
+    """Fewer steps at large batches (the same samples per measurement)."""
+    return max(5, min(steps, steps * 1024 // batch_size))
+
+
 def worker(args):
     import keras
     import numpy as np
@@ -34,12 +53,15 @@ def worker(args):
             zero = ops.zeros(())
             return zero, zero
 
+    dims = modality_dims(args.modalities)
+    steps = steps_for(args.batch_size, args.steps)
+
     def make(cls):
         encoders = {
             f"m{i}": keras_robult.encoders.MLPEncoder(
                 args.latent_dim, hidden_units=(256,)
             )
-            for i in range(len(MODALITY_DIMS))
+            for i in range(len(dims))
         }
         half = args.latent_dim // 2
         model = cls(
@@ -53,12 +75,12 @@ def worker(args):
         return model
 
     rng = np.random.default_rng(0)
-    n = args.batch_size * args.steps
+    n = args.batch_size * steps
     x = {
         f"m{i}": rng.normal(size=(n, d)).astype("float32")
-        for i, d in enumerate(MODALITY_DIMS)
+        for i, d in enumerate(dims)
     }
-    x["modality_mask"] = np.ones((n, len(MODALITY_DIMS)), "float32")
+    x["modality_mask"] = np.ones((n, len(dims)), "float32")
     y = {
         "label": rng.integers(0, 10, n),
         "is_labeled": (rng.uniform(size=n) < 0.05).astype("float32"),
@@ -72,27 +94,62 @@ def worker(args):
         start = time.perf_counter()
         model.train_on_batch(first, first_y)
         compile_s = time.perf_counter() - start
-        # Steady state: one epoch of `steps` batches through `fit`.
+        # Steady state: the median of `repeats` epochs of `steps` batches.
         model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-        step_s = (time.perf_counter() - start) / args.steps
-        return compile_s, step_s
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+            times.append((time.perf_counter() - start) / steps)
+        return compile_s, float(np.median(times))
 
     compile_s, step_s = measure(keras_robult.Robult)
-    _, step_without_pu = measure(WithoutPU)
-    print(
-        json.dumps(
-            {
-                "backend": keras.backend.backend(),
-                "jit": args.jit,
-                "compile_s": compile_s,
-                "steps_per_s": 1.0 / step_s,
-                "samples_per_s": args.batch_size / step_s,
-                "pu_share": max(0.0, 1.0 - step_without_pu / step_s),
-            }
-        )
+    result = {"compile_s": compile_s, "step_ms": 1e3 * step_s}
+    if args.pu_share:
+        _, step_without_pu = measure(WithoutPU)
+        result["pu_share"] = max(0.0, 1.0 - step_without_pu / step_s)
+    print(json.dumps(result))
+
+
+def reference_worker(args):
+    from handwritten_step import run
+
+    compile_s, step_s = run(
+        args.batch_size,
+        modality_dims(args.modalities),
+        latent=args.latent_dim,
+        steps=steps_for(args.batch_size, args.steps),
+        repeats=args.repeats,
     )
+    print(json.dumps({"compile_s": compile_s, "step_ms": 1e3 * step_s}))
+
+
+def run_worker(args, backend, batch_size, modalities, jit, reference=False):
+    """The worker's JSON result, or the last line of its error."""
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--batch-size",
+        str(batch_size),
+        "--modalities",
+        str(modalities),
+        "--latent-dim",
+        str(args.latent_dim),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+    ]
+    command += ["--jit-on"] if jit == "on" else []
+    command += ["--pu-share"] if args.pu_share else []
+    command += ["--reference"] if reference else []
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line[:1] == "{"]
+    if result.returncode or not lines:
+        return (result.stderr.strip().splitlines() or ["?"])[-1]
+    return json.loads(lines[-1])
 
 
 def main():
@@ -101,59 +158,86 @@ def main():
         "--backends", nargs="+", default=["tensorflow", "jax", "torch"]
     )
     parser.add_argument("--jit", nargs="+", default=["on", "off"])
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--batch-size", type=int, nargs="+", default=[256, 1024]
+    )
+    parser.add_argument("--modalities", type=int, nargs="+", default=[6])
     parser.add_argument("--latent-dim", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the hand-written JAX step",
+    )
+    parser.add_argument(
+        "--pu-share",
+        action="store_true",
+        help="also time a model without the PU loss (twice the time)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--jit-on", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--reference",
+        dest="reference_worker",
+        action="store_true",
+        help=argparse.SUPPRESS,
+    )
     args = parser.parse_args()
     if args.worker:
         args.jit = args.jit_on
-        worker(args)
+        args.batch_size = args.batch_size[0]
+        args.modalities = args.modalities[0]
+        if args.reference_worker:
+            reference_worker(args)
+        else:
+            worker(args)
         return
 
     print(
-        f"Robult train step, 6 modalities {MODALITY_DIMS}, batch "
-        f"{args.batch_size}, latent {args.latent_dim}, {args.steps} steps"
+        f"Robult fit step (ms, median of {args.repeats} epochs), latent "
+        f"{args.latent_dim}, hidden 256; x = time / hand-written JAX step"
     )
     header = (
-        f"{'backend':<11} {'jit':<4} {'compile s':>9} {'steps/s':>8} "
-        f"{'samples/s':>10} {'PU share':>8}"
+        f"{'M':>3} {'batch':>6} {'backend':<11} {'jit':<4} {'compile s':>9} "
+        f"{'step ms':>9} {'x ref':>6}"
+        + (f" {'PU share':>8}" if args.pu_share else "")
     )
     print(header)
     print("-" * len(header))
-    for backend in args.backends:
-        for jit in args.jit:
-            command = [
-                sys.executable,
-                __file__,
-                "--worker",
-                "--batch-size",
-                str(args.batch_size),
-                "--latent-dim",
-                str(args.latent_dim),
-                "--steps",
-                str(args.steps),
-            ] + (["--jit-on"] if jit == "on" else [])
-            env = dict(os.environ, KERAS_BACKEND=backend)
-            result = subprocess.run(
-                command, env=env, capture_output=True, text=True
-            )
-            lines = [
-                line
-                for line in result.stdout.splitlines()
-                if line.startswith("{")
-            ]
-            if result.returncode or not lines:
-                error = (result.stderr.strip().splitlines() or ["?"])[-1]
-                print(f"{backend:<11} {jit:<4} failed: {error[:60]}")
-                continue
-            r = json.loads(lines[-1])
-            print(
-                f"{backend:<11} {jit:<4} {r['compile_s']:>9.2f} "
-                f"{r['steps_per_s']:>8.1f} {r['samples_per_s']:>10.0f} "
-                f"{r['pu_share']:>8.1%}"
-            )
+    for modalities in args.modalities:
+        for batch_size in args.batch_size:
+            reference = None
+            if args.reference:
+                r = run_worker(args, "jax", batch_size, modalities, "on", True)
+                if isinstance(r, dict):
+                    reference = r["step_ms"]
+                    print(
+                        f"{modalities:>3} {batch_size:>6} {'hand (jax)':<11} "
+                        f"{'on':<4} {r['compile_s']:>9.2f} {reference:>9.1f} "
+                        f"{1.0:>6.2f}"
+                    )
+                else:
+                    print(f"{modalities:>3} {batch_size:>6} hand failed: {r}")
+            for backend in args.backends:
+                for jit in args.jit:
+                    r = run_worker(args, backend, batch_size, modalities, jit)
+                    prefix = f"{modalities:>3} {batch_size:>6} "
+                    prefix += f"{backend:<11} {jit:<4}"
+                    if not isinstance(r, dict):
+                        print(f"{prefix} failed: {r[:60]}")
+                        continue
+                    ratio = (
+                        r["step_ms"] / reference if reference else float("nan")
+                    )
+                    line = (
+                        f"{prefix} {r['compile_s']:>9.2f} {r['step_ms']:>9.1f} "
+                        f"{ratio:>6.2f}"
+                    )
+                    if args.pu_share:
+                        line += f" {r['pu_share']:>8.1%}"
+                    print(line, flush=True)
 
 
 if __name__ == "__main__":

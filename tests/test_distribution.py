@@ -44,10 +44,10 @@ def test_two_devices_train_like_one(report, name):
 
 
 def test_the_pu_loss_sees_the_global_batch(report):
-    # Batch 8 over 2 devices: each replica's similarity matrices are still
-    # (M, 8, 8), anchors and keys from the whole batch.
-    assert report["robult"]["similarity_shapes"] == [[3, 8, 8]]
-    assert report["robult"]["similarity_shapes_parallel"] == [[3, 8, 8]]
+    # Batch 8 over 2 devices: each replica's similarity matrices (one per
+    # modality) are still (8, 8), anchors and keys from the whole batch.
+    assert report["robult"]["similarity_shapes"] == [[8, 8]]
+    assert report["robult"]["similarity_shapes_parallel"] == [[8, 8]]
 
 
 def test_a_last_batch_that_does_not_divide_gives_the_same_results(report):

@@ -435,10 +435,15 @@ class Robult(MultimodalModel):
             self.task.pair_probability(label_dist, label_dist) > 0.5,
             "float32",
         )
-        redundant = ops.transpose(y_pred["redundant"], (1, 0, 2))  # (M,B,dz)
-        similarity = cosine_similarity_matrix(
-            y_pred["shared"][None], redundant
-        )  # (M, B, B)
+        # One (B, d_z) x (d_z, B) product per modality, passed as a list:
+        # XLA:CPU runs the gradient of the broadcast batched product about
+        # twice slower, and that of slices of a stacked tensor pads each
+        # slice's gradient back to (M, B, B).
+        shared = y_pred["shared"]
+        similarity = [
+            cosine_similarity_matrix(shared, y_pred["redundant"][:, m])
+            for m in range(self.num_modalities)
+        ]
         loss_lb, loss_ulb = soft_pu_loss(
             similarity,
             is_labeled,
