@@ -111,6 +111,45 @@ def worker(args):
     print(json.dumps(result))
 
 
+def pipeline_worker(args):
+    """Batches/s of the package's `tf.data` pipeline alone (shuffled,
+    standardised, batched, prefetched), on the benchmark's data."""
+    import numpy as np
+
+    import keras_robult
+    import keras_robult.data
+
+    dims = modality_dims(args.modalities)
+    steps = max(50, steps_for(args.batch_size, args.steps))
+    n = args.batch_size * steps
+    rng = np.random.default_rng(0)
+    x = {
+        f"m{i}": rng.normal(size=(n, d)).astype("float32")
+        for i, d in enumerate(dims)
+    }
+    labels = rng.integers(0, 10, n)
+    is_labeled = rng.uniform(size=n) < 0.05
+    dataset = keras_robult.data.make_dataset(
+        x,
+        labels,
+        is_labeled,
+        task=keras_robult.tasks.Classification(10),
+        batch_size=args.batch_size,
+        shuffle=True,
+        seed=0,
+        drop_remainder=True,
+        standardization=keras_robult.data.fit_standardization(x),
+    )
+    for _ in dataset.take(2):
+        pass
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        count = sum(1 for _ in dataset)
+        times.append((time.perf_counter() - start) / count)
+    print(json.dumps({"compile_s": 0.0, "step_ms": 1e3 * np.median(times)}))
+
+
 def reference_worker(args):
     from handwritten_step import run
 
@@ -143,7 +182,8 @@ def run_worker(args, backend, batch_size, modalities, jit, reference=False):
     ]
     command += ["--jit-on"] if jit == "on" else []
     command += ["--pu-share"] if args.pu_share else []
-    command += ["--reference"] if reference else []
+    command += ["--reference"] if reference == "hand" else []
+    command += ["--pipeline"] if reference == "pipeline" else []
     env = dict(os.environ, KERAS_BACKEND=backend)
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line[:1] == "{"]
@@ -155,7 +195,7 @@ def run_worker(args, backend, batch_size, modalities, jit, reference=False):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--backends", nargs="+", default=["tensorflow", "jax", "torch"]
+        "--backends", nargs="*", default=["tensorflow", "jax", "torch"]
     )
     parser.add_argument("--jit", nargs="+", default=["on", "off"])
     parser.add_argument(
@@ -170,6 +210,11 @@ def main():
         dest="reference",
         action="store_false",
         help="skip the hand-written JAX step",
+    )
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="also time the tf.data pipeline alone (ms per batch)",
     )
     parser.add_argument(
         "--pu-share",
@@ -189,7 +234,9 @@ def main():
         args.jit = args.jit_on
         args.batch_size = args.batch_size[0]
         args.modalities = args.modalities[0]
-        if args.reference_worker:
+        if args.pipeline:
+            pipeline_worker(args)
+        elif args.reference_worker:
             reference_worker(args)
         else:
             worker(args)
@@ -210,7 +257,9 @@ def main():
         for batch_size in args.batch_size:
             reference = None
             if args.reference:
-                r = run_worker(args, "jax", batch_size, modalities, "on", True)
+                r = run_worker(
+                    args, "jax", batch_size, modalities, "on", "hand"
+                )
                 if isinstance(r, dict):
                     reference = r["step_ms"]
                     print(
@@ -220,6 +269,20 @@ def main():
                     )
                 else:
                     print(f"{modalities:>3} {batch_size:>6} hand failed: {r}")
+            if args.pipeline:
+                r = run_worker(
+                    args,
+                    "tensorflow",
+                    batch_size,
+                    modalities,
+                    "off",
+                    "pipeline",
+                )
+                text = f"{r['step_ms']:>9.1f}" if isinstance(r, dict) else r
+                print(
+                    f"{modalities:>3} {batch_size:>6} {'tf.data':<11} {'':<4} "
+                    f"{'':>9} {text}"
+                )
             for backend in args.backends:
                 for jit in args.jit:
                     r = run_worker(args, backend, batch_size, modalities, jit)

@@ -205,6 +205,22 @@ def pad_to_shards(x, y=None, sample_weight=None, shards=None):
     return padded, y, sample_weight, count
 
 
+def process_sum(values):
+    """Sum of a host NumPy array over the processes of a multi-process JAX
+    run (`keras.distribution.initialize`), where each process holds its
+    own share of the data; the array itself otherwise."""
+    values = np.asarray(values, "float32")
+    if keras.backend.backend() != "jax":
+        return values
+    import jax
+
+    if jax.process_count() == 1:
+        return values
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)
+
+
 def local_device_count():
     """Devices that `data_parallel` spreads the batch over: every local
     accelerator, else every CPU device of the backend."""

@@ -185,3 +185,61 @@ def test_a_recipe_trains_data_parallel_with_its_validation_split(tmp_path):
         ["mae", "corr", "f1_weighted", "acc2", "acc7"],
         ["robult", "unimodal"],
     )
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution multi-host")
+def test_two_processes_on_localhost_train_like_one(tmp_path):
+    # Two JAX processes joined by keras.distribution.initialize, each with
+    # its half of every batch of 8: the same losses, weights and label
+    # prior as one process on whole batches.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = str(probe.getsockname()[1])
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("XLA_FLAGS", None)
+    command = [sys.executable, "-m", "tests.multi_process_fit"]
+    out = [str(tmp_path / f"{name}.npz") for name in ("p0", "p1", "single")]
+    runs = [
+        subprocess.Popen(
+            command + [str(i), port, out[i]],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        results = [run.communicate(timeout=240) for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+    single = subprocess.run(
+        command + ["--single", out[2]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    histories = []
+    for code, (stdout, stderr) in zip(
+        [run.returncode for run in runs] + [single.returncode],
+        results + [(single.stdout, single.stderr)],
+    ):
+        lines = [line for line in stdout.splitlines() if line[:7] == "REPORT "]
+        assert code == 0 and lines, stderr[-3000:]
+        histories.append(json.loads(lines[-1][7:]))
+    saved = [np.load(path) for path in out]
+    reference = saved[2]["weights"]
+    for run, history in zip(saved[:2], histories[:2]):
+        scale = np.abs(reference).max()
+        assert np.abs(run["weights"] - reference).max() / scale < 1e-5
+        np.testing.assert_allclose(run["prior"], saved[2]["prior"], atol=1e-6)
+        for key in ("loss_lb", "loss_ulb", "loss_sup", "loss_rec"):
+            np.testing.assert_allclose(
+                history[key], histories[2][key], rtol=1e-5, atol=1e-6
+            )

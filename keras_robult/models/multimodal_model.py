@@ -2,10 +2,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_robult.distribution import check_jit_compile, pad_to_shards
+from keras_robult.distribution import (
+    check_jit_compile,
+    pad_to_shards,
+    process_sum,
+)
 from keras_robult.layers.latent_projection import LatentProjection
 from keras_robult.losses.soft_pu import safe_divide
-from keras_robult.tasks.task import Task
+from keras_robult.tasks.task import Task, labeled_rows
 from keras_robult.validation import (
     MASK_KEY,
     check_arrays,
@@ -216,10 +220,19 @@ class MultimodalModel(keras.Model):
         `Task.label_prior`). `fit` calls it on array inputs; call it
         yourself when you train from a `tf.data.Dataset`.
 
+        In a multi-process JAX run, where each process passes its own share
+        of the data, the prior is that of every process's labeled rows.
+
         Returns:
             The prior, a NumPy `(output_dim,)` array.
         """
         prior = self.task.label_prior(labels, is_labeled)
+        # The prior is a mean over labeled rows: combine the processes'
+        # means weighted by their counts (the identity in one process).
+        count = len(labeled_rows(labels, is_labeled))
+        total = process_sum(np.append(prior * count, count))
+        if total[-1] > 0:
+            prior = (total[:-1] / total[-1]).astype("float32")
         if self.built:
             self.label_prior.assign(prior)
         else:
