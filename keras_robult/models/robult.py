@@ -439,10 +439,13 @@ class Robult(MultimodalModel):
         # XLA:CPU runs the gradient of the broadcast batched product about
         # twice slower, and that of slices of a stacked tensor pads each
         # slice's gradient back to (M, B, B).
-        shared = y_pred["shared"]
+        # One split, not M indexings (whose gradients are zero-padded
+        # copies of the whole (B, M, d_z) tensor).
         similarity = [
-            cosine_similarity_matrix(shared, y_pred["redundant"][:, m])
-            for m in range(self.num_modalities)
+            cosine_similarity_matrix(y_pred["shared"], ops.squeeze(keys, 1))
+            for keys in ops.split(
+                y_pred["redundant"], self.num_modalities, axis=1
+            )
         ]
         loss_lb, loss_ulb = soft_pu_loss(
             similarity,
