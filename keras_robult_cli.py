@@ -33,6 +33,53 @@ DISTRIBUTE_HELP = (
 )
 
 
+def add_missing_modality_arguments(parser):
+    """`--train-missing-rate`, `--modality-dropout` and `--late-fusion`,
+    shared by `robult train` and the recipes."""
+    parser.add_argument(
+        "--train-missing-rate",
+        type=float,
+        default=0.0,
+        help="train on data with gaps: each present modality of each "
+        "training sample is dropped with this probability (at least one "
+        "kept), drawn once per seed and saved with the labeled indices; "
+        "every method trains on the same gaps",
+    )
+    parser.add_argument(
+        "--modality-dropout",
+        type=float,
+        default=0.0,
+        help="augmentation: the training pipeline drops each present "
+        "modality of a sample with this probability (at least one kept), "
+        "new draws every epoch",
+    )
+    parser.add_argument(
+        "--late-fusion",
+        choices=("mean", "product"),
+        default="mean",
+        help="Robult's rule for modality subsets: mean of the present "
+        "branches' probabilities (the paper's) or their product of experts "
+        "(normalised geometric mean); every Robult variant uses it",
+    )
+
+
+def training_gap_options(args):
+    """The options of `add_missing_modality_arguments` in `args` that
+    differ from their defaults, as a dict (checked: each rate a
+    probability in [0, 1))."""
+    options = {}
+    if args.late_fusion != "mean":
+        options["late_fusion"] = args.late_fusion
+    for name in ("train_missing_rate", "modality_dropout"):
+        value = getattr(args, name)
+        if not 0 <= value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} must be in [0, 1); got {value}")
+        if value > 0:
+            options[name] = float(value)
+    return options
+
+
 @contextlib.contextmanager
 def native_stderr_silenced(enabled=True):
     """Sends what native libraries write to the stderr file descriptor

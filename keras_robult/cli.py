@@ -11,9 +11,11 @@ from keras_robult_cli import (
     DISTRIBUTE_HELP,
     EXPORT_BACKEND,
     QUIET_TF_LOG_LEVEL,
+    add_missing_modality_arguments,
     choose_backend,
     ensure_backend,
     native_stderr_silenced,
+    training_gap_options,
 )
 
 # The results' method name of each model class (`robult evaluate`).
@@ -80,6 +82,7 @@ def _parser():
         default=None,
         help="methods to compare (default: all of them)",
     )
+    add_missing_modality_arguments(train)
     train.add_argument("--out", help="results folder")
     records = train.add_argument_group(
         "image+text records (--data FILE.csv / .jsonl)",
@@ -230,7 +233,6 @@ def _load_records(args):
     from keras_robult.data.image_text_records import ImageTextRecords
     from keras_robult.experiments.image_text_recipe import (
         backbone_settings,
-        check_finetune_options,
         finetune_source,
         records_features,
     )
@@ -249,7 +251,6 @@ def _load_records(args):
             f"{args.data}: no sample has a label (column "
             f"'{args.label_column}')."
         )
-    check_finetune_options(args)
     backbones = backbone_settings(args)
     x, features = records_features(
         args, records, backbones, os.path.basename(args.data)
@@ -309,6 +310,7 @@ def _train(args):
         )
     if args.epochs < 1 or args.batch_size < 1:
         raise ValueError("--epochs and --batch-size must be positive")
+    gaps = training_gap_options(args)
     skipped = None
     if args.data and args.data.endswith((".csv", ".jsonl")):
         data, task, skipped = _load_records(args)
@@ -333,7 +335,11 @@ def _train(args):
     if args.latent_dim < 2:
         raise ValueError("--latent-dim must be at least 2")
     methods = method_factories(
-        names, latent_dim=args.latent_dim, finetune=data.get("finetune")
+        names,
+        latent_dim=args.latent_dim,
+        finetune=data.get("finetune"),
+        modality_dropout=args.modality_dropout,
+        robult_options={"late_fusion": args.late_fusion},
     )
     out = _out_dir(args.out, dataset)
     models_dir = os.path.join(out, "models")
@@ -349,6 +355,7 @@ def _train(args):
             latent_dim=args.latent_dim,
             methods=names,
             backend=keras.backend.backend(),
+            **gaps,
         ),
         restart=args.restart,
     )
@@ -387,7 +394,9 @@ def _train(args):
             verbose=verbose,
             save_models=save_models,
             store=store,
+            train_missing_rate=args.train_missing_rate,
         )
+    results.update(gaps)
     if classes is not None:
         results["classes"] = list(classes)
     if skipped is not None:

@@ -143,6 +143,12 @@ def test_train_then_evaluate_on_a_user_file(tmp_path):
         "16",
         "--labeled-fraction",
         "0.2",
+        "--train-missing-rate",
+        "0.3",
+        "--modality-dropout",
+        "0.2",
+        "--late-fusion",
+        "product",
         "--out",
         out,
     )
@@ -161,6 +167,24 @@ def test_train_then_evaluate_on_a_user_file(tmp_path):
     }
     for name in ("results.md", "missing_rate.png", "labeled_indices.json"):
         assert os.path.exists(os.path.join(out, name))
+    # The training gaps and the fusion rule reach the run and its records.
+    assert results["train_missing_rate"] == 0.3
+    assert results["modality_dropout"] == 0.2
+    assert results["late_fusion"] == "product"
+    with open(os.path.join(out, "labeled_indices.json")) as handle:
+        split = json.load(handle)["seed_0"]
+    gaps = np.asarray(split["train_modality_mask"])
+    assert gaps.shape == (len(split["train"]), 2) and gaps.min(1).min() == 0
+    with open(os.path.join(out, "run_config.json")) as handle:
+        config = json.load(handle)
+    assert config["train_missing_rate"] == 0.3
+    assert config["late_fusion"] == "product"
+    import keras_robult  # noqa: F401 (registers the model classes)
+
+    robult_model = keras.saving.load_model(
+        os.path.join(out, "models", "robult-seed0.keras")
+    )
+    assert robult_model.late_fusion == "product"
     model = os.path.join(out, "models", "gmc-seed0.keras")
     result = robult(
         "evaluate", "--model", model, "--data", data, "--out", out + "2"
@@ -270,6 +294,15 @@ def test_options_reach_the_run_under_another_backend(tmp_path):
             "robult: error: --labeled-fraction must be in (0, 1]; got 0.0",
         ),
         (
+            ["train", "--train-missing-rate", "1"],
+            "robult: error: --train-missing-rate must be in [0, 1); got 1.0",
+        ),
+        (
+            ["train", "--late-fusion", "max"],
+            "robult train: error: argument --late-fusion: invalid choice: "
+            "'max' (choose from 'mean', 'product')",
+        ),
+        (
             ["evaluate", "--model", "{tmp}/none.keras"],
             "robult: error: No such model file: {tmp}/none.keras",
         ),
@@ -287,6 +320,8 @@ def test_options_reach_the_run_under_another_backend(tmp_path):
         "methods",
         "latent_dim",
         "fraction",
+        "train_missing_rate",
+        "late_fusion",
         "no_model",
         "no_data",
     ],

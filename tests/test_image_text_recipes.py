@@ -166,7 +166,7 @@ def test_mmimdb_raw_recipe_trains_the_backbones_with_finetune(
     assert results["task"] == "multilabel"
     assert results["backbones"]["frozen"] is False
     assert results["backbones"]["learning_rate"] == 0.001
-    assert results["backbones"]["modality_dropout"] == 0.3
+    assert results["modality_dropout"] == 0.3
     with open(out / "run_config.json") as handle:
         assert json.load(handle)["extra"]["raw"] is True
     model = keras.saving.load_model(out / "models" / "robult-seed0.keras")
@@ -188,20 +188,6 @@ def test_a_missing_preset_is_one_line(tmp_path, presets, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "food101 recipe: error: Could not load the text preset" in err
-
-
-def test_modality_dropout_needs_finetune(tmp_path, presets, capsys):
-    write_food101(tmp_path / "data", {"train": 2, "test": 1})
-    args = ("--modality-dropout", "0.2")
-    code = run_smoke(
-        "food101", tmp_path / "data", tmp_path / "o", presets, *args
-    )
-    assert code == 2
-    assert capsys.readouterr().err.strip() == (
-        "food101 recipe: error: --modality-dropout drops modalities in the "
-        "streaming pipeline, which trains only with --finetune (frozen runs "
-        "train on cached features)."
-    )
 
 
 def test_a_sequence_longer_than_the_backbone_is_refused(

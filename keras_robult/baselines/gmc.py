@@ -115,7 +115,7 @@ class GMC(MultimodalModel):
         mask = self._modality_mask(inputs)
         latents = self.encode(inputs, mask)  # (B, M, d)
         joint = self.joint_encoder(latents, mask)  # (B, d)
-        mean_present = self.late_fusion(latents, mask)
+        mean_present = self.mean_over_present(latents, mask)
         representation = mean_present
         if self.full_set == "joint":
             representation = self.where_all_present(mask, joint, mean_present)

@@ -58,7 +58,7 @@ class UnimodalEnsemble(MultimodalModel):
         )
         predictions = self.task.activation(logits)
         outputs = {
-            "prediction": self.late_fusion(predictions, mask),
+            "prediction": self.mean_over_present(predictions, mask),
             "modality_logits": logits,
             "modality_predictions": predictions,
         }

@@ -5,6 +5,7 @@ from keras_robult.data.masking import (
     evaluation_subsets,
     random_mask,
     subset_mask,
+    training_mask,
 )
 from keras_robult.data.npz import infer_task_name, load_npz
 from keras_robult.data.pipeline import make_dataset
@@ -21,6 +22,7 @@ __all__ = [
     "strata",
     "subset_mask",
     "random_mask",
+    "training_mask",
     "evaluation_subsets",
     "make_dataset",
     "load_npz",

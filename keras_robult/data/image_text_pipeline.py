@@ -4,6 +4,7 @@ nothing but the records (paths and strings) held in memory."""
 
 import numpy as np
 
+from keras_robult.data.masking import check_rate, drop_modalities
 from keras_robult.validation import MASK_KEY
 
 
@@ -120,11 +121,7 @@ def image_text_dataset(
             "A tokenizer needs a sequence_length: token ids are padded or "
             "truncated to it so that every batch has one static shape."
         )
-    if not 0 <= modality_dropout < 1:
-        raise ValueError(
-            f"`modality_dropout` must be in [0, 1); received "
-            f"{modality_dropout!r}."
-        )
+    check_rate(modality_dropout, "modality_dropout")
     keep = np.ones(len(records), bool)
     if skip is not None and len(skip):
         keep[np.asarray(skip, "int64")] = False
@@ -153,7 +150,8 @@ def image_text_dataset(
         )
         dataset = tf.data.Dataset.zip((dataset, draws)).map(
             lambda element, draw: dict(
-                element, mask=_drop(element["mask"], draw, modality_dropout)
+                element,
+                mask=drop_modalities(element["mask"], draw, modality_dropout),
             )
         )
     size = tuple(image_size)
@@ -188,25 +186,6 @@ def image_text_dataset(
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
         tf.data.AUTOTUNE
     )
-
-
-def _drop(mask, draw, rate):
-    """Graph op: `mask` `(M,)` with each present modality dropped with
-    probability `rate` (stateless draws from the int64 `draw`); a sample
-    that would lose them all keeps one present modality, chosen
-    uniformly."""
-    import tensorflow as tf
-
-    seed = tf.stack([draw, tf.constant(0, tf.int64)])
-    uniform = tf.random.stateless_uniform((2,) + tuple(mask.shape), seed)
-    kept = mask * tf.cast(uniform[0] >= rate, mask.dtype)
-    # One present modality back (the largest of a second draw among them).
-    back = tf.one_hot(
-        tf.argmax(tf.where(mask > 0, uniform[1], -1.0)),
-        mask.shape[0],
-        dtype=mask.dtype,
-    )
-    return tf.where(tf.reduce_sum(kept) > 0, kept, back * mask)
 
 
 def _packer(tokenizer, sequence_length):

@@ -1,4 +1,5 @@
-"""Modality masks for evaluation: explicit subsets or random dropping."""
+"""Modality masks: explicit subsets, random dropping for evaluation, gaps
+in the training data and modality dropout in a `tf.data` pipeline."""
 
 import itertools
 
@@ -22,8 +23,7 @@ def random_mask(num_samples, num_modalities, rate, seed=0):
     """Drops each modality independently with probability `rate`, keeping
     at least one per sample (a sample that lost all gets one back, chosen
     uniformly). Seeded and reproducible."""
-    if not 0 <= rate < 1:
-        raise ValueError(f"`rate` must be in [0, 1); received {rate!r}.")
+    check_rate(rate, "rate")
     rng = np.random.default_rng(seed)
     mask = (rng.uniform(size=(num_samples, num_modalities)) >= rate).astype(
         "float32"
@@ -31,6 +31,65 @@ def random_mask(num_samples, num_modalities, rate, seed=0):
     empty = np.flatnonzero(mask.sum(axis=1) == 0)
     mask[empty, rng.integers(0, num_modalities, empty.size)] = 1.0
     return mask
+
+
+def check_rate(rate, name):
+    """Raises unless `rate` is a probability in [0, 1)."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"`{name}` must be in [0, 1); received {rate!r}.")
+
+
+def training_mask(base_mask, rate, seed=0):
+    """Training data with gaps: each present modality of each sample
+    dropped with probability `rate`, at least one present modality kept
+    per sample (a sample that would lose them all keeps one of its own,
+    chosen uniformly). Drawn once (seeded); the protocol's
+    `train_missing_rate`.
+
+    Args:
+        base_mask: `(samples, M)` mask of the modalities the data holds;
+            every row must have one.
+        rate: float in [0, 1).
+        seed: int or sequence of ints (`numpy.random.default_rng`).
+
+    Returns:
+        A float32 `(samples, M)` mask, a subset of `base_mask`.
+    """
+    check_rate(rate, "train_missing_rate")
+    base = np.asarray(base_mask, "float32") > 0.5
+    empty = np.flatnonzero(~base.any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"{empty.size} training sample(s) have no modality present "
+            f"(first rows {empty[:5].tolist()}); every sample needs one."
+        )
+    rng = np.random.default_rng(seed)
+    draws = rng.uniform(size=(2,) + base.shape)
+    kept = base & (draws[0] >= rate)
+    lost = np.flatnonzero(~kept.any(axis=1))
+    # One of the sample's own modalities back: its largest second draw.
+    back = np.argmax(np.where(base[lost], draws[1][lost], -1.0), axis=1)
+    kept[lost, back] = True
+    return kept.astype("float32")
+
+
+def drop_modalities(mask, draw, rate):
+    """Graph op for `tf.data` (modality dropout as augmentation): `mask`
+    `(M,)` with each present modality dropped with probability `rate`,
+    from stateless draws seeded by the int64 scalar `draw` (e.g. from
+    `tf.data.Dataset.random`); a sample that would lose them all keeps one
+    present modality, chosen uniformly, as `training_mask` does."""
+    import tensorflow as tf
+
+    seed = tf.stack([draw, tf.constant(0, tf.int64)])
+    uniform = tf.random.stateless_uniform((2,) + tuple(mask.shape), seed)
+    kept = mask * tf.cast(uniform[0] >= rate, mask.dtype)
+    back = tf.one_hot(
+        tf.argmax(tf.where(mask > 0, uniform[1], -1.0)),
+        mask.shape[0],
+        dtype=mask.dtype,
+    )
+    return tf.where(tf.reduce_sum(kept) > 0, kept, back * mask)
 
 
 def evaluation_subsets(modalities, max_exhaustive=4):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_robult.data.masking import check_rate, drop_modalities
 from keras_robult.data.standardization import apply_standardization
 from keras_robult.validation import MASK_KEY, check_arrays
 
@@ -18,6 +19,7 @@ def make_dataset(
     drop_remainder=False,
     standardization=None,
     prefetch=True,
+    modality_dropout=0.0,
 ):
     """A `tf.data.Dataset` of `({modality: ..., "modality_mask": ...},
     {"label": ..., "is_labeled": ...})` batches from NumPy arrays.
@@ -41,12 +43,17 @@ def make_dataset(
         drop_remainder: bool, static batch size (one compiled step).
         standardization: optional stats from `fit_standardization`.
         prefetch: bool, prefetch with autotuning.
+        modality_dropout: float in [0, 1), augmentation for training: each
+            present modality of a sample is dropped (mask 0, values zeroed)
+            with this probability, at least one present modality kept per
+            sample; new draws every epoch, reproducible from `seed`.
 
     Returns:
         A `tf.data.Dataset`.
     """
     import tensorflow as tf
 
+    check_rate(modality_dropout, "modality_dropout")
     x = {k: np.asarray(v) for k, v in x.items()}
     if modality_mask is not None:
         x[MASK_KEY] = np.asarray(modality_mask, "float32")
@@ -89,7 +96,34 @@ def make_dataset(
         dataset = dataset.shuffle(
             num_samples, seed=seed, reshuffle_each_iteration=True
         )
+    if modality_dropout > 0:
+        dataset = _with_modality_dropout(
+            dataset, modalities, modality_dropout, seed
+        )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if prefetch:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return dataset
+
+
+def _with_modality_dropout(dataset, modalities, rate, seed):
+    """`dataset` with each element's modalities dropped at `rate` (new
+    stateless draws each epoch, seeded), dropped values zero-filled."""
+    import tensorflow as tf
+
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+    def drop(element, draw):
+        x = dict(element[0])
+        mask = drop_modalities(x[MASK_KEY], draw, rate)
+        for index, name in enumerate(modalities):
+            if x[name].dtype.is_floating:
+                x[name] = tf.where(
+                    mask[index] > 0, x[name], tf.zeros_like(x[name])
+                )
+        x[MASK_KEY] = mask
+        return (x,) + tuple(element[1:])
+
+    return tf.data.Dataset.zip((dataset, draws)).map(
+        drop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )

@@ -39,9 +39,6 @@ class FinetuneSource:
             (backbones included).
         batch_size: int, batch size of the feature passes in evaluation.
         augment: bool, random horizontal flips of the training images.
-        modality_dropout: float in [0, 1), the rate at which the training
-            pipeline drops each present modality of a sample (see
-            `image_text_dataset`).
     """
 
     def __init__(
@@ -56,7 +53,6 @@ class FinetuneSource:
         learning_rate=1e-4,
         batch_size=64,
         augment=True,
-        modality_dropout=0.0,
     ):
         self.records = records
         self.text_preset = text_preset
@@ -68,7 +64,6 @@ class FinetuneSource:
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.augment = augment
-        self.modality_dropout = modality_dropout
         self._tokenizer = None
 
     @property
@@ -116,8 +111,11 @@ class FinetuneSource:
             part.is_labeled if is_labeled is None else is_labeled,
         )
 
-    def dataset(self, records, batch_size, training=False, seed=0):
-        """The streaming pipeline over `records`."""
+    def dataset(
+        self, records, batch_size, training=False, seed=0, modality_dropout=0.0
+    ):
+        """The streaming pipeline over `records` (`modality_dropout`: see
+        `image_text_dataset`)."""
         from keras_robult.data.image_text_pipeline import image_text_dataset
 
         augmentation = None
@@ -133,7 +131,7 @@ class FinetuneSource:
             seed=seed,
             augmentation=augmentation,
             drop_remainder=training,
-            modality_dropout=self.modality_dropout if training else 0.0,
+            modality_dropout=modality_dropout if training else 0.0,
         )
 
 
@@ -192,7 +190,9 @@ class FinetuneMixin:
         if labeled_only:
             records = records.subset(np.flatnonzero(is_labeled))
         batch_size = min(batch_size, len(records))
-        return self.source.dataset(records, batch_size, True, seed)
+        return self.source.dataset(
+            records, batch_size, True, seed, self.modality_dropout
+        )
 
     def validation_dataset(self, x, labels, batch_size):
         return self.source.dataset(self.source.select(x), batch_size)

@@ -59,13 +59,6 @@ def add_image_text_arguments(parser):
         default=1e-4,
         help="Adam learning rate of the whole model with --finetune",
     )
-    parser.add_argument(
-        "--modality-dropout",
-        type=float,
-        default=0.0,
-        help="with --finetune: rate at which training drops each present "
-        "modality of a sample (at least one kept)",
-    )
 
 
 def resolve_preset(preset):
@@ -207,10 +200,7 @@ def backbone_summary(args):
         "frozen": not args.finetune,
     }
     if args.finetune:
-        summary.update(
-            learning_rate=args.finetune_learning_rate,
-            modality_dropout=args.modality_dropout,
-        )
+        summary.update(learning_rate=args.finetune_learning_rate)
     return summary
 
 
@@ -225,7 +215,6 @@ def feature_splits(args, records, dataset):
         and the backbone settings, for `results.json`) and, when
         fine-tuning, `finetune` (the `FinetuneSource`).
     """
-    check_finetune_options(args)
     backbones = backbone_settings(args)
     splits, skipped, kept = [], {}, []
     for name in ("train", "valid", "test"):
@@ -314,18 +303,7 @@ def finetune_source(args, records, features):
         {m: features[m].shape[1] for m in ("image", "text")},
         learning_rate=args.finetune_learning_rate,
         batch_size=args.feature_batch_size,
-        modality_dropout=args.modality_dropout,
     )
-
-
-def check_finetune_options(args):
-    """Refuses options that only act when fine-tuning, without it."""
-    if args.modality_dropout and not args.finetune:
-        raise ValueError(
-            "--modality-dropout drops modalities in the streaming pipeline, "
-            "which trains only with --finetune (frozen runs train on "
-            "cached features)."
-        )
 
 
 def concatenate_records(parts):

@@ -155,6 +155,10 @@ class Method(abc.ABC):
             at the end of training (Keras `use_ema`).
         patience: int, epochs without improvement of the validation metric
             before early stopping (runs with a validation split only).
+        modality_dropout: float in [0, 1), augmentation: the training
+            pipeline drops each present modality of a sample with this
+            probability, at least one kept, new draws every epoch
+            (`make_dataset`).
     """
 
     name = "method"
@@ -171,6 +175,7 @@ class Method(abc.ABC):
         weight_decay=0.0,
         ema_momentum=None,
         patience=10,
+        modality_dropout=0.0,
     ):
         self.task = task
         self.input_shapes = dict(input_shapes)
@@ -185,6 +190,7 @@ class Method(abc.ABC):
         self.weight_decay = weight_decay
         self.ema_momentum = ema_momentum
         self.patience = patience
+        self.modality_dropout = float(modality_dropout)
 
     def encoder(self, name):
         return default_encoder(
@@ -242,6 +248,7 @@ class Method(abc.ABC):
             shuffle=True,
             seed=seed,
             drop_remainder=True,
+            modality_dropout=self.modality_dropout,
         )
 
     def validation_dataset(self, x, labels, batch_size):

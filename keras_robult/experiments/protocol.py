@@ -10,9 +10,11 @@ import time
 import numpy as np
 
 from keras_robult.data.masking import (
+    check_rate,
     evaluation_subsets,
     random_mask,
     subset_mask,
+    training_mask,
 )
 from keras_robult.data.splits import labeled_mask, train_test_split
 from keras_robult.data.standardization import fit_standardization
@@ -108,6 +110,7 @@ def run_protocol(
     validation_mask=None,
     store=None,
     curve_metric=None,
+    train_missing_rate=0.0,
 ):
     """Trains and evaluates every method on every seed.
 
@@ -139,6 +142,14 @@ def run_protocol(
         curve_metric: metric of the missing-rate curve and its AUC
             (default: the task's primary metric; e.g. `"auroc"` for a
             binary task reported by AUROC).
+        train_missing_rate: float in [0, 1): training data with gaps. Per
+            seed, each present modality of each training sample is dropped
+            with this probability, at least one kept per sample
+            (`keras_robult.data.training_mask`, seeded by the seed); every
+            method trains on the same gaps, which are saved with the
+            labeled indices (`"train_modality_mask"`, one 0/1 row per
+            training sample). The validation and test splits keep their
+            modalities.
 
     A (method, seed) whose training loss turns NaN or infinite is stopped
     and recorded in `results["failures"]` (method, seed, epoch, message);
@@ -151,6 +162,7 @@ def run_protocol(
     modalities = [k for k in x if k != MASK_KEY]
     y = np.asarray(y)
     check_arrays(x, {"label": y}, modalities, task)
+    check_rate(train_missing_rate, "train_missing_rate")
     input_shapes = {m: tuple(np.shape(x[m])[1:]) for m in modalities}
     primary = curve_metric or PRIMARY[task.name][0]
     num = len(y)
@@ -196,14 +208,27 @@ def run_protocol(
             splits[seed]["valid"] = valid.tolist()
         x_train = {m: np.asarray(x[m])[train] for m in modalities}
         x_train[MASK_KEY] = full_mask[train]
+        if train_missing_rate > 0:
+            # A stream of its own ([seed, 1]), not that of the split's
+            # draws (seed).
+            x_train[MASK_KEY] = training_mask(
+                full_mask[train], train_missing_rate, seed=[seed, 1]
+            )
+            splits[seed]["train_modality_mask"] = (
+                x_train[MASK_KEY].astype(int).tolist()
+            )
         y_train = {"label": y[train], "is_labeled": labeled.astype("float32")}
         x_test = {m: np.asarray(x[m])[test] for m in modalities}
         x_test[MASK_KEY] = full_mask[test]
         statistics = fit_standardization(x_train)
         if verbose:
+            gaps = ""
+            if train_missing_rate > 0:
+                absent = 1.0 - x_train[MASK_KEY].mean()
+                gaps = f", {absent:.0%} of training modalities missing"
             print(
                 f"seed {seed}: {len(train)} train ({int(labeled.sum())} "
-                f"labeled), {len(test)} test",
+                f"labeled), {len(test)} test{gaps}",
                 flush=True,
             )
         for name, factory in methods.items():
@@ -262,6 +287,8 @@ def run_protocol(
         per_subset,
         curves,
     )
+    if train_missing_rate > 0:
+        results["train_missing_rate"] = float(train_missing_rate)
     if failures:
         results["failures"] = failures
     return results, splits

@@ -10,7 +10,11 @@ import argparse
 import os
 import sys
 
-from keras_robult_cli import DISTRIBUTE_HELP
+from keras_robult_cli import (
+    DISTRIBUTE_HELP,
+    add_missing_modality_arguments,
+    training_gap_options,
+)
 
 SMOKE_SAMPLES = 64
 # Options every recipe has (the run configuration names them one by one);
@@ -31,6 +35,9 @@ RECIPE_OPTIONS = (
     "restart",
     "verbose",
     "distribute",
+    "train_missing_rate",
+    "modality_dropout",
+    "late_fusion",
 )
 
 
@@ -60,6 +67,7 @@ def recipe_parser(description, epochs=100, batch_size=256):
         help="early stopping: epochs without validation improvement",
     )
     parser.add_argument("--latent-dim", type=int, default=128)
+    add_missing_modality_arguments(parser)
     parser.add_argument("--out", help="results folder")
     parser.add_argument(
         "--smoke",
@@ -129,6 +137,7 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
 
     if not 0 < args.labeled_fraction <= 1:
         raise ValueError("--labeled-fraction must be in (0, 1]")
+    gaps = training_gap_options(args)
     epochs, seeds = args.epochs, args.seeds
     if args.smoke:
         splits = [
@@ -160,6 +169,7 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
             "extra": {
                 k: v for k, v in vars(args).items() if k not in RECIPE_OPTIONS
             },
+            **gaps,
         },
         restart=args.restart,
     )
@@ -180,6 +190,8 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
                 latent_dim=args.latent_dim,
                 patience=args.patience,
                 finetune=finetune,
+                modality_dropout=args.modality_dropout,
+                robult_options={"late_fusion": args.late_fusion},
             ),
             seeds=seeds,
             labeled_fraction=args.labeled_fraction,
@@ -192,7 +204,9 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
             save_models=save_models,
             store=store,
             curve_metric=metrics[0],
+            train_missing_rate=args.train_missing_rate,
         )
+    results.update(gaps)
     results.update(extra or {})
     write_results(results, split_indices, out, metrics=metrics)
     for metric in metrics:

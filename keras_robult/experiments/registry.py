@@ -30,6 +30,7 @@ def _make(cls, name, **fixed):
         method.name = name
         return method
 
+    factory.method_class = cls
     return factory
 
 
@@ -68,10 +69,12 @@ METHODS = {
 DEFAULT_METHODS = list(METHODS)
 
 
-def method_factories(names, **options):
+def method_factories(names, robult_options=None, **options):
     """dict name -> factory `(task, input_shapes, statistics) -> Method`.
 
-    `options` go to every method's constructor (e.g. `latent_dim`);
+    `options` go to every method's constructor (e.g. `latent_dim`),
+    `robult_options` (a dict, e.g. `{"late_fusion": "product"}`) to the
+    Robult variants' only;
     `finetune=` a `FinetuneSource` makes each method train its keras-hub
     backbones end to end (`keras_robult.experiments.finetune`)."""
     unknown = [n for n in names if n not in METHODS]
@@ -79,4 +82,10 @@ def method_factories(names, **options):
         raise ValueError(
             f"Unknown method(s) {unknown}; choose from {list(METHODS)}."
         )
-    return {name: functools.partial(METHODS[name], **options) for name in names}
+    factories = {}
+    for name in names:
+        own = dict(options)
+        if issubclass(METHODS[name].method_class, RobultMethod):
+            own.update(robult_options or {})
+        factories[name] = functools.partial(METHODS[name], **own)
+    return factories

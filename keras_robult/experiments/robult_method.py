@@ -9,8 +9,8 @@ class RobultMethod(Method):
 
     Args:
         task, input_shapes, statistics, latent_dim, learning_rate,
-            jit_compile, encoder_dropout, weight_decay, ema_momentum: see
-            `Method`.
+            jit_compile, encoder_dropout, weight_decay, ema_momentum,
+            patience, modality_dropout: see `Method`.
         loss_weights: dict of Robult loss weights (ablations set one to 0).
         probe: bool, after training, freeze everything but the task head
             and fit it alone on the labeled samples (the "no L_sup +
@@ -37,6 +37,7 @@ class RobultMethod(Method):
         probe=False,
         probe_epochs=200,
         patience=10,
+        modality_dropout=0.0,
         **model_kwargs,
     ):
         super().__init__(
@@ -50,6 +51,7 @@ class RobultMethod(Method):
             weight_decay=weight_decay,
             ema_momentum=ema_momentum,
             patience=patience,
+            modality_dropout=modality_dropout,
         )
         self.loss_weights = loss_weights
         self.probe = probe

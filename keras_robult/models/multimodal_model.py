@@ -27,10 +27,10 @@ class MultimodalModel(keras.Model):
     It owns what `Robult` and the baselines share: the per-modality encoders
     (each followed by a `LatentProjection` to `latent_dim`), zero-filling of
     missing modalities, input checks with clear errors (at trace time in
-    `call`, on the data before `fit` / `evaluate` / `predict`), late fusion,
-    target unpacking and the task metric on labeled samples. Subclasses
-    implement `call` (returning at least `"prediction"`, passed through
-    `with_fallback`) and `compute_loss`.
+    `call`, on the data before `fit` / `evaluate` / `predict`), late fusion
+    (`mean_over_present`), target unpacking and the task metric on labeled
+    samples. Subclasses implement `call` (returning at least
+    `"prediction"`, passed through `with_fallback`) and `compute_loss`.
 
     A sample with no modality present (allowed in `predict` and serving,
     an error in `fit` / `evaluate`) gets a defined, finite fallback
@@ -296,10 +296,12 @@ class MultimodalModel(keras.Model):
         return ops.argsort(ops.argsort(noise, axis=-1), axis=-1)
 
     @staticmethod
-    def late_fusion(modality_predictions, mask):
-        """Mean of the present branches' outputs, `(batch, output_dim)`."""
-        weights = ops.cast(mask, modality_predictions.dtype)
-        total = ops.einsum("bm,bmo->bo", weights, modality_predictions)
+    def mean_over_present(values, mask):
+        """Mean over the present modalities of `values` `(batch, M, width)`,
+        `(batch, width)` (zeros for a sample with none): the late fusion of
+        branch outputs, the mean of present latents."""
+        weights = ops.cast(mask, values.dtype)
+        total = ops.einsum("bm,bmo->bo", weights, values)
         count = ops.sum(weights, axis=-1, keepdims=True)
         return safe_divide(total, count)
 

@@ -25,6 +25,7 @@ DEFAULT_LOSS_WEIGHTS = {
 LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 FULL_SET_MODES = ("fused", "late", "mean")
 FUSION_POOLINGS = ("attention", "concat")
+LATE_FUSION_RULES = ("mean", "product")
 
 
 @keras.saving.register_keras_serializable(package="keras_robult")
@@ -64,7 +65,8 @@ class Robult(MultimodalModel):
 
     Prediction is per sample, from whatever modalities it has: the fused
     branch when all are present (see `full_set`), otherwise the late fusion
-    (mean of branch outputs in the task output space) of the present ones.
+    of the present branches (`late_fusion`: the paper's mean of branch
+    outputs in the task output space, or their product of experts).
     A missing modality is zero-filled before its encoder and masked out, so
     its values never reach the prediction.
 
@@ -101,6 +103,15 @@ class Robult(MultimodalModel):
             default `FusionEncoder` (ignored when `fusion` is given).
         pseudo_threshold: float in `[0, 1]`, the confidence a pseudo-label
             needs to enter `L_pseudo` (see `Task.pseudo_labels`).
+        late_fusion: how the present branches' outputs combine where the
+            fused branch does not predict: `"mean"` (the paper's rule: mean
+            of probabilities for classification and multi-label, of values
+            for regression) or `"product"` (product of experts: the
+            normalised geometric mean of the branches' probabilities, i.e.
+            the activation of the mean of `Task.log_scores`; for
+            regression the same mean of values). It also gives the soft
+            targets of unlabeled samples that miss a modality and the
+            `L_pseudo` teacher.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -174,6 +185,7 @@ class Robult(MultimodalModel):
         min_pair_probability=0.0,
         fusion_pooling="attention",
         pseudo_threshold=0.9,
+        late_fusion="mean",
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)
@@ -220,6 +232,11 @@ class Robult(MultimodalModel):
                 f"`fusion_pooling` must be one of {FUSION_POOLINGS}; "
                 f"received {fusion_pooling!r}."
             )
+        if late_fusion not in LATE_FUSION_RULES:
+            raise ValueError(
+                f"`late_fusion` must be one of {LATE_FUSION_RULES}; "
+                f"received {late_fusion!r}."
+            )
         if full_set not in FULL_SET_MODES:
             raise ValueError(
                 f"`full_set` must be one of {FULL_SET_MODES}; received "
@@ -239,6 +256,7 @@ class Robult(MultimodalModel):
         self.full_set = full_set
         self.min_pair_probability = float(min_pair_probability)
         self.pseudo_threshold = float(pseudo_threshold)
+        self.late_fusion = late_fusion
 
         self.fusion_pooling = fusion_pooling
         self.fusion = fusion or FusionEncoder(
@@ -306,7 +324,7 @@ class Robult(MultimodalModel):
             )
         )
 
-        late = self.late_fusion(modality_predictions, mask)
+        late = self.fuse_late(modality_logits, mask)
         if self.full_set == "fused":
             full = fused_prediction
         elif self.full_set == "late":
@@ -395,7 +413,7 @@ class Robult(MultimodalModel):
         drifted into confirmation bias on mfeat."""
         is_labeled = ops.cast(is_labeled, "float32")
         mask = ops.cast(mask, "float32")
-        late = self.late_fusion(y_pred["modality_predictions"], mask)
+        late = self.fuse_late(y_pred["modality_logits"], mask)
         teacher = self.where_all_present(
             mask, 0.5 * (y_pred["fused_prediction"] + late), late
         )
@@ -408,6 +426,18 @@ class Robult(MultimodalModel):
             weight,
             y_pred["modality_logits"],
             ops.cast(mask > 0.5, "float32"),
+        )
+
+    def fuse_late(self, modality_logits, mask):
+        """Late fusion `(batch, output_dim)` of the present branches, from
+        their raw outputs `(batch, M, output_dim)`, by the `late_fusion`
+        rule."""
+        if self.late_fusion == "mean":
+            return self.mean_over_present(
+                self.task.activation(modality_logits), mask
+            )
+        return self.task.activation(
+            self.mean_over_present(self.task.log_scores(modality_logits), mask)
         )
 
     def pu_loss(self, labels, is_labeled, mask, y_pred):
@@ -423,7 +453,7 @@ class Robult(MultimodalModel):
         pseudo = self.where_all_present(
             mask,
             y_pred["fused_prediction"],
-            self.late_fusion(y_pred["modality_predictions"], mask),
+            self.fuse_late(y_pred["modality_logits"], mask),
         )
         soft = ops.where(
             is_labeled[:, None] > 0.5,
@@ -486,6 +516,7 @@ class Robult(MultimodalModel):
                 "min_pair_probability": self.min_pair_probability,
                 "pseudo_threshold": self.pseudo_threshold,
                 "fusion_pooling": self.fusion_pooling,
+                "late_fusion": self.late_fusion,
             }
         )
         return config

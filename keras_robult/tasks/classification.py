@@ -53,6 +53,9 @@ class Classification(Task):
     def activation(self, logits):
         return ops.softmax(logits, axis=-1)
 
+    def log_scores(self, logits):
+        return ops.log_softmax(logits, axis=-1)
+
     def _one_hot(self, labels):
         labels = ops.reshape(labels, (ops.shape(labels)[0],))
         labels = ops.cast(labels, "int32")

@@ -35,6 +35,15 @@ class Task(abc.ABC):
     def activation(self, logits):
         """Maps raw head outputs to the task output space."""
 
+    def log_scores(self, logits):
+        """Raw head outputs on the scale where experts multiply: the
+        product-of-experts late fusion averages them over the present
+        branches and applies `activation` (log-probabilities for
+        classification, log-odds for multi-label, which these logits
+        already are, and the values themselves for regression, whose
+        product of equal-variance Gaussian experts is their mean)."""
+        return logits
+
     @abc.abstractmethod
     def supervised_loss(self, labels, logits):
         """Per-sample supervised loss.

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from keras_robult.data import evaluation_subsets, random_mask, subset_mask
+from keras_robult.data import (
+    evaluation_subsets,
+    random_mask,
+    subset_mask,
+    training_mask,
+)
+from keras_robult.data.masking import drop_modalities
 
 
 def test_subset_mask_and_errors():
@@ -34,3 +40,54 @@ def test_evaluation_subsets():
     # Six singles, six leave-one-out sets, the full set.
     assert len(six) == 13
     assert sum(len(s) == 5 for s in six) == 6 and six[-1] == list("abcdef")
+
+
+def test_training_mask_keeps_a_present_modality_of_each_sample():
+    base = np.ones((20000, 4), "float32")
+    base[:5000, 0] = 0.0  # the data itself misses modality 0 there
+    base[5000:6000] = [0, 0, 1, 0]  # one modality only: always kept
+    mask = training_mask(base, 0.5, seed=3)
+    assert mask.dtype == np.float32 and mask.shape == base.shape
+    assert np.all(mask <= base)  # never brings back a missing modality
+    assert mask.sum(axis=1).min() == 1
+    np.testing.assert_array_equal(mask[5000:6000], base[5000:6000])
+    # Each present modality dropped at about the rate (a little less:
+    # samples that lost all get one back).
+    rest = base[6000:] > 0
+    dropped = 1.0 - mask[6000:][rest].mean()
+    assert 0.45 < dropped < 0.5
+    # The modality given back is uniform among the sample's own.
+    full = mask[6000:][(base[6000:] > 0).all(1) & (mask[6000:].sum(1) == 1)]
+    assert np.all(np.abs(full.mean(0) - 0.25) < 0.05)
+    np.testing.assert_array_equal(mask, training_mask(base, 0.5, seed=3))
+    assert not np.array_equal(mask, training_mask(base, 0.5, seed=4))
+    np.testing.assert_array_equal(training_mask(base, 0.0), base)
+
+
+def test_training_mask_errors():
+    with pytest.raises(ValueError, match="train_missing_rate"):
+        training_mask(np.ones((3, 2)), 1.0)
+    base = np.ones((4, 2))
+    base[2] = 0
+    with pytest.raises(ValueError, match=r"1 training sample\(s\) have no"):
+        training_mask(base, 0.3)
+
+
+def test_drop_modalities_graph_op():
+    import tensorflow as tf
+
+    base = tf.constant([1.0, 0.0, 1.0, 1.0])
+    masks = np.stack(
+        [
+            drop_modalities(base, tf.constant(d, tf.int64), 0.6).numpy()
+            for d in range(3000)
+        ]
+    )
+    assert np.all(masks[:, 1] == 0) and masks.sum(1).min() >= 1
+    assert np.all(masks <= base.numpy())
+    present = masks[:, [0, 2, 3]]
+    # Dropped at 0.6, less the samples given one back (0.6^3 = 0.216 of
+    # them, each getting one of three): 0.6 - 0.216 / 3 = 0.528.
+    assert abs((1 - present.mean()) - 0.528) < 0.03
+    again = drop_modalities(base, tf.constant(7, tf.int64), 0.6).numpy()
+    np.testing.assert_array_equal(again, masks[7])

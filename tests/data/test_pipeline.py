@@ -109,3 +109,41 @@ def test_a_constant_feature_up_to_rounding_noise_is_not_scaled():
     assert std[0] == 1.0
     np.testing.assert_allclose(std[1], small.std() + 1e-6, rtol=1e-4)
     np.testing.assert_allclose(mean, x["a"].mean(0), rtol=1e-6)
+
+
+def test_modality_dropout_redraws_masks_every_epoch():
+    x, y = make_multimodal(num_samples=400)
+    x["modality_mask"][:100, 2] = 0.0  # missing in the data itself
+
+    def epochs(seed, count=2):
+        dataset = data.make_dataset(
+            x,
+            y["label"],
+            y["is_labeled"],
+            batch_size=400,
+            shuffle=False,
+            seed=seed,
+            modality_dropout=0.5,
+        )
+        return [next(iter(dataset))[0] for _ in range(count)]
+
+    first, second = epochs(seed=1)
+    for batch in (first, second):
+        mask = np.asarray(batch["modality_mask"])
+        assert np.all(mask <= x["modality_mask"]) and mask.sum(1).min() >= 1
+        assert 0.3 < 1 - mask[100:].mean() < 0.5
+        for index in range(3):  # dropped values are zeros
+            values = np.asarray(batch[f"m{index}"])
+            np.testing.assert_array_equal(values[mask[:, index] == 0], 0.0)
+            kept = mask[:, index] > 0
+            np.testing.assert_array_equal(values[kept], x[f"m{index}"][kept])
+    assert not np.array_equal(first["modality_mask"], second["modality_mask"])
+    again = epochs(seed=1)
+    for ours, theirs in zip((first, second), again):
+        np.testing.assert_array_equal(
+            ours["modality_mask"], theirs["modality_mask"]
+        )
+    other = epochs(seed=2, count=1)[0]
+    assert not np.array_equal(first["modality_mask"], other["modality_mask"])
+    with pytest.raises(ValueError, match="modality_dropout"):
+        data.make_dataset(x, modality_dropout=1.0)

@@ -173,6 +173,70 @@ def test_run_protocol_keeps_the_validation_split_out_of_training():
         )
 
 
+class RecordsTraining(ClassZero):
+    """`ClassZero` that keeps the training data each (seed) fit got."""
+
+    seen = []
+
+    def fit(self, x, y, epochs, batch_size, seed=0, **kwargs):
+        RecordsTraining.seen.append((seed, x["modality_mask"].copy()))
+        return self
+
+
+def test_train_missing_rate_gives_every_method_the_same_saved_gaps(tmp_path):
+    x, y = make_multimodal(num_samples=300, num_classes=3)
+    x["modality_mask"][:30, 1] = 0.0  # gaps of the data itself stay
+    RecordsTraining.seen = []
+    results, splits = run_protocol(
+        x,
+        y["label"],
+        tasks.Classification(3),
+        {"a": RecordsTraining, "b": RecordsTraining},
+        seeds=(0, 1),
+        labeled_fraction=0.1,
+        verbose=0,
+        train_missing_rate=0.5,
+    )
+    validate_results(results)
+    assert results["train_missing_rate"] == 0.5
+    (s0, a0), (_, b0), (s1, a1), (_, b1) = RecordsTraining.seen
+    assert (s0, s1) == (0, 1)
+    np.testing.assert_array_equal(a0, b0)  # every method, the same gaps
+    np.testing.assert_array_equal(a1, b1)
+    assert not np.array_equal(a0, a1)  # drawn per seed
+    for seed, mask in ((0, a0), (1, a1)):
+        train = splits[seed]["train"]
+        saved = np.asarray(splits[seed]["train_modality_mask"])
+        np.testing.assert_array_equal(saved, mask)
+        assert np.all(mask <= x["modality_mask"][train])
+        assert mask.sum(1).min() == 1
+        assert 0.3 < 1 - mask.mean() < 0.5
+    paths = write_results(results, splits, str(tmp_path))
+    with open(paths["splits"]) as handle:
+        saved = json.load(handle)["seed_1"]["train_modality_mask"]
+    np.testing.assert_array_equal(saved, a1)
+    # Without the option nothing changes: full masks, nothing saved.
+    RecordsTraining.seen = []
+    results, splits = run_protocol(
+        x,
+        y["label"],
+        tasks.Classification(3),
+        {"a": RecordsTraining},
+        seeds=(0,),
+        labeled_fraction=0.1,
+        verbose=0,
+    )
+    assert "train_missing_rate" not in results
+    assert "train_modality_mask" not in splits[0]
+    np.testing.assert_array_equal(
+        RecordsTraining.seen[0][1], x["modality_mask"][splits[0]["train"]]
+    )
+    with pytest.raises(ValueError, match="train_missing_rate"):
+        run_protocol(
+            x, y["label"], tasks.Classification(3), {}, train_missing_rate=1
+        )
+
+
 # ------------------------------------------- a predictor with known outputs
 MODALITIES = ["m0", "m1", "m2"]
 

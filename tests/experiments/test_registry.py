@@ -217,3 +217,27 @@ def test_the_default_comparison_holds_every_method():
     assert {"actionmae", "prompt-trans", "gmc", "unimodal", "robult"} <= set(
         registry.DEFAULT_METHODS
     )
+
+
+def test_modality_dropout_reaches_every_method_and_fusion_robult_only():
+    x, y = make_multimodal(num_samples=64)
+    shapes = {m: x[m].shape[1:] for m in ("m0", "m1", "m2")}
+    factories = registry.method_factories(
+        list(registry.METHODS),
+        latent_dim=8,
+        modality_dropout=0.4,
+        robult_options={"late_fusion": "product"},
+    )
+    for name, factory in factories.items():
+        method = factory(tasks.Classification(3), shapes, None)
+        assert method.modality_dropout == 0.4, name
+        model = method.build_model()
+        robult = name.startswith("robult")
+        assert getattr(model, "late_fusion", None) == (
+            "product" if robult else None
+        ), name
+        batch, _ = next(iter(method.dataset(x, y, 64, seed=0)))
+        mask = np.asarray(batch["modality_mask"])
+        if not method.labeled_only:
+            assert 0.2 < 1.0 - mask.mean() < 0.4, name
+        assert mask.sum(1).min() >= 1, name

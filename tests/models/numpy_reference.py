@@ -171,6 +171,18 @@ class NumpyTask:
             return float(np.prod(p * q + (1 - p) * (1 - q)))
         return float(p @ q)
 
+    def product_of_experts(self, predictions):
+        """Normalised geometric mean of branch outputs `(k, O)` in the
+        task output space (the mean for regression)."""
+        if self.kind == "regression":
+            return predictions.mean(0)
+        geometric = np.exp(np.log(predictions).mean(0))
+        if self.kind == "classification":
+            return geometric / geometric.sum()
+        # Per label: p vs 1 - p, each a geometric mean over the branches.
+        negative = np.exp(np.log(1 - predictions).mean(0))
+        return geometric / (geometric + negative)
+
     def pseudo_label(self, teacher):
         """`(label, confidence)` of a teacher prediction."""
         if self.kind == "classification":
@@ -198,10 +210,14 @@ def robult_forward(model, x):
     fused = task.activation(fused_logits)
     branch = task.activation(branch_logits)
     present = mask > 0.5
-    # Late fusion of the present branches (zeros for a row with none).
+    # Late fusion of the present branches (a row with none: its output
+    # is replaced by the label prior).
+    rule = {"mean": lambda p: p.mean(0), "product": task.product_of_experts}[
+        model.late_fusion
+    ]
     late = np.stack(
         [
-            branch[j, present[j]].mean(0)
+            rule(branch[j, present[j]])
             if present[j].any()
             else np.zeros(branch.shape[-1])
             for j in range(len(mask))

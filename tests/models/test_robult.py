@@ -167,6 +167,56 @@ def test_prediction_uses_present_modalities_only():
     np.testing.assert_allclose(pred.sum(-1), 1.0, rtol=1e-5)
 
 
+def test_product_late_fusion_is_the_normalised_geometric_mean():
+    model = build_model(late_fusion="product")
+    x, _ = make_multimodal(num_samples=4)
+    x["modality_mask"] = np.array(
+        [[1, 0, 0], [1, 1, 0], [0, 1, 1], [1, 1, 1]], "float32"
+    )
+    out = to_numpy(model(x))
+    branch = out["modality_predictions"].astype("float64")
+    np.testing.assert_allclose(out["prediction"][0], branch[0, 0], rtol=1e-5)
+    for i in (1, 2):
+        keep = x["modality_mask"][i] > 0
+        geometric = np.exp(np.log(branch[i, keep]).mean(0))
+        np.testing.assert_allclose(
+            out["prediction"][i], geometric / geometric.sum(), rtol=1e-4
+        )
+        # Not the mean of probabilities.
+        assert not np.allclose(out["prediction"][i], branch[i, keep].mean(0))
+    np.testing.assert_allclose(
+        out["prediction"][3], out["fused_prediction"][3], rtol=1e-6
+    )
+
+
+def test_training_gaps_leave_an_absent_modality_untouched():
+    """A modality missing from every training sample: one SGD epoch moves
+    the other encoders and not its own (its zero-filled input and masked
+    latent reach no loss term); every loss stays finite."""
+    x, y = make_multimodal(num_samples=32)
+    rng = np.random.default_rng(0)
+    mask = (rng.random((32, 3)) < 0.6).astype("float32")
+    mask[:, 2] = 0.0
+    mask[mask.sum(1) == 0, 0] = 1.0
+    x["modality_mask"] = mask
+    model = build_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=JIT_COMPILE)
+    model(x)
+    before = snapshot(model)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+    after = snapshot(model)
+    for name, moves in (("m0", True), ("m1", True), ("m2", False)):
+        variables = (
+            model.encoders[name].trainable_variables
+            + model.projections[name].trainable_variables
+        )
+        moved = [
+            not np.array_equal(before[v.path], after[v.path]) for v in variables
+        ]
+        assert all(moved) if moves else not any(moved), name
+
+
 @pytest.mark.parametrize("full_set", ["late", "mean"])
 def test_full_set_modes(full_set):
     model = build_model(full_set=full_set)
@@ -372,10 +422,13 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_get_config_from_config():
-    model = build_model(temperature=0.7, loss_weights={"rec": 0.5})
+    model = build_model(
+        temperature=0.7, loss_weights={"rec": 0.5}, late_fusion="product"
+    )
     clone = keras_robult.Robult.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert clone.loss_weights["rec"] == 0.5
+    assert clone.late_fusion == "product"
     x, _ = make_multimodal(num_samples=4)
     assert to_numpy(clone(x))["prediction"].shape == (4, 3)
 
@@ -475,6 +528,10 @@ def test_dropout_acts_in_training_only():
             "`min_pair_probability` must be in [0, 1]; received -0.1.",
         ),
         ({"dropout": 1.0}, "`dropout` must be in [0, 1); received 1.0."),
+        (
+            {"late_fusion": "max"},
+            "`late_fusion` must be one of ('mean', 'product'); received 'max'.",
+        ),
         (
             {"fusion_pooling": "max"},
             "`fusion_pooling` must be one of ('attention', 'concat'); "

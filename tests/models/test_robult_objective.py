@@ -127,11 +127,14 @@ def select_between(values):
     return float(0.5 * (low + high))
 
 
+@pytest.mark.parametrize("late_fusion", ["mean", "product"])
 @pytest.mark.parametrize("task_name", list(TASKS))
-def test_every_term_and_the_total_match_the_reference(task_name):
+def test_every_term_and_the_total_match_the_reference(task_name, late_fusion):
+    """Under both late fusion rules: they set the soft targets of the rows
+    with gaps, the pseudo-label teacher and the subsets' predictions."""
     task = TASKS[task_name]
     x, y, sample_weight = make_batch(task_name)
-    model = build_robult(task)
+    model = build_robult(task, late_fusion=late_fusion)
     model(x)
     forward = ref.robult_forward(model, x)
     mask = x["modality_mask"]
