@@ -56,11 +56,21 @@ def add_missing_modality_arguments(parser):
     parser.add_argument(
         "--late-fusion",
         choices=("mean", "product"),
-        default="mean",
-        help="Robult's rule for modality subsets: mean of the present "
-        "branches' probabilities (the paper's) or their product of experts "
-        "(normalised geometric mean); every Robult variant uses it",
+        default=None,
+        help="Robult's rule for modality subsets, for every Robult variant: "
+        "product of experts of the present branches (normalised geometric "
+        "mean) or the mean of their probabilities (the paper's); default: "
+        "each variant's own (product for robult, mean for robult-paper and "
+        "the ablations)",
     )
+
+
+def late_fusion_option(args):
+    """`{"late_fusion": ...}` when `--late-fusion` is given, else `{}`
+    (the options of the Robult variants)."""
+    if args.late_fusion is None:
+        return {}
+    return {"late_fusion": args.late_fusion}
 
 
 def training_gap_options(args):
@@ -68,7 +78,7 @@ def training_gap_options(args):
     differ from their defaults, as a dict (checked: each rate a
     probability in [0, 1))."""
     options = {}
-    if args.late_fusion != "mean":
+    if args.late_fusion is not None:
         options["late_fusion"] = args.late_fusion
     for name in ("train_missing_rate", "modality_dropout"):
         value = getattr(args, name)

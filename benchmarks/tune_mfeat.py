@@ -5,8 +5,9 @@ the test part is never touched: a stratified 20 % validation split is
 carved from the training split, 70 samples of the rest are labeled (5 % of
 the full training split, as in the protocol), and every configuration is
 trained on the rest and scored on the validation split (single-modality
-mean accuracy, full-set accuracy, and the mean accuracy over the
-leave-one-out subsets). Prints one line per configuration.
+mean accuracy, full-set accuracy, the mean accuracy over the leave-one-out
+subsets, and, per seed, how far the worst subset falls below the best of
+its own branches alone, averaged). Prints one line per configuration.
 
     python benchmarks/tune_mfeat.py --seeds 0 1 --configs '[{"epochs": 150}]'
 """
@@ -46,7 +47,7 @@ def main():
         config = dict(config)
         epochs = config.pop("epochs", 300)
         batch_size = config.pop("batch_size", 256)
-        singles, fulls, loos = [], [], []
+        singles, fulls, loos, gaps, per_subset = [], [], [], [], {}
         start = time.perf_counter()
         for seed in args.seeds:
             train, _ = train_test_split(y, 0.3, seed=seed)
@@ -67,6 +68,21 @@ def main():
                 dataset="mfeat-validation",
                 verbose=0,
             )
+            accuracy = {
+                tuple(entry["subset"]): entry["mean"]
+                for entry in results["results"]
+                if entry["metric"] == "accuracy"
+            }
+            for subset, value in accuracy.items():
+                per_subset.setdefault("+".join(subset), []).append(value)
+            # A fused subset against the best of its own branches alone.
+            gaps.append(
+                min(
+                    value - max(accuracy[(m,)] for m in subset)
+                    for subset, value in accuracy.items()
+                    if len(subset) > 1
+                )
+            )
             for entry in results["results"]:
                 if entry["metric"] != "accuracy":
                     continue
@@ -86,7 +102,15 @@ def main():
                     "val_single_mean": round(float(np.mean(singles)), 4),
                     "val_full": round(float(np.mean(fulls)), 4),
                     "val_leave_one_out": round(float(np.mean(loos)), 4),
+                    # Per seed, the subset furthest below its best branch.
+                    "val_worst_gap_to_best_branch": round(
+                        float(np.mean(gaps)), 4
+                    ),
                     "seconds": round(time.perf_counter() - start),
+                    "val_subsets": {
+                        k: round(float(np.mean(v)), 4)
+                        for k, v in per_subset.items()
+                    },
                 }
             ),
             flush=True,

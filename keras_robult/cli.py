@@ -14,6 +14,7 @@ from keras_robult_cli import (
     add_missing_modality_arguments,
     choose_backend,
     ensure_backend,
+    late_fusion_option,
     native_stderr_silenced,
     training_gap_options,
 )
@@ -339,7 +340,7 @@ def _train(args):
         latent_dim=args.latent_dim,
         finetune=data.get("finetune"),
         modality_dropout=args.modality_dropout,
-        robult_options={"late_fusion": args.late_fusion},
+        robult_options=late_fusion_option(args),
     )
     out = _out_dir(args.out, dataset)
     models_dir = os.path.join(out, "models")

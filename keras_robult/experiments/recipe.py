@@ -13,6 +13,7 @@ import sys
 from keras_robult_cli import (
     DISTRIBUTE_HELP,
     add_missing_modality_arguments,
+    late_fusion_option,
     training_gap_options,
 )
 
@@ -191,7 +192,7 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
                 patience=args.patience,
                 finetune=finetune,
                 modality_dropout=args.modality_dropout,
-                robult_options={"late_fusion": args.late_fusion},
+                robult_options=late_fusion_option(args),
             ),
             seeds=seeds,
             labeled_fraction=args.labeled_fraction,

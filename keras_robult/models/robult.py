@@ -14,14 +14,19 @@ from keras_robult.losses.soft_pu import (
 )
 from keras_robult.models.multimodal_model import MultimodalModel
 
-# L_pseudo (self-training, not in the paper) is opt-in.
+# L_pseudo (self-training, not in the paper) is on by default, with the
+# product-of-experts late fusion: chosen on mfeat's validation split
+# (benchmarks/RESULTS.md). PAPER_OPTIONS give the paper's exact method.
 DEFAULT_LOSS_WEIGHTS = {
     "lb": 1.0,
     "ulb": 1.0,
     "rec": 1.0,
     "sup": 1.0,
-    "pseudo": 0.0,
+    "pseudo": 1.0,
 }
+#: `Robult(..., **PAPER_OPTIONS)` is the paper's objective and prediction
+#: rule: no self-training term, late fusion by the mean of probabilities.
+PAPER_OPTIONS = {"loss_weights": {"pseudo": 0.0}, "late_fusion": "mean"}
 LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 FULL_SET_MODES = ("fused", "late", "mean")
 FUSION_POOLINGS = ("attention", "concat")
@@ -51,22 +56,28 @@ class Robult(MultimodalModel):
     paper (section 2.3): `L_PU` reaches `f^m, f^0, g^0` only, `L_rec`
     reaches `g^m, r^m` only, `L_sup` reaches everything.
 
-    `L_pseudo` (off by default, `loss_weights={"pseudo": 1.0}` turns it
-    on) is not in the paper: self-training of the unimodal branches, the
-    branch task loss of `L_sup` on the unlabeled samples against the hard
-    pseudo-label of the model's own ensemble prediction (the mean of the
-    fused and late-fused outputs when every modality is present, the late
-    fusion otherwise; under stop-gradient), kept where its confidence
-    reaches `pseudo_threshold`. The paper already uses these predictions as
-    soft targets inside `L_ulb`; `L_pseudo` lets each unimodal branch learn
-    from them directly. On mfeat it raises every single-view accuracy but
-    makes the weak branches confident, which costs accuracy on late-fused
-    subsets (`benchmarks/RESULTS.md`); hence opt-in.
+    `L_pseudo` is not in the paper: self-training of the unimodal
+    branches, the branch task loss of `L_sup` on the unlabeled samples
+    against the hard pseudo-label of the model's own ensemble prediction
+    (the mean of the fused and late-fused outputs when every modality is
+    present, the late fusion otherwise; under stop-gradient), kept where
+    its confidence reaches `pseudo_threshold`. The paper already uses these
+    predictions as soft targets inside `L_ulb`; `L_pseudo` lets each
+    unimodal branch learn from them directly. It makes the weak branches
+    confident, which under the paper's mean of probabilities lets them
+    outvote strong branches on modality subsets; under the product of
+    experts (the default `late_fusion`) it does not. Both defaults were
+    chosen on a validation split of mfeat (`benchmarks/RESULTS.md`).
+
+    **The paper's exact method** is one argument away:
+    `Robult(..., loss_weights={"pseudo": 0.0}, late_fusion="mean")`
+    (`keras_robult.models.robult.PAPER_OPTIONS`; `robult-paper` in
+    `robult train`).
 
     Prediction is per sample, from whatever modalities it has: the fused
     branch when all are present (see `full_set`), otherwise the late fusion
-    of the present branches (`late_fusion`: the paper's mean of branch
-    outputs in the task output space, or their product of experts).
+    of the present branches (`late_fusion`: their product of experts, or
+    the paper's mean of branch outputs in the task output space).
     A missing modality is zero-filled before its encoder and masked out, so
     its values never reach the prediction.
 
@@ -89,8 +100,8 @@ class Robult(MultimodalModel):
         rbf_bandwidth: float, `sigma` of the RBF weight on the cosine scale.
         loss_weights: dict with any of the keys `"lb"`, `"ulb"`, `"rec"`,
             `"sup"` (default 1.0 each; 0 switches a term off: the ablations
-            of the paper's Table 3) and `"pseudo"` (default 0.0, the
-            self-training term described above).
+            of the paper's Table 3) and `"pseudo"` (default 1.0, the
+            self-training term described above; 0.0 in the paper).
         head_units: int, hidden width of the `g^0`, `g^m` and `r^m` MLPs.
             Defaults to `latent_dim`.
         dropout: float, dropout rate in the heads and the fusion encoder.
@@ -104,14 +115,14 @@ class Robult(MultimodalModel):
         pseudo_threshold: float in `[0, 1]`, the confidence a pseudo-label
             needs to enter `L_pseudo` (see `Task.pseudo_labels`).
         late_fusion: how the present branches' outputs combine where the
-            fused branch does not predict: `"mean"` (the paper's rule: mean
-            of probabilities for classification and multi-label, of values
-            for regression) or `"product"` (product of experts: the
-            normalised geometric mean of the branches' probabilities, i.e.
-            the activation of the mean of `Task.log_scores`; for
-            regression the same mean of values). It also gives the soft
-            targets of unlabeled samples that miss a modality and the
-            `L_pseudo` teacher.
+            fused branch does not predict: `"product"` (default; product of
+            experts: the normalised geometric mean of the branches'
+            probabilities, i.e. the activation of the mean of
+            `Task.log_scores`; for regression the mean of values) or
+            `"mean"` (the paper's rule: mean of probabilities for
+            classification and multi-label, of values for regression). It
+            also gives the soft targets of unlabeled samples that miss a
+            modality and the `L_pseudo` teacher.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -185,7 +196,7 @@ class Robult(MultimodalModel):
         min_pair_probability=0.0,
         fusion_pooling="attention",
         pseudo_threshold=0.9,
-        late_fusion="mean",
+        late_fusion="product",
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)

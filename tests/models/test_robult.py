@@ -134,7 +134,7 @@ def test_gradient_routing(weights, must_move):
 
 # ---------------------------------------------------------------- inference
 def test_prediction_uses_present_modalities_only():
-    model = build_model()
+    model = build_model(late_fusion="mean")
     x, _ = make_multimodal(num_samples=8)
     mask = np.array(
         [
@@ -219,7 +219,7 @@ def test_training_gaps_leave_an_absent_modality_untouched():
 
 @pytest.mark.parametrize("full_set", ["late", "mean"])
 def test_full_set_modes(full_set):
-    model = build_model(full_set=full_set)
+    model = build_model(full_set=full_set, late_fusion="mean")
     x, _ = make_multimodal(num_samples=4)
     out = to_numpy(model(x))
     late = out["modality_predictions"].mean(1)
@@ -282,7 +282,7 @@ def test_pseudo_label_loss_matches_numpy(selecting):
     modality is present, then the mean over branches that have any. The
     selecting threshold lies between the teachers' confidences, so it
     keeps some unlabeled samples and drops others."""
-    model = build_model(pseudo_threshold=0.0)
+    model = build_model(pseudo_threshold=0.0, late_fusion="mean")
     x, y = make_multimodal(num_samples=12, labeled_fraction=0.25)
     x["modality_mask"][:4] = [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]]
     y_pred = model(x)
@@ -334,10 +334,14 @@ def test_pseudo_threshold_one_keeps_no_unlabeled_sample():
     ],
     ids=["regression", "multilabel"],
 )
-def test_other_tasks_fit_and_predict_by_the_rule(task, labels):
-    """Late fusion averages values (regression) or sigmoid probabilities
-    (multi-label) of the present branches; all present: the fused one."""
-    model = build_model(task=task)
+@pytest.mark.parametrize("late_fusion", ["mean", "product"])
+def test_other_tasks_fit_and_predict_by_the_rule(task, labels, late_fusion):
+    """Late fusion of the present branches: values averaged (regression,
+    both rules); for multi-label the mean of sigmoid probabilities, or
+    under the product of experts the sigmoid of the mean logit (per label,
+    p and 1 - p each a geometric mean, normalised). All present: the fused
+    branch."""
+    model = build_model(task=task, late_fusion=late_fusion)
     model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
     x, y = make_multimodal(num_samples=32)
     y["label"] = labels(32, np.random.default_rng(0)).astype("float32")
@@ -354,6 +358,12 @@ def test_other_tasks_fit_and_predict_by_the_rule(task, labels):
         np.testing.assert_array_equal(branch, out["modality_logits"])
     mask = x["modality_mask"]
     late = (branch * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    if task.name == "multilabel" and late_fusion == "product":
+        logits = out["modality_logits"]
+        mean_logit = (logits * mask[..., None]).sum(1) / mask.sum(
+            1, keepdims=True
+        )
+        late = 1 / (1 + np.exp(-mean_logit))
     np.testing.assert_allclose(out["prediction"][:6], late[:6], rtol=1e-5)
     np.testing.assert_allclose(
         out["prediction"][6:], out["fused_prediction"][6:], rtol=1e-6
