@@ -60,8 +60,8 @@ def add_missing_modality_arguments(parser):
         help="Robult's rule for modality subsets, for every Robult variant: "
         "product of experts of the present branches (normalised geometric "
         "mean) or the mean of their probabilities (the paper's); default: "
-        "each variant's own (product for robult, mean for robult-paper and "
-        "the ablations)",
+        "each variant's own (product for robult and robult-pseudo, mean for "
+        "robult-paper and the ablations)",
     )
 
 

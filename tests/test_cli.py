@@ -281,7 +281,7 @@ def test_options_reach_the_run_under_another_backend(tmp_path):
             ["train", "--methods", "robult", "mae"],
             "robult: error: Unknown method(s) ['mae']; choose from "
             "['robult', 'unimodal', 'gmc', 'actionmae', 'prompt-trans', "
-            "'robult-paper', "
+            "'robult-paper', 'robult-pseudo', "
             "'robult-no-sup', 'robult-no-rec', 'robult-no-lb', "
             "'robult-no-ulb'].",
         ),

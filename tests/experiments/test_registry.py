@@ -114,11 +114,16 @@ def robult_model(name):
 
 def test_robult_is_the_default_and_robult_paper_the_paper():
     model = robult_model("robult")
-    assert model.loss_weights == {k: 1.0 for k in model.loss_weights}
+    assert model.loss_weights == dict(
+        {k: 1.0 for k in model.loss_weights}, pseudo=0.0
+    )
     assert model.late_fusion == "product"
     paper = robult_model("robult-paper")
-    assert paper.loss_weights == dict(model.loss_weights, pseudo=0.0)
+    assert paper.loss_weights == model.loss_weights
     assert paper.late_fusion == "mean"
+    pseudo = robult_model("robult-pseudo")
+    assert pseudo.loss_weights == dict(model.loss_weights, pseudo=1.0)
+    assert pseudo.late_fusion == "product"
 
 
 @pytest.mark.parametrize(
