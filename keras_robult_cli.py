@@ -73,7 +73,7 @@ def late_fusion_option(args):
     return {"late_fusion": args.late_fusion}
 
 
-def training_gap_options(args):
+def missing_modality_options(args):
     """The options of `add_missing_modality_arguments` in `args` that
     differ from their defaults, as a dict (checked: each rate a
     probability in [0, 1))."""

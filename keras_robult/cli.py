@@ -15,8 +15,8 @@ from keras_robult_cli import (
     choose_backend,
     ensure_backend,
     late_fusion_option,
+    missing_modality_options,
     native_stderr_silenced,
-    training_gap_options,
 )
 
 # The results' method name of each model class (`robult evaluate`).
@@ -311,7 +311,7 @@ def _train(args):
         )
     if args.epochs < 1 or args.batch_size < 1:
         raise ValueError("--epochs and --batch-size must be positive")
-    gaps = training_gap_options(args)
+    gaps = missing_modality_options(args)
     skipped = None
     if args.data and args.data.endswith((".csv", ".jsonl")):
         data, task, skipped = _load_records(args)

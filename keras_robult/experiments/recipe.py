@@ -14,7 +14,7 @@ from keras_robult_cli import (
     DISTRIBUTE_HELP,
     add_missing_modality_arguments,
     late_fusion_option,
-    training_gap_options,
+    missing_modality_options,
 )
 
 SMOKE_SAMPLES = 64
@@ -138,7 +138,7 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
 
     if not 0 < args.labeled_fraction <= 1:
         raise ValueError("--labeled-fraction must be in (0, 1]")
-    gaps = training_gap_options(args)
+    gaps = missing_modality_options(args)
     epochs, seeds = args.epochs, args.seeds
     if args.smoke:
         splits = [
