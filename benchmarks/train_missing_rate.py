@@ -4,8 +4,10 @@ rates on mfeat (issue 13), tested on the usual subsets.
 For each rate `p`, `robult train --train-missing-rate p` (each present
 modality of each training sample dropped with probability `p`, at least
 one kept, drawn once per seed; the test split keeps every modality) writes
-`<out>/rate-<p>/`; a folder that already holds `results.json` is read, not
-retrained (an interrupted rate resumes). Then one table (single-view mean,
+`<out>/rate-<p>/`; a folder whose `results.json` already holds every
+method is read, not retrained, and otherwise the run resumes there: an
+interrupted rate continues, and methods added to an earlier comparison are
+trained alone (the finished pairs are kept). Then one table (single-view mean,
 mean over the leave-one-out subsets, all views; mean over seeds) and one
 plot (`<out>/train_missing_rate.png`) over the rates.
 
@@ -40,6 +42,13 @@ def summary(results, method):
         float(np.mean(rows[count - 1])),
         float(np.mean(rows[count])),
     )
+
+
+def _holds(path, method):
+    if not os.path.exists(path):
+        return False
+    with open(path) as handle:
+        return summary(json.load(handle), method) is not None
 
 
 def plot(table, rates, path):
@@ -94,7 +103,7 @@ def main():
     for rate in args.rates:
         folder = os.path.join(args.out, f"rate-{rate:.1f}")
         path = os.path.join(folder, "results.json")
-        if not os.path.exists(path):
+        if not all(_holds(path, method) for method in args.methods):
             argv = ["train", "--out", folder, "--epochs", str(args.epochs)]
             argv += ["--seeds", *map(str, args.seeds)]
             argv += ["--methods", *args.methods, *args.robult_options]

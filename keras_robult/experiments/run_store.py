@@ -9,6 +9,9 @@ import shutil
 from keras_robult.experiments.atomic import write_json
 
 CONFIG_FILE = "run_config.json"
+# Options that choose which pairs a run reports rather than how a pair is
+# trained: a rerun with other methods adds its new ones to the folder.
+SELECTION = ("methods",)
 
 
 def _slug(name):
@@ -22,7 +25,11 @@ class RunStore:
     atomically, after its model), so a run that is killed at any moment
     loses at most the pair it was training. The run's configuration is
     saved in `out_dir/run_config.json`; opening the folder with another
-    configuration is refused, naming the options that differ.
+    configuration is refused, naming the options that differ. The methods
+    are a selection, not a configuration (each pair trains on its own):
+    opening the folder with other methods keeps the finished pairs, trains
+    only the new methods, and the saved `methods` lists every method the
+    folder has seen.
 
     Args:
         out_dir: the results folder.
@@ -49,7 +56,8 @@ class RunStore:
             differing = [
                 key
                 for key in sorted(set(saved) | set(self.config))
-                if saved.get(key) != self.config.get(key)
+                if key not in SELECTION
+                and saved.get(key) != self.config.get(key)
             ]
             if differing:
                 details = "; ".join(
@@ -62,6 +70,12 @@ class RunStore:
                     f"({details}). Resume with the same options, choose "
                     "another --out, or pass --restart to start over."
                 )
+            for key in SELECTION:
+                if key in saved and key in self.config:
+                    union = list(saved[key])
+                    union += [v for v in self.config[key] if v not in union]
+                    if union != saved[key]:
+                        write_json(config_path, dict(saved, **{key: union}))
         else:
             write_json(config_path, self.config)
         os.makedirs(self.runs_dir, exist_ok=True)

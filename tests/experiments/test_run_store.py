@@ -79,3 +79,38 @@ def test_a_resumed_run_skips_finished_pairs_and_gives_the_same_results(
         capsys.readouterr().out
     )
     assert json.dumps(resumed) == json.dumps(uninterrupted)
+
+
+def test_other_methods_add_to_the_folder_and_keep_finished_pairs(tmp_path):
+    x, y = make_multimodal(num_samples=60)
+
+    def run(names):
+        config = dict(CONFIG, methods=names)
+        return run_protocol(
+            x,
+            y["label"],
+            tasks.Classification(3),
+            {name: Counting for name in names},
+            seeds=(0, 1),
+            labeled_fraction=0.2,
+            store=RunStore(tmp_path, config),
+        )[0]
+
+    Counting.fits = []
+    first = run(["a"])
+    assert Counting.fits == [0, 1]
+    Counting.fits = []
+    both = run(["a", "b"])
+    assert Counting.fits == [0, 1]  # only "b" trained, on both seeds
+    assert {e["method"] for e in both["results"]} == {"a", "b"}
+    assert [e for e in both["results"] if e["method"] == "a"] == (
+        first["results"]
+    )
+    Counting.fits = []
+    run(["b"])
+    assert Counting.fits == []
+    with open(tmp_path / "run_config.json") as handle:
+        assert json.load(handle)["methods"] == ["a", "b"]
+    # The methods never excuse another option.
+    with pytest.raises(ValueError, match="epochs: 3 there, 4 now"):
+        RunStore(tmp_path, dict(CONFIG, epochs=4, methods=["c"]))
