@@ -19,6 +19,8 @@ import argparse
 import collections
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -97,8 +99,6 @@ def main():
         help="extra robult train options, e.g. --late-fusion product",
     )
     args = parser.parse_args()
-    from keras_robult import cli
-
     table = {method: [] for method in args.methods}
     for rate in args.rates:
         folder = os.path.join(args.out, f"rate-{rate:.1f}")
@@ -109,7 +109,10 @@ def main():
             argv += ["--methods", *args.methods, *args.robult_options]
             if rate > 0:
                 argv += ["--train-missing-rate", str(rate)]
-            if cli.main(argv) != 0:
+            # A process of its own: `robult train` replaces the process
+            # that calls it when KERAS_BACKEND is not yet its backend.
+            command = [sys.executable, "-m", "keras_robult_cli", *argv]
+            if subprocess.run(command).returncode != 0:
                 raise SystemExit(f"robult train failed at rate {rate}")
         with open(path) as handle:
             results = json.load(handle)
