@@ -46,11 +46,12 @@ def summary(results, method):
     )
 
 
-def _holds(path, method):
+def _load(path):
+    """The results in `path`, or None when there are none yet."""
     if not os.path.exists(path):
-        return False
+        return None
     with open(path) as handle:
-        return summary(json.load(handle), method) is not None
+        return json.load(handle)
 
 
 def plot(table, rates, path):
@@ -103,7 +104,10 @@ def main():
     for rate in args.rates:
         folder = os.path.join(args.out, f"rate-{rate:.1f}")
         path = os.path.join(folder, "results.json")
-        if not all(_holds(path, method) for method in args.methods):
+        results = _load(path)
+        if results is None or any(
+            summary(results, method) is None for method in args.methods
+        ):
             argv = ["train", "--out", folder, "--epochs", str(args.epochs)]
             argv += ["--seeds", *map(str, args.seeds)]
             argv += ["--methods", *args.methods, *args.robult_options]
@@ -114,8 +118,7 @@ def main():
             command = [sys.executable, "-m", "keras_robult_cli", *argv]
             if subprocess.run(command).returncode != 0:
                 raise SystemExit(f"robult train failed at rate {rate}")
-        with open(path) as handle:
-            results = json.load(handle)
+            results = _load(path)
         for method in args.methods:
             values = summary(results, method)
             if values is None:
