@@ -23,10 +23,15 @@ DEFAULT_LOSS_WEIGHTS = {
     "rec": 1.0,
     "sup": 1.0,
     "pseudo": 0.0,
+    "consistency": 0.0,
 }
 #: `Robult(..., **PAPER_OPTIONS)` is the paper's objective and prediction
-#: rule: no self-training term, late fusion by the mean of probabilities.
-PAPER_OPTIONS = {"loss_weights": {"pseudo": 0.0}, "late_fusion": "mean"}
+#: rule: no self-training or consistency term, late fusion by the mean of
+#: probabilities.
+PAPER_OPTIONS = {
+    "loss_weights": {"pseudo": 0.0, "consistency": 0.0},
+    "late_fusion": "mean",
+}
 LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 FULL_SET_MODES = ("fused", "late", "mean")
 FUSION_POOLINGS = ("attention", "concat")
@@ -69,6 +74,15 @@ class Robult(MultimodalModel):
     another view (zer) on the validation split (`benchmarks/RESULTS.md`);
     hence opt-in.
 
+    `L_cons` (off by default, `loss_weights={"consistency": 1.0}`), not in
+    the paper either: in training, `call` also runs the fused branch on a
+    random proper subset of each sample's modalities (`k` uniform in
+    `1..n-1` of its `n` present ones); its task loss against the label, or
+    on an unlabeled sample against the fused branch's own confident hard
+    pseudo-label on all its modalities (stop-gradient, `pseudo_threshold`)
+    is `L_cons`: consistency under modality dropout, with the unlabeled
+    data reaching the fused branch through its own targets.
+
     Modality subsets are predicted by the product of experts of their
     branches by default (`late_fusion`), not the paper's mean of
     probabilities, under which confident weak branches outvote strong
@@ -104,8 +118,9 @@ class Robult(MultimodalModel):
         rbf_bandwidth: float, `sigma` of the RBF weight on the cosine scale.
         loss_weights: dict with any of the keys `"lb"`, `"ulb"`, `"rec"`,
             `"sup"` (default 1.0 each; 0 switches a term off: the ablations
-            of the paper's Table 3) and `"pseudo"` (default 0.0, the
-            self-training term described above).
+            of the paper's Table 3), `"pseudo"` (default 0.0, the
+            self-training term described above) and `"consistency"`
+            (default 0.0, the fused-branch consistency term below).
         head_units: int, hidden width of the `g^0`, `g^m` and `r^m` MLPs.
             Defaults to `latent_dim`.
         dropout: float, dropout rate in the heads and the fusion encoder.
@@ -130,6 +145,7 @@ class Robult(MultimodalModel):
             classification and multi-label, of values for regression). It
             also gives the soft targets of unlabeled samples that miss a
             modality and the `L_pseudo` teacher.
+        seed: int or None, seeds the modality subsets of `L_cons`.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -204,6 +220,7 @@ class Robult(MultimodalModel):
         fusion_pooling="attention",
         pseudo_threshold=0.97,
         late_fusion="product",
+        seed=None,
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)
@@ -275,6 +292,14 @@ class Robult(MultimodalModel):
         self.min_pair_probability = float(min_pair_probability)
         self.pseudo_threshold = float(pseudo_threshold)
         self.late_fusion = late_fusion
+        self.seed = seed
+        # Only a model with the consistency term draws modality subsets (a
+        # model without it keeps the variables of earlier releases).
+        self.seed_generator = (
+            keras.random.SeedGenerator(seed)
+            if self.loss_weights["consistency"] > 0
+            else None
+        )
 
         self.fusion_pooling = fusion_pooling
         self.fusion = fusion or FusionEncoder(
@@ -312,6 +337,9 @@ class Robult(MultimodalModel):
         self.rec_loss_tracker = keras.metrics.Mean(name="loss_rec")
         self.sup_loss_tracker = keras.metrics.Mean(name="loss_sup")
         self.pseudo_loss_tracker = keras.metrics.Mean(name="loss_pseudo")
+        self.consistency_loss_tracker = keras.metrics.Mean(
+            name="loss_consistency"
+        )
 
     # ------------------------------------------------------------------ call
     def call(self, inputs, training=None):
@@ -364,7 +392,26 @@ class Robult(MultimodalModel):
             "unique": unique,
             "reconstruction": reconstruction,
         }
+        if training and self.seed_generator is not None:
+            # L_cons student: the fused branch on a random proper subset of
+            # each sample's present modalities.
+            subset_mask = self.random_subset_mask(mask)
+            outputs["subset_mask"] = subset_mask
+            outputs["subset_fused_logits"] = self.task_head(
+                self.fusion(latents, subset_mask, training=training)
+            )
         return self.with_fallback(outputs, mask)
+
+    def random_subset_mask(self, mask):
+        """`(batch, M)` float mask keeping `k` random present modalities
+        per sample, `k` uniform in `1..n-1` for a sample with `n >= 2`
+        present (a proper, non-empty subset), the only one when `n = 1`."""
+        present = ops.cast(mask > 0.5, "float32")
+        count = ops.sum(present, axis=-1, keepdims=True)
+        rank = self.present_first_ranks(present, self.seed_generator)
+        draw = keras.random.uniform(ops.shape(count), seed=self.seed_generator)
+        keep = 1.0 + ops.floor(draw * ops.maximum(count - 1.0, 1.0))
+        return ops.cast(ops.cast(rank, "float32") < keep, "float32") * present
 
     # ------------------------------------------------------------------ loss
     @global_batch_loss
@@ -380,6 +427,7 @@ class Robult(MultimodalModel):
         loss_lb, loss_ulb = self.pu_loss(labels, is_labeled, mask, y_pred)
         loss_rec = self.reconstruction_loss(mask, y_pred)
         loss_pseudo = self.pseudo_label_loss(is_labeled, mask, y_pred)
+        loss_consistency = self.consistency_loss(labels, is_labeled, y_pred)
         w = self.loss_weights
         total = (
             w["lb"] * loss_lb
@@ -387,6 +435,7 @@ class Robult(MultimodalModel):
             + w["rec"] * loss_rec
             + w["sup"] * loss_sup
             + w["pseudo"] * loss_pseudo
+            + w["consistency"] * loss_consistency
             + self.regularization_loss()
         )
         for tracker, value in (
@@ -395,6 +444,7 @@ class Robult(MultimodalModel):
             (self.rec_loss_tracker, loss_rec),
             (self.sup_loss_tracker, loss_sup),
             (self.pseudo_loss_tracker, loss_pseudo),
+            (self.consistency_loss_tracker, loss_consistency),
         ):
             tracker.update_state(ops.stop_gradient(value))
         return total
@@ -444,6 +494,36 @@ class Robult(MultimodalModel):
             weight,
             y_pred["modality_logits"],
             ops.cast(mask > 0.5, "float32"),
+        )
+
+    def consistency_loss(self, labels, is_labeled, y_pred):
+        """`L_cons`: the task loss of the fused branch on a random proper
+        subset of each sample's modalities (`subset_fused_logits`, drawn
+        in `call` when training), against the label of a labeled sample
+        and, on an unlabeled one, the hard pseudo-label of the fused branch
+        on all the sample's modalities (under stop-gradient) where its
+        confidence reaches `pseudo_threshold`; averaged over the samples
+        that have a target. 0 outside training (no subset is drawn)."""
+        if "subset_fused_logits" not in y_pred:
+            return ops.zeros(())
+        is_labeled = ops.cast(is_labeled, "float32")
+        pseudo, confidence = self.task.pseudo_labels(
+            ops.stop_gradient(y_pred["fused_prediction"])
+        )
+        confident = ops.cast(confidence >= self.pseudo_threshold, "float32")
+        targets = ops.where(
+            ops.reshape(
+                is_labeled > 0.5, (-1,) + (1,) * (len(labels.shape) - 1)
+            ),
+            ops.cast(labels, pseudo.dtype),
+            ops.stop_gradient(pseudo),
+        )
+        weight = is_labeled + (1.0 - is_labeled) * confident
+        return self.branch_supervised_loss(
+            targets,
+            weight,
+            y_pred["subset_fused_logits"][:, None],
+            ops.max(y_pred["subset_mask"], axis=-1)[:, None],
         )
 
     def fuse_late(self, modality_logits, mask):
@@ -535,6 +615,7 @@ class Robult(MultimodalModel):
                 "pseudo_threshold": self.pseudo_threshold,
                 "fusion_pooling": self.fusion_pooling,
                 "late_fusion": self.late_fusion,
+                "seed": self.seed,
             }
         )
         return config

@@ -78,6 +78,7 @@ def test_no_sup_trains_without_l_sup_then_probes_the_latents():
         "rec": 1.0,
         "sup": 0.0,
         "pseudo": 0.0,
+        "consistency": 0.0,
     }
     history = seen["history"]
     np.testing.assert_allclose(
@@ -103,6 +104,7 @@ def test_no_sup_trains_without_l_sup_then_probes_the_latents():
         "rec": 0.0,
         "sup": 1.0,
         "pseudo": 0.0,
+        "consistency": 0.0,
     }
 
 

@@ -407,6 +407,28 @@ def pseudo_term(model, f, mask, labeled, threshold=None):
     return branch_mean(per_branch), kept, dropped
 
 
+def consistency_term(model, f, subset_mask, labels, labeled):
+    """`L_cons`: the fused branch on `subset_mask` against the label (a
+    labeled row) or the confident hard pseudo-label of the fused branch on
+    the row's own modalities; mean over the rows with a target."""
+    task = NumpyTask(model.task)
+    h0 = fusion_encoder(f["modality_latents"], subset_mask, model.fusion)
+    student = dense(h0, model.task_head)
+    total = count = 0.0
+    for j in range(len(subset_mask)):
+        if not (subset_mask[j] > 0.5).any():
+            continue
+        if labeled[j]:
+            target = labels[j]
+        else:
+            target, confidence = task.pseudo_label(f["fused_prediction"][j])
+            if confidence < model.pseudo_threshold:
+                continue
+        total += task.loss(target, student[j])
+        count += 1.0
+    return total / count if count else 0.0
+
+
 def robult_loss(model, x, labels, is_labeled, sample_weight=None):
     """Every logged term of `Robult.compute_loss` and the total."""
     f = robult_forward(model, x)

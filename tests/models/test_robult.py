@@ -86,8 +86,12 @@ ENCODERS = {"f^m0", "f^m1", "f^m2"}
             {"lb": 0, "ulb": 0, "sup": 0, "rec": 0, "pseudo": 1},
             ENCODERS | {"shared_head", "unique_heads", "task_head"},
         ),
+        (
+            {"lb": 0, "ulb": 0, "sup": 0, "rec": 0, "consistency": 1},
+            ENCODERS | {"fusion", "task_head"},
+        ),
     ],
-    ids=["rec_only", "pu_only", "sup_only", "pseudo_only"],
+    ids=["rec_only", "pu_only", "sup_only", "pseudo_only", "consistency"],
 )
 def test_gradient_routing(weights, must_move):
     """One SGD step with one loss alone moves exactly its groups, with
@@ -251,8 +255,12 @@ def test_masked_out_modality_values_never_matter():
     ["no_labels", "one_class", "one_sample", "modality_missing", "equal"],
 )
 def test_finite_loss_and_gradients(case):
-    # Every term on, the self-training one with every pseudo-label counted.
-    model = build_model(loss_weights={"pseudo": 1.0}, pseudo_threshold=0.0)
+    # Every term on, self-training and consistency with every pseudo-label
+    # counted.
+    model = build_model(
+        loss_weights={"pseudo": 1.0, "consistency": 1.0},
+        pseudo_threshold=0.0,
+    )
     model.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=JIT_COMPILE)
     n = 1 if case == "one_sample" else 8
     x, y = make_multimodal(num_samples=n, labeled_fraction=0.5)

@@ -174,6 +174,78 @@ def test_every_term_and_the_total_match_the_reference(task_name, late_fusion):
         )
 
 
+@pytest.mark.parametrize("task_name", list(TASKS))
+def test_consistency_term_in_training_matches_the_reference(task_name):
+    """`L_cons` (training only): the fused branch on the drawn subsets
+    against labels and confident fused pseudo-labels, and the total with
+    it; the subsets are proper, non-empty subsets of each row's own."""
+    task = TASKS[task_name]
+    x, y, sample_weight = make_batch(task_name)
+    weights = {"lb": 0.7, "ulb": 1.3, "rec": 0.6, "sup": 0.9}
+    model = build_robult(
+        task, loss_weights={**weights, "pseudo": 0.45, "consistency": 0.8}
+    )
+    forward = ref.robult_forward(model, x)
+    mask = x["modality_mask"]
+    labeled = y["is_labeled"] > 0
+    if task_name != "regression":  # regression confidences are all 1
+        model.pseudo_threshold = select_between(
+            [
+                ref.NumpyTask(task).pseudo_label(
+                    forward["fused_prediction"][j]
+                )[1]
+                for j in np.flatnonzero(~labeled)
+            ]
+        )
+    y_pred = model(x, training=True)
+    subset = to_numpy(y_pred["subset_mask"])
+    assert np.all(subset <= mask) and np.all(subset.sum(1) >= 1)
+    count = mask.sum(1)
+    assert np.all(subset.sum(1)[count > 1] < count[count > 1])
+
+    expected = ref.consistency_term(model, forward, subset, y["label"], labeled)
+    assert expected > 0
+    labels, is_labeled = model.unpack_targets(x, y)
+    np.testing.assert_allclose(
+        to_numpy(model.consistency_loss(labels, is_labeled, y_pred)),
+        expected,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    total = model.compute_loss(x, y, y_pred, sample_weight, training=True)
+    others = ref.robult_loss(
+        model, x, y["label"], y["is_labeled"], sample_weight
+    )["loss"]
+    np.testing.assert_allclose(
+        to_numpy(total), others + 0.8 * expected, rtol=1e-5, atol=1e-5
+    )
+    # Outside training nothing is drawn and the term is 0.
+    assert "subset_mask" not in model(x)
+    assert logged(model, x, y, sample_weight)["loss_consistency"] == 0.0
+
+
+def test_the_drawn_subsets_cover_every_size_and_modality():
+    """Over many draws: every size `1..n-1` and every present modality
+    both kept and dropped; a missing one never kept."""
+    model = build_robult(
+        TASKS["classification"], loss_weights={"consistency": 1.0}, seed=7
+    )
+    mask = np.array(
+        [[1, 1, 1], [1, 1, 1], [0, 1, 1], [1, 0, 0], [1, 0, 1]], "float32"
+    )
+    draws = np.stack(
+        [to_numpy(model.random_subset_mask(mask)) for _ in range(200)]
+    )
+    assert np.all(draws <= mask)
+    sizes = draws.sum(-1)
+    for row, n in enumerate(mask.sum(1).astype(int)):
+        assert set(sizes[:, row].astype(int)) == set(range(1, max(n, 2)))
+        for m in np.flatnonzero(mask[row]):
+            kept = draws[:, row, m]
+            assert kept.min() == 0 or n == 1, (row, m)
+            assert kept.max() == 1, (row, m)
+
+
 @pytest.mark.parametrize("pooling", ["attention", "concat"])
 def test_plain_labels_and_no_mask_mean_all_labeled_all_present(pooling):
     """Targets as plain labels are all labeled; inputs without
