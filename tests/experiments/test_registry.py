@@ -117,15 +117,18 @@ def robult_model(name):
 def test_robult_is_the_default_and_robult_paper_the_paper():
     model = robult_model("robult")
     assert model.loss_weights == dict(
-        {k: 1.0 for k in model.loss_weights}, pseudo=0.0
+        {k: 1.0 for k in model.loss_weights}, pseudo=0.0, consistency=0.0
     )
     assert model.late_fusion == "product"
+    assert (model.full_set, model.min_fused_modalities) == ("mean", 2)
     paper = robult_model("robult-paper")
     assert paper.loss_weights == model.loss_weights
     assert paper.late_fusion == "mean"
+    assert (paper.full_set, paper.min_fused_modalities) == ("fused", None)
     pseudo = robult_model("robult-pseudo")
     assert pseudo.loss_weights == dict(model.loss_weights, pseudo=1.0)
     assert pseudo.late_fusion == "product"
+    assert (pseudo.full_set, pseudo.min_fused_modalities) == ("mean", 2)
 
 
 @pytest.mark.parametrize(

@@ -228,7 +228,8 @@ def robult_forward(model, x):
         "late": late,
         "mean": 0.5 * (fused + late),
     }[model.full_set]
-    prediction = np.where(present.all(1, keepdims=True), full, late)
+    fewest = model.min_fused_modalities or mask.shape[1]
+    prediction = np.where(present.sum(1, keepdims=True) >= fewest, full, late)
     reconstruction = modality_mlp(
         np.concatenate([u, z], -1), model.reconstruction_heads
     )

@@ -138,7 +138,11 @@ def test_gradient_routing(weights, must_move):
 
 # ---------------------------------------------------------------- inference
 def test_prediction_uses_present_modalities_only():
-    model = build_model(late_fusion="mean")
+    """The paper's rule: late fusion (mean) of the present branches, the
+    fused branch when all are present."""
+    model = build_model(
+        late_fusion="mean", full_set="fused", min_fused_modalities=None
+    )
     x, _ = make_multimodal(num_samples=8)
     mask = np.array(
         [
@@ -172,7 +176,9 @@ def test_prediction_uses_present_modalities_only():
 
 
 def test_product_late_fusion_is_the_normalised_geometric_mean():
-    model = build_model(late_fusion="product")
+    model = build_model(
+        late_fusion="product", full_set="fused", min_fused_modalities=None
+    )
     x, _ = make_multimodal(num_samples=4)
     x["modality_mask"] = np.array(
         [[1, 0, 0], [1, 1, 0], [0, 1, 1], [1, 1, 1]], "float32"
@@ -191,6 +197,34 @@ def test_product_late_fusion_is_the_normalised_geometric_mean():
     np.testing.assert_allclose(
         out["prediction"][3], out["fused_prediction"][3], rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("fewest", [2, 3, 1])
+def test_the_fused_branch_joins_samples_with_enough_modalities(fewest):
+    """Default rule (`fewest` = 2): a sample with at least
+    `min_fused_modalities` present gets the mean of the fused branch and
+    the product of experts of its branches, any other the product alone;
+    the default model is `fewest` = 2."""
+    options = {} if fewest == 2 else {"min_fused_modalities": fewest}
+    model = build_model(**options)
+    assert model.min_fused_modalities == fewest
+    x, _ = make_multimodal(num_samples=5)
+    x["modality_mask"] = np.array(
+        [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 1, 1]], "float32"
+    )
+    out = to_numpy(model(x))
+    branch = out["modality_predictions"].astype("float64")
+    for i, keep in enumerate(x["modality_mask"] > 0):
+        geometric = np.exp(np.log(branch[i, keep]).mean(0))
+        late = geometric / geometric.sum()
+        expected = (
+            0.5 * (late + out["fused_prediction"][i])
+            if keep.sum() >= fewest
+            else late
+        )
+        np.testing.assert_allclose(
+            out["prediction"][i], expected, rtol=1e-4, err_msg=str(i)
+        )
 
 
 def test_training_gaps_leave_an_absent_modality_untouched():
@@ -348,8 +382,13 @@ def test_other_tasks_fit_and_predict_by_the_rule(task, labels, late_fusion):
     both rules); for multi-label the mean of sigmoid probabilities, or
     under the product of experts the sigmoid of the mean logit (per label,
     p and 1 - p each a geometric mean, normalised). All present: the fused
-    branch."""
-    model = build_model(task=task, late_fusion=late_fusion)
+    branch (the paper's rule for the full set)."""
+    model = build_model(
+        task=task,
+        late_fusion=late_fusion,
+        full_set="fused",
+        min_fused_modalities=None,
+    )
     model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
     x, y = make_multimodal(num_samples=32)
     y["label"] = labels(32, np.random.default_rng(0)).astype("float32")
@@ -522,7 +561,11 @@ def test_dropout_acts_in_training_only():
         (
             {"loss_weights": {"pu": 1.0}},
             "Unknown `loss_weights` keys ['pu']; valid keys are ['lb', "
-            "'ulb', 'rec', 'sup', 'pseudo'].",
+            "'ulb', 'rec', 'sup', 'pseudo', 'consistency'].",
+        ),
+        (
+            {"min_fused_modalities": 0},
+            "`min_fused_modalities` must be None or an int >= 1; received 0.",
         ),
         (
             {"full_set": "both"},
