@@ -279,9 +279,7 @@ class MultimodalModel(keras.Model):
         for index, name in enumerate(self.modalities):
             x = inputs[name]
             if keras.backend.standardize_dtype(x.dtype) != "string":
-                keep = ops.reshape(
-                    present[:, index], (-1,) + (1,) * (len(x.shape) - 1)
-                )
+                keep = self.per_row(present[:, index], x)
                 x = ops.where(keep, x, ops.zeros_like(x))
             latents.append(self.projections[name](self.encoders[name](x)))
         return ops.stack(latents, axis=1)
@@ -331,11 +329,15 @@ class MultimodalModel(keras.Model):
         else:
             labels, is_labeled = y, ops.ones((batch_size,))
         is_labeled = ops.reshape(ops.cast(is_labeled, "float32"), (-1,))
-        keep = ops.reshape(
-            is_labeled > 0.5, (-1,) + (1,) * (len(labels.shape) - 1)
-        )
+        keep = self.per_row(is_labeled > 0.5, labels)
         labels = ops.where(keep, labels, ops.zeros_like(labels))
         return labels, is_labeled
+
+    @staticmethod
+    def per_row(flags, values):
+        """`flags` `(batch,)` reshaped to broadcast against `values`
+        `(batch, ...)` (one flag per row, e.g. for `ops.where`)."""
+        return ops.reshape(flags, (-1,) + (1,) * (len(values.shape) - 1))
 
     @staticmethod
     def sample_weight_vector(sample_weight):

@@ -406,13 +406,13 @@ class Robult(MultimodalModel):
             full = late
         else:
             full = 0.5 * (fused_prediction + late)
-        if self.min_fused_modalities is None:
-            prediction = self.where_all_present(mask, full, late)
-        else:
-            # Above M it means every modality (a one-modality model).
-            fewest = min(self.min_fused_modalities, self.num_modalities)
-            count = ops.sum(ops.cast(mask > 0.5, "float32"), axis=-1)
-            prediction = ops.where(count[:, None] >= fewest, full, late)
+        # None, or above M (a one-modality model): every modality.
+        fewest = min(
+            self.min_fused_modalities or self.num_modalities,
+            self.num_modalities,
+        )
+        count = ops.sum(ops.cast(mask > 0.5, "float32"), axis=-1)
+        prediction = ops.where(count[:, None] >= fewest, full, late)
 
         outputs = {
             "prediction": prediction,
@@ -547,9 +547,7 @@ class Robult(MultimodalModel):
         )
         confident = ops.cast(confidence >= self.pseudo_threshold, "float32")
         targets = ops.where(
-            ops.reshape(
-                is_labeled > 0.5, (-1,) + (1,) * (len(labels.shape) - 1)
-            ),
+            self.per_row(is_labeled > 0.5, labels),
             ops.cast(labels, pseudo.dtype),
             ops.stop_gradient(pseudo),
         )
