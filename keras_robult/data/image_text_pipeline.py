@@ -5,6 +5,7 @@ nothing but the records (paths and strings) held in memory."""
 import numpy as np
 
 from keras_robult.data.masking import check_rate, drop_modalities
+from keras_robult.data.pipeline import epochs_of_draws
 from keras_robult.validation import MASK_KEY
 
 
@@ -138,22 +139,21 @@ def image_text_dataset(
         "is_labeled": records.is_labeled.astype("float32"),
         "index": indices,
     }
-    dataset = tf.data.Dataset.from_tensor_slices(columns)
-    if training:
-        dataset = dataset.shuffle(
-            len(records), seed=seed, reshuffle_each_iteration=True
-        )
     dropping = training and modality_dropout > 0
-    if dropping:
-        draws = tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=True
-        )
-        dataset = tf.data.Dataset.zip((dataset, draws)).map(
-            lambda element, draw: dict(
-                element,
-                mask=drop_modalities(element["mask"], draw, modality_dropout),
-            )
-        )
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
+    if training:  # replaces it
+        # The shuffle and the modality dropout of `make_dataset`.
+        columns = tf.nest.map_structure(tf.constant, columns)
+
+        def draw(order, uniform):
+            element = {k: tf.gather(v, order) for k, v in columns.items()}
+            if dropping:
+                element["mask"] = drop_modalities(
+                    element["mask"], uniform, modality_dropout
+                )
+            return element
+
+        dataset = epochs_of_draws(len(records), 2, seed).map(draw)
     size = tuple(image_size)
     packer = _packer(tokenizer, sequence_length)
 

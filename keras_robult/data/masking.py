@@ -73,23 +73,24 @@ def training_mask(base_mask, rate, seed=0):
     return kept.astype("float32")
 
 
-def drop_modalities(mask, draw, rate):
+def drop_modalities(mask, uniform, rate):
     """Graph op for `tf.data` (modality dropout as augmentation): `mask`
-    `(M,)` with each present modality dropped with probability `rate`,
-    from stateless draws seeded by the int64 scalar `draw` (e.g. from
-    `tf.data.Dataset.random`); a sample that would lose them all keeps one
-    present modality, chosen uniformly, as `training_mask` does."""
+    `(..., M)` with each present modality dropped with probability `rate`,
+    from `uniform`, `(..., 2, M)` uniform draws in [0, 1) (see
+    `epochs_of_draws`); a sample that would lose them all keeps one present
+    modality, chosen uniformly, as `training_mask` does."""
     import tensorflow as tf
 
-    seed = tf.stack([draw, tf.constant(0, tf.int64)])
-    uniform = tf.random.stateless_uniform((2,) + tuple(mask.shape), seed)
-    kept = mask * tf.cast(uniform[0] >= rate, mask.dtype)
+    uniform = tf.cast(uniform, mask.dtype)
+    kept = mask * tf.cast(uniform[..., 0, :] >= rate, mask.dtype)
     back = tf.one_hot(
-        tf.argmax(tf.where(mask > 0, uniform[1], -1.0)),
-        mask.shape[0],
+        tf.argmax(tf.where(mask > 0, uniform[..., 1, :], -1.0), axis=-1),
+        mask.shape[-1],
         dtype=mask.dtype,
     )
-    return tf.where(tf.reduce_sum(kept) > 0, kept, back * mask)
+    return tf.where(
+        tf.reduce_sum(kept, axis=-1, keepdims=True) > 0, kept, back * mask
+    )
 
 
 def evaluation_subsets(modalities, max_exhaustive=4):

@@ -20,6 +20,7 @@ def make_dataset(
     standardization=None,
     prefetch=True,
     modality_dropout=0.0,
+    initial_epoch=None,
 ):
     """A `tf.data.Dataset` of `({modality: ..., "modality_mask": ...},
     {"label": ..., "is_labeled": ...})` batches from NumPy arrays.
@@ -47,6 +48,13 @@ def make_dataset(
             present modality of a sample is dropped (mask 0, values zeroed)
             with this probability, at least one present modality kept per
             sample; new draws every epoch, reproducible from `seed`.
+        initial_epoch: optional int. By default the dataset is one epoch
+            and every iteration of it draws a new shuffle and modality
+            dropout. With `initial_epoch = e` it is endless: epochs e,
+            e + 1, ... one after the other, each drawn from `(seed, epoch)`
+            only. Fit it with `steps_per_epoch` (`num_samples //
+            batch_size` with `drop_remainder`) and `initial_epoch=e`: a fit
+            resumed at epoch e sees the batches an uninterrupted one sees.
 
     Returns:
         A `tf.data.Dataset`.
@@ -91,39 +99,125 @@ def make_dataset(
             label = np.where(np.isfinite(label), label, 0.0).astype("float32")
         y = {"label": label, "is_labeled": y["is_labeled"]}
     elements = (x, y) if y is not None else (x,)
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
-    if shuffle:
-        dataset = dataset.shuffle(
-            num_samples, seed=seed, reshuffle_each_iteration=True
+    if shuffle or modality_dropout > 0:
+        if seed is None:
+            seed = int(np.random.randint(2**31))
+        dataset = _epochs(
+            elements,
+            num_samples,
+            modalities,
+            batch_size,
+            drop_remainder,
+            shuffle,
+            modality_dropout,
+            seed,
+            initial_epoch,
         )
-    if modality_dropout > 0:
-        dataset = _with_modality_dropout(
-            dataset, modalities, modality_dropout, seed
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(elements).batch(
+            batch_size, drop_remainder=drop_remainder
         )
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if prefetch:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return dataset
 
 
-def _with_modality_dropout(dataset, modalities, rate, seed):
-    """`dataset` with each element's modalities dropped at `rate` (new
-    stateless draws each epoch, seeded), dropped values zero-filled."""
+def epochs_of_draws(
+    num_samples,
+    num_modalities,
+    seed,
+    shuffle=True,
+    initial_epoch=None,
+    batch_size=None,
+    drop_remainder=False,
+):
+    """The randomness of a training pipeline, epoch by epoch: a dataset of
+    `(index, uniform)` (batched when `batch_size`, within each epoch), the
+    sample indices in the epoch's order (shuffled when `shuffle`) and
+    `(2, num_modalities)` uniform draws per sample for `drop_modalities`.
+
+    Each epoch is drawn statelessly from `(seed, key)`. The key is the
+    epoch number, from `initial_epoch` on, when that is given (the dataset
+    is then endless); otherwise a draw that changes with every iteration
+    of the dataset (one epoch per iteration)."""
     import tensorflow as tf
 
-    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    if initial_epoch is None:
+        keys = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True
+        ).take(1)
+    else:
+        keys = tf.data.Dataset.counter(int(initial_epoch))
 
-    def drop(element, draw):
-        x = dict(element[0])
-        mask = drop_modalities(x[MASK_KEY], draw, rate)
-        for index, name in enumerate(modalities):
-            if x[name].dtype.is_floating:
-                x[name] = tf.where(
-                    mask[index] > 0, x[name], tf.zeros_like(x[name])
-                )
-        x[MASK_KEY] = mask
-        return (x,) + tuple(element[1:])
+    def epoch(key):
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(key, tf.int64)])
+        order = tf.range(num_samples, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, key)
+        uniform = tf.random.stateless_uniform(
+            (num_samples, 2, num_modalities),
+            tf.random.experimental.stateless_fold_in(key, 1),
+        )
+        draws = tf.data.Dataset.from_tensor_slices((order, uniform))
+        if batch_size is None:
+            return draws
+        return draws.batch(batch_size, drop_remainder=drop_remainder)
 
-    return tf.data.Dataset.zip((dataset, draws)).map(
-        drop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    return keys.flat_map(epoch)
+
+
+def _epochs(
+    elements,
+    num_samples,
+    modalities,
+    batch_size,
+    drop_remainder,
+    shuffle,
+    rate,
+    seed,
+    initial_epoch,
+):
+    """Batches of `elements`, epoch by epoch (`epochs_of_draws`), with
+    modality dropout at `rate`: dropped modalities masked and zeroed."""
+    import tensorflow as tf
+
+    arrays = tf.nest.map_structure(tf.constant, elements)
+
+    def gather(order, uniform):
+        batch = tf.nest.map_structure(
+            lambda array: tf.gather(array, order), arrays
+        )
+        if rate > 0:
+            x = dict(batch[0])
+            mask = drop_modalities(x[MASK_KEY], uniform, rate)
+            for index, name in enumerate(modalities):
+                if x[name].dtype.is_floating:
+                    kept = tf.reshape(
+                        mask[:, index] > 0,
+                        [-1] + [1] * (len(x[name].shape) - 1),
+                    )
+                    x[name] = tf.where(kept, x[name], tf.zeros_like(x[name]))
+            x[MASK_KEY] = mask
+            batch = (x,) + tuple(batch[1:])
+        return batch
+
+    draws = epochs_of_draws(
+        num_samples,
+        len(modalities),
+        seed,
+        shuffle,
+        initial_epoch,
+        batch_size,
+        drop_remainder,
     )
+    dataset = draws.map(
+        gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    if initial_epoch is None:  # one epoch, of a length Keras can read
+        batches = num_samples // batch_size
+        if not drop_remainder and num_samples % batch_size:
+            batches += 1
+        dataset = dataset.apply(
+            tf.data.experimental.assert_cardinality(batches)
+        )
+    return dataset

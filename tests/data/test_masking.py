@@ -77,11 +77,9 @@ def test_drop_modalities_graph_op():
     import tensorflow as tf
 
     base = tf.constant([1.0, 0.0, 1.0, 1.0])
+    uniform = np.random.default_rng(0).uniform(size=(3000, 2, 4))
     masks = np.stack(
-        [
-            drop_modalities(base, tf.constant(d, tf.int64), 0.6).numpy()
-            for d in range(3000)
-        ]
+        [drop_modalities(base, tf.constant(u), 0.6).numpy() for u in uniform]
     )
     assert np.all(masks[:, 1] == 0) and masks.sum(1).min() >= 1
     assert np.all(masks <= base.numpy())
@@ -89,5 +87,14 @@ def test_drop_modalities_graph_op():
     # Dropped at 0.6, less the samples given one back (0.6^3 = 0.216 of
     # them, each getting one of three): 0.6 - 0.216 / 3 = 0.528.
     assert abs((1 - present.mean()) - 0.528) < 0.03
-    again = drop_modalities(base, tf.constant(7, tf.int64), 0.6).numpy()
-    np.testing.assert_array_equal(again, masks[7])
+    # The rule, against NumPy: kept where the first draw is >= rate; all
+    # dropped -> the present modality with the largest second draw.
+    kept = base.numpy() * (uniform[:, 0] >= 0.6)
+    back = np.eye(4)[np.argmax(np.where(base > 0, uniform[:, 1], -1), 1)]
+    reference = np.where(kept.sum(1, keepdims=True) > 0, kept, back)
+    np.testing.assert_array_equal(masks, reference)
+    # Batched: the same masks, row by row.
+    batched = drop_modalities(
+        tf.tile(base[None], [3000, 1]), tf.constant(uniform), 0.6
+    ).numpy()
+    np.testing.assert_array_equal(batched, masks)

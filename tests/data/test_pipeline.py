@@ -51,6 +51,48 @@ def test_shuffle_is_seeded():
     assert not np.array_equal(order(1), order(2))
 
 
+def test_epochs_depend_on_the_seed_and_the_epoch_number_only():
+    """`initial_epoch`: an endless dataset whose epoch e is the same in any
+    dataset started at or before e (what an exact resume needs), and a new
+    shuffle and modality dropout every epoch."""
+    x, y = make_multimodal(num_samples=30)
+
+    def epochs(initial_epoch, count):
+        dataset = data.make_dataset(
+            x,
+            y["label"],
+            batch_size=10,
+            shuffle=True,
+            seed=4,
+            drop_remainder=True,
+            modality_dropout=0.4,
+            initial_epoch=initial_epoch,
+        )
+        batches = list(dataset.take(3 * count).as_numpy_iterator())
+        return [
+            {
+                k: np.concatenate([b[0][k] for b in batches[3 * e : 3 * e + 3]])
+                for k in ("m0", "modality_mask")
+            }
+            for e in range(count)
+        ]
+
+    from_zero, from_two = epochs(0, 4), epochs(2, 2)
+    for a, b in zip(from_zero[2:], from_two):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(from_zero[0]["m0"], from_zero[1]["m0"])
+    masks = [e["modality_mask"] for e in from_zero]
+    assert not np.array_equal(masks[0], masks[1])
+    # Each epoch holds every sample once; dropped values are zeros.
+    for epoch in from_zero:
+        kept = epoch["modality_mask"][:, 0] > 0
+        rows = {tuple(r) for r in epoch["m0"][kept]}
+        assert rows <= {tuple(r) for r in x["m0"]}
+        assert np.all(epoch["m0"][~kept] == 0)
+        assert epoch["modality_mask"].sum(1).min() >= 1
+
+
 def test_missing_modalities_are_zero_filled_and_nan_allowed_there():
     x, y = make_multimodal(num_samples=4)
     x["modality_mask"][1, 2] = 0
