@@ -1,5 +1,6 @@
 """The baselines of the comparison as protocol methods."""
 
+import functools
 import inspect
 
 import keras
@@ -8,7 +9,7 @@ from keras_robult.baselines.action_mae import ActionMAE
 from keras_robult.baselines.gmc import GMC
 from keras_robult.baselines.prompt_transformer import PromptTransformer
 from keras_robult.baselines.unimodal_ensemble import UnimodalEnsemble
-from keras_robult.experiments.method import Method
+from keras_robult.experiments.method import Method, stage_backup_dir
 
 
 class UnimodalMethod(Method):
@@ -93,10 +94,12 @@ class GMCMethod(ModelOptionsMethod):
             jit_compile=self.step_jit_compile,
         )
         self.train(
-            self.dataset(x, y, batch_size, seed, labeled_only=True),
+            functools.partial(
+                self.dataset, x, y, batch_size, seed, labeled_only=True
+            ),
             self.classifier_epochs,
             "    classifier on the frozen representations" if verbose else None,
-            backup_dir=None if backup_dir is None else f"{backup_dir}-stage2",
+            backup_dir=stage_backup_dir(backup_dir, "stage2"),
         )
 
 

@@ -184,15 +184,21 @@ class FinetuneMixin:
             name=f"{name}_finetuned_encoder",
         )
 
-    def dataset(self, x, y, batch_size, seed, labeled_only=False):
+    def dataset(
+        self, x, y, batch_size, seed, labeled_only=False, initial_epoch=0
+    ):
+        # One epoch per iteration, of a length known once it has been read
+        # (files that cannot be read are skipped): a resumed fine-tuning
+        # gets the weights of the epoch it resumes from, not its batches.
         is_labeled = np.asarray(y["is_labeled"]) > 0
         records = self.source.select(x, is_labeled)
         if labeled_only:
             records = records.subset(np.flatnonzero(is_labeled))
         batch_size = min(batch_size, len(records))
-        return self.source.dataset(
+        dataset = self.source.dataset(
             records, batch_size, True, seed, self.modality_dropout
         )
+        return dataset, None
 
     def validation_dataset(self, x, labels, batch_size):
         return self.source.dataset(self.source.select(x), batch_size)

@@ -1,7 +1,9 @@
 """Base class of the methods compared by the evaluation protocol."""
 
 import abc
+import functools
 import os
+import shutil
 import sys
 
 import keras
@@ -12,6 +14,7 @@ from keras_robult.data.pipeline import make_dataset
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.encoders.sequence_encoder import SequenceEncoder
 from keras_robult.experiments.atomic import save_model
+from keras_robult.experiments.training_backup import TrainingBackup
 from keras_robult.layers.feature_standardization import (
     FeatureStandardization,
 )
@@ -89,6 +92,12 @@ class EpochProgress(keras.callbacks.Callback):
         self.bar.update(self.epochs, finalize=True)
 
 
+def stage_backup_dir(backup_dir, stage):
+    """The backup folder of a later training stage of a fit backed up in
+    `backup_dir` (None without one): removed with it."""
+    return None if backup_dir is None else os.path.join(backup_dir, stage)
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss of a method turned NaN or infinite.
 
@@ -118,21 +127,6 @@ class StopOnNaN(keras.callbacks.Callback):
         if loss is not None and not np.isfinite(float(loss)):
             self.failed_epoch = self.epoch + 1
             self.model.stop_training = True
-
-
-class EpochBackup(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` that leaves an unbuilt model
-    alone when there is no backup to restore (TensorFlow builds the model
-    in the first step, after `on_train_begin`, where the Keras callback
-    insists on a built model)."""
-
-    #: The file `BackupAndRestore` writes the weights to.
-    WEIGHTS_FILE = "latest.weights.h5"
-
-    def on_train_begin(self, logs=None):
-        backup = os.path.join(self.backup_dir, self.WEIGHTS_FILE)
-        if self.model.built or os.path.exists(backup):
-            super().on_train_begin(logs)
 
 
 class Method(abc.ABC):
@@ -218,8 +212,15 @@ class Method(abc.ABC):
             )
         return keras.optimizers.Adam(self.learning_rate, **ema)
 
-    def dataset(self, x, y, batch_size, seed, labeled_only=False):
-        """Shuffled training batches (static batch size when possible)."""
+    def dataset(
+        self, x, y, batch_size, seed, labeled_only=False, initial_epoch=0
+    ):
+        """The training batches (static batch size when possible) as
+        `(dataset, steps_per_epoch)`: an endless `make_dataset` whose
+        epochs, from `initial_epoch` on, are each shuffled and dropped out
+        from `(seed, epoch)` alone (a resumed `fit` sees the batches of an
+        uninterrupted one); `steps_per_epoch` None for a finite dataset of
+        one epoch."""
         labels, is_labeled = y["label"], np.asarray(y["is_labeled"])
         if labeled_only:
             keep = is_labeled > 0
@@ -239,7 +240,7 @@ class Method(abc.ABC):
             is_labeled = np.concatenate([is_labeled] * repeats)
             count *= repeats
         batch_size = min(batch_size, count) // shards * shards
-        return make_dataset(
+        dataset = make_dataset(
             x,
             labels,
             is_labeled,
@@ -249,7 +250,9 @@ class Method(abc.ABC):
             seed=seed,
             drop_remainder=True,
             modality_dropout=self.modality_dropout,
+            initial_epoch=initial_epoch,
         )
+        return dataset, count // batch_size
 
     def validation_dataset(self, x, labels, batch_size):
         """Batches of the validation split (every sample labeled). Data
@@ -293,11 +296,52 @@ class Method(abc.ABC):
         With `validation = (x_val, labels_val)` (every sample labeled),
         `keras.callbacks.EarlyStopping` stops when the validation metric
         has not improved for `patience` epochs and restores the best
-        weights. With `backup_dir`, `keras.callbacks.BackupAndRestore`
-        keeps the last finished epoch there, and a `fit` that was killed
-        resumes from it. Raises `TrainingDiverged` when the loss turns NaN
-        or infinite."""
+        weights. With `backup_dir`, a `TrainingBackup` keeps the whole
+        training state of the last finished epoch there (each training
+        stage in a folder of its own), and a `fit` that was killed resumes
+        from it to the weights of an uninterrupted `fit`. Raises
+        `TrainingDiverged` when the loss turns NaN or infinite."""
         self.seed = seed
+        backup = state = None
+        if backup_dir is not None:
+            backup = TrainingBackup(stage_backup_dir(backup_dir, "fit"))
+            state = backup.read()
+            if state is None:  # later stages' backups depend on this one
+                shutil.rmtree(backup_dir, ignore_errors=True)
+        if state is not None:
+            # Checked on a model of its own: building the trained one here
+            # would draw its initial weights in another order than `fit`
+            # does, and the dataset would be iterated once less than in the
+            # uninterrupted `fit` (Keras builds an unbuilt model on a batch).
+            self._new_model(y, seed)
+            self._build_on(x)
+            if not backup.fits(self.model, state):
+                state = None
+        self._new_model(y, seed)
+        if state is not None:
+            backup.resume(state, build=lambda: self._build_on(x))
+        self.train(
+            functools.partial(
+                self.dataset, x, y, batch_size, seed, self.labeled_only
+            ),
+            epochs,
+            f"  {self.name} (seed {seed})" if verbose else None,
+            validation=validation,
+            batch_size=batch_size,
+            backup=(backup, state),
+        )
+        self.after_fit(x, y, batch_size, seed, verbose, backup_dir)
+        return self
+
+    def _build_on(self, x):
+        """Builds the model on a sample of `x`."""
+        sample = self.sample_inputs(x)
+        self.model._record_input_dtypes(sample)
+        self.model(sample)
+
+    def _new_model(self, y, seed):
+        """A fresh, compiled model whose initial weights depend on `seed`
+        only."""
         keras.utils.set_random_seed(seed)
         self.model = self.build_model()
         # The fallback for samples with no modality (the dataset path of
@@ -307,28 +351,12 @@ class Method(abc.ABC):
             optimizer=self.optimizer(),
             jit_compile=self.step_jit_compile,
         )
-        if backup_dir is not None and os.path.exists(
-            os.path.join(backup_dir, EpochBackup.WEIGHTS_FILE)
-        ):
-            # Restoring needs a built model. Only then: building it here
-            # draws the initial weights in another order than `fit` does.
-            sample = self.sample_inputs(x)
-            self.model._record_input_dtypes(sample)
-            self.model(sample)
-        self.train(
-            self.dataset(x, y, batch_size, seed, self.labeled_only),
-            epochs,
-            f"  {self.name} (seed {seed})" if verbose else None,
-            validation=validation,
-            batch_size=batch_size,
-            backup_dir=backup_dir,
-        )
-        self.after_fit(x, y, batch_size, seed, verbose, backup_dir)
-        return self
 
     def after_fit(self, x, y, batch_size, seed, verbose, backup_dir):
         """A second stage after the main training (default: none); gets
-        `fit`'s data and options (`RobultMethod`'s linear probe)."""
+        `fit`'s data and options (`RobultMethod`'s linear probe). A stage
+        that calls `train` with `backup_dir=stage_backup_dir(backup_dir,
+        "<stage>")` resumes exactly, as the main training does."""
 
     def early_stopping(self):
         """The `EarlyStopping` callback of a run with a validation split."""
@@ -346,41 +374,84 @@ class Method(abc.ABC):
 
     def train(
         self,
-        dataset,
+        data,
         epochs,
         label=None,
         validation=None,
         batch_size=256,
         backup_dir=None,
+        backup=None,
     ):
-        """`model.fit` with one progress bar over the epochs (if `label`),
-        early stopping on `validation` (if given), a backup of the last
-        finished epoch in `backup_dir` (if given), and a stop at the first
-        NaN or infinite loss (`TrainingDiverged`)."""
+        """`model.fit` on `data(initial_epoch)`, a `(dataset,
+        steps_per_epoch)` as `dataset` gives, with one progress bar over
+        the epochs (if `label`),
+        early stopping on `validation` (if given), a stop at the first NaN
+        or infinite loss (`TrainingDiverged`), and, with `backup_dir`, a
+        `TrainingBackup` of every finished epoch there: a `train` that was
+        killed resumes from it to the same weights (`backup`, `(backup,
+        state)` read by the caller, replaces `backup_dir`)."""
+        if backup is None and backup_dir is not None:
+            backup = TrainingBackup(backup_dir)
+            state = backup.read()
+            if state is not None:
+                if not self.model.built:
+                    raise ValueError(
+                        "Method.train resumes a backup into a built model; "
+                        "Method.fit resumes an unbuilt one."
+                    )
+                if backup.fits(self.model, state):
+                    backup.resume(state)
+                else:
+                    state = None
+            backup = (backup, state)
+        backup, state = backup or (None, None)
+        initial_epoch = 0
+        if state is not None:
+            meta = state[0]
+            initial_epoch = meta["epoch"]
+            if label:
+                resume = f"resuming after epoch {initial_epoch}"
+                if meta["finished"]:
+                    resume = f"trained earlier ({initial_epoch} epochs)"
+                print(f"{label}: {resume}, from {backup.path}", flush=True)
+            if meta["finished"]:
+                backup.apply(self.model, finished=True)
+                self.history = keras.callbacks.History()
+                self.history.history = backup.history
+                return
+        dataset, steps_per_epoch = data(initial_epoch=initial_epoch)
         nan_guard = StopOnNaN()
         callbacks = [nan_guard]
         if label:
             callbacks.append(EpochProgress(epochs, label))
-        if backup_dir is not None:
-            callbacks.append(EpochBackup(backup_dir=backup_dir))
         validation_data = None
+        stopping = None
         if validation is not None:
             x_val, labels_val = validation
             validation_data = self.validation_dataset(
                 x_val, labels_val, batch_size
             )
-            callbacks.append(self.early_stopping())
+            stopping = self.early_stopping()
+            callbacks.append(stopping)
+        if backup is not None:
+            backup.early_stopping = stopping
+            backup.nan_guard = nan_guard
+            callbacks.append(backup)  # after early stopping
         self.history = self.model.fit(
             dataset,
             validation_batch_size=(
                 batch_size if isinstance(validation_data, tuple) else None
             ),
             epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
             verbose=0,
             shuffle=False,  # the dataset reshuffles itself
             callbacks=callbacks,
             validation_data=validation_data,
         )
+        if backup is not None:  # the epochs before the resume too
+            self.history.history = backup.history
         if nan_guard.failed_epoch is not None:
             raise TrainingDiverged(
                 f"{self.name} (seed {getattr(self, 'seed', 0)}): the "

@@ -1,6 +1,8 @@
+import functools
+
 import keras
 
-from keras_robult.experiments.method import Method
+from keras_robult.experiments.method import Method, stage_backup_dir
 from keras_robult.models.robult import Robult
 
 
@@ -83,7 +85,7 @@ class RobultMethod(Method):
                 batch_size,
                 seed,
                 verbose,
-                None if backup_dir is None else f"{backup_dir}-probe",
+                stage_backup_dir(backup_dir, "probe"),
             )
 
     def _fit_probe(self, x, y, batch_size, seed, verbose, backup_dir=None):
@@ -99,7 +101,9 @@ class RobultMethod(Method):
             jit_compile=self.step_jit_compile,
         )
         self.train(
-            self.dataset(x, y, batch_size, seed, labeled_only=True),
+            functools.partial(
+                self.dataset, x, y, batch_size, seed, labeled_only=True
+            ),
             self.probe_epochs,
             "    linear probe on the latents" if verbose else None,
             backup_dir=backup_dir,

@@ -99,8 +99,8 @@ class RunStore:
         shutil.rmtree(self.backup_dir(method, seed), ignore_errors=True)
 
     def backup_dir(self, method, seed):
-        """Where `keras.callbacks.BackupAndRestore` keeps the pair's last
-        finished epoch while it trains."""
+        """Where a `TrainingBackup` keeps the pair's training state at its
+        last finished epoch while it trains (removed once it is saved)."""
         return os.path.join(
             self.backups_dir, f"{_slug(method)}-seed{int(seed)}"
         )

@@ -248,7 +248,7 @@ def test_modality_dropout_reaches_every_method_and_fusion_robult_only():
         assert getattr(model, "late_fusion", None) == (
             "product" if robult else None
         ), name
-        batch, _ = next(iter(method.dataset(x, y, 64, seed=0)))
+        batch, _ = next(iter(method.dataset(x, y, 64, seed=0)[0]))
         mask = np.asarray(batch["modality_mask"])
         if not method.labeled_only:
             assert 0.2 < 1.0 - mask.mean() < 0.4, name

@@ -1,0 +1,152 @@
+"""A `fit` killed in the middle resumes to the uninterrupted weights."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from keras_robult import tasks
+from keras_robult.experiments import registry
+from keras_robult.experiments.method import StopOnNaN
+from keras_robult.experiments.training_backup import (
+    STATE_FILE,
+    BackupDiscarded,
+)
+from tests.conftest import make_multimodal, to_numpy
+
+MODALITIES = ("m0", "m1", "m2")
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: nothing after it runs."""
+
+
+def data():
+    x, y = make_multimodal(num_samples=48)
+    x_val, y_val = make_multimodal(num_samples=24, seed=1)
+    return x, y, (x_val, y_val["label"])
+
+
+def new_method(name, jit_compile=None):
+    """`jit_compile=None`: the backend's default (XLA but on torch)."""
+    shapes = {m: (6 - i,) for i, m in enumerate(MODALITIES)}
+    options = {"latent_dim": 8, "modality_dropout": 0.3}
+    if jit_compile is not None:
+        options["jit_compile"] = jit_compile
+    if name.startswith("robult"):
+        options["encoder_dropout"] = 0.2  # a seed generator per layer
+    method = registry.method_factories([name], **options)[name](
+        tasks.Classification(3), shapes, None
+    )
+    method.patience = 2  # early stopping, with its best weights, can act
+    if name == "robult-no-sup":
+        method.probe_epochs = 4
+    return method
+
+
+def fit(method, backup_dir, epochs=7, verbose=0):
+    x, y, validation = data()
+    method.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=16,
+        seed=3,
+        verbose=verbose,
+        validation=validation,
+        backup_dir=str(backup_dir),
+    )
+    return [to_numpy(v) for v in method.model.weights]
+
+
+def kill_at(monkeypatch, epoch, calls=1):
+    """The `calls`-th training (stage) of the process dies at the end of
+    `epoch` (0-based), before that epoch is backed up."""
+    seen = {"trainings": 0}
+
+    def on_train_begin(self, logs=None):
+        seen["trainings"] += 1
+
+    def on_epoch_end(self, index, logs=None):
+        if seen["trainings"] == calls and index == epoch:
+            raise Killed()
+
+    monkeypatch.setattr(StopOnNaN, "on_train_begin", on_train_begin, False)
+    monkeypatch.setattr(StopOnNaN, "on_epoch_end", on_epoch_end, False)
+
+
+def assert_same(got, expected):
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "name, stage", [("robult", 1), ("robult-no-sup", 2), ("gmc", 1)]
+)
+def test_a_fit_killed_mid_training_resumes_exactly(
+    tmp_path, monkeypatch, capsys, name, stage
+):
+    """Dropout and modality-dropout draws, the shuffle, Adam's moments
+    and early stopping all continue as if nothing had happened; a kill in
+    the probe stage resumes it without training the first stage again."""
+    reference = new_method(name)
+    expected = fit(reference, tmp_path / "whole")
+    epoch = len(reference.history.history["loss"]) // 2  # of that stage
+    with monkeypatch.context() as patch:
+        kill_at(patch, epoch, stage)
+        with pytest.raises(Killed):
+            fit(new_method(name), tmp_path / "killed")
+    stage_dir = "fit" if stage == 1 else "probe"
+    state = tmp_path / "killed" / stage_dir / STATE_FILE
+    assert state.exists()
+    resumed = new_method(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BackupDiscarded)
+        got = fit(resumed, tmp_path / "killed", verbose=1)
+    log = capsys.readouterr().out
+    assert f"resuming after epoch {epoch}, from" in log
+    if stage == 2:  # the first stage is not trained again
+        assert "(seed 3): trained earlier (" in log
+    assert_same(got, expected)
+    # The history covers every epoch, before and after the kill.
+    assert resumed.history.history.keys() == reference.history.history.keys()
+    for key, values in reference.history.history.items():
+        np.testing.assert_allclose(resumed.history.history[key], values)
+
+
+def test_a_damaged_backup_is_discarded_and_the_fit_starts_over(
+    tmp_path, monkeypatch
+):
+    expected = fit(new_method("robult", False), tmp_path / "whole", epochs=4)
+    with monkeypatch.context() as patch:
+        kill_at(patch, 2)
+        with pytest.raises(Killed):
+            fit(new_method("robult", False), tmp_path / "killed", epochs=4)
+    state = tmp_path / "killed" / "fit" / STATE_FILE
+    with open(state, "r+b") as handle:  # a kill in the middle of a write
+        handle.truncate(os.path.getsize(state) // 2)
+    with pytest.warns(BackupDiscarded, match=str(state)):
+        got = fit(new_method("robult", False), tmp_path / "killed", epochs=4)
+    assert_same(got, expected)
+
+
+def test_a_backup_of_an_older_version_or_another_model_is_discarded(
+    tmp_path, monkeypatch
+):
+    expected = fit(new_method("robult", False), tmp_path / "whole", epochs=3)
+    legacy = tmp_path / "legacy" / "fit"
+    legacy.mkdir(parents=True)
+    (legacy / "latest.weights.h5").write_bytes(b"\x89HDF\r\n half a file")
+    with pytest.warns(BackupDiscarded, match="older keras_robult"):
+        got = fit(new_method("robult", False), tmp_path / "legacy", epochs=3)
+    assert_same(got, expected)
+    # A gmc backup where robult trains: other variables, discarded.
+    with monkeypatch.context() as patch:
+        kill_at(patch, 1)
+        with pytest.raises(Killed):
+            fit(new_method("gmc", False), tmp_path / "other", epochs=3)
+    with pytest.warns(BackupDiscarded, match="another model"):
+        got = fit(new_method("robult", False), tmp_path / "other", epochs=3)
+    assert_same(got, expected)
