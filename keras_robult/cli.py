@@ -66,6 +66,15 @@ def _parser():
         help="inferred from y when omitted (.npz; records files: "
         "classification)",
     )
+    train.add_argument(
+        "--bins",
+        type=int,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="regression: the integer target bins LOW, LOW+1, ..., HIGH of "
+        "the PU loss (e.g. -3 3 for sentiment scores); default: 7 bins "
+        "spanning the file's targets (Regression.from_targets)",
+    )
     train.add_argument("--labeled-fraction", type=float, default=0.05)
     train.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     train.add_argument("--epochs", type=int, default=150)
@@ -185,8 +194,11 @@ def _file_digest(path):
     return digest.hexdigest()
 
 
-def _make_task(name, y, classes=None):
+def _make_task(name, y, classes=None, bins=None):
     from keras_robult import tasks
+
+    if bins is not None and name != "regression":
+        raise ValueError(f"--bins is for regression; the task is {name}.")
 
     if classes is not None and name == "multilabel":
         return tasks.MultiLabel(len(classes))  # label names (records files)
@@ -200,11 +212,18 @@ def _make_task(name, y, classes=None):
     if name == "classification":
         return tasks.Classification(int(max(2, y.max() + 1)))
     if name == "multilabel":
+        if y.ndim != 2:
+            raise ValueError(
+                "--task multilabel needs y of shape (samples, labels), one "
+                f"0/1 column per label; y has shape {y.shape}."
+            )
         return tasks.MultiLabel(y.shape[1])
-    return tasks.Regression()
+    if bins is not None:
+        return tasks.Regression(bins=tuple(bins))
+    return tasks.Regression.from_targets(y)
 
 
-def _load_data(path, task_name=None):
+def _load_data(path, task_name=None, bins=None):
     """`(data, task)` from a user's `.npz` file, checked as far as it can
     be before training: arrays, labels against the task, and per-sample
     shapes the built-in encoders take (vectors or sequences)."""
@@ -214,7 +233,7 @@ def _load_data(path, task_name=None):
 
     data = load_npz(path)
     y = data["y"]
-    task = _make_task(task_name or infer_task_name(y), y, data["classes"])
+    task = _make_task(task_name or infer_task_name(y), y, data["classes"], bins)
     modalities = [m for m in data["x"] if m != MASK_KEY]
     for name in modalities:
         if data["x"][name].dtype.kind in "US":
@@ -267,7 +286,9 @@ def _load_records(args):
     labels = features["labels"]
     is_labeled = features["is_labeled"]
     classes = None if records.classes is None else list(records.classes)
-    task = _make_task(task_name, labels[is_labeled], classes)
+    task = _make_task(
+        task_name, labels[is_labeled], classes, getattr(args, "bins", None)
+    )
     data = {
         "x": x,
         "y": labels,
@@ -320,14 +341,14 @@ def _train(args):
         source["data_sha256"] = _file_digest(args.data)
         source["backbones"] = backbone_summary(args)
     elif args.data:
-        data, task = _load_data(args.data, args.task)
+        data, task = _load_data(args.data, args.task, args.bins)
         dataset = os.path.splitext(os.path.basename(args.data))[0]
         source = {"data": os.path.abspath(args.data)}
         source["data_sha256"] = _file_digest(args.data)
     else:
         x, y = mfeat.load_data()
         data = {"x": x, "y": y, "is_labeled": None, "test": None}
-        task = _make_task(args.task or infer_task_name(y), y)
+        task = _make_task(args.task or infer_task_name(y), y, bins=args.bins)
         dataset = "mfeat"
         source = {"data": "mfeat (embedded)"}
     y = np.asarray(data["y"])

@@ -205,6 +205,41 @@ def test_train_then_evaluate_on_a_user_file(tmp_path):
         assert entry["mean"] == pytest.approx(trained[key], abs=1e-6), key
 
 
+def test_regression_bins_come_from_the_targets(tmp_path):
+    """Targets in [1000, 1337]: without --bins the bins span them (they
+    are not binned as if in [-3, 3]); --bins that do not cover them is an
+    error naming the fix."""
+    rng = np.random.default_rng(0)
+    y = rng.uniform(1000.0, 1337.0, 60).astype("float32")
+    data = toy_npz(tmp_path / "prices.npz", y=y)
+    args = ["train", "--data", data, "--methods", "unimodal", "--epochs"]
+    args += ["1", "--seeds", "0", "--batch-size", "16", "--quiet"]
+    result = robult(*args, "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "out" / "run_config.json") as handle:
+        config = json.load(handle)["task"]["config"]
+    scale = (y.max() - y.min()) / 6
+    assert config["scale"] == pytest.approx(scale, rel=1e-5)
+    assert config["offset"] == pytest.approx(y.min() + 3 * scale, rel=1e-5)
+    wrong = robult(*args, "--bins", "-3", "3", "--out", str(tmp_path / "b"))
+    assert wrong.returncode == 2
+    assert "the bins do not describe these targets" in wrong.stderr
+    explicit = robult(
+        *args, "--bins", "1000", "1337", "--out", str(tmp_path / "c")
+    )
+    assert explicit.returncode == 0, explicit.stderr[-2000:]
+
+
+def test_multilabel_on_one_dimensional_labels_is_named(tmp_path):
+    data = toy_npz(tmp_path / "toy.npz")
+    result = robult("train", "--data", data, "--task", "multilabel")
+    assert result.returncode == 2
+    assert "--task multilabel needs y of shape (samples, labels)" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_options_reach_the_run_under_another_backend(tmp_path):
     """`--backend` re-executes under that backend; `--task`, `--methods`
     and `--latent-dim` reach the methods."""
@@ -504,6 +539,47 @@ def test_a_diverging_method_is_recorded_and_the_others_run(tmp_path):
 
 
 @once
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="once: the CLI is one path"
+)
+def test_a_run_killed_in_the_middle_of_a_fit_resumes_it_exactly(tmp_path):
+    """SIGKILL once a fit has backed up an epoch, before it ends; the rerun
+    resumes that fit and reaches the results of an uninterrupted run."""
+    import signal
+    import time
+
+    data = toy_npz(tmp_path / "toy.npz")
+    args = ["train", "--data", data, "--methods", "robult", "--epochs", "40"]
+    args += ["--seeds", "0", "--labeled-fraction", "0.2", "--batch-size"]
+    args += ["16"]
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    out = str(tmp_path / "killed")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_robult_cli", *args, "--out", out],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = os.path.join(out, "backups", "robult-seed0", "fit", "state.npz")
+    deadline = time.time() + 300
+    while not os.path.exists(state) and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(os.path.join(out, "results.json"))
+    resumed = robult(*args, "--out", out)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after epoch" in resumed.stdout, resumed.stdout
+    reference = robult(*args, "--out", str(tmp_path / "whole"))
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    with open(os.path.join(out, "results.json")) as handle:
+        got = json.load(handle)
+    with open(tmp_path / "whole" / "results.json") as handle:
+        assert got == json.load(handle)
+
+
 def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
     """SIGKILL after the first (method, seed) is written; the rerun skips
     it and ends with the results of a run that was never interrupted."""

@@ -54,7 +54,10 @@ def evaluate_predictor(
         predict: function of an input dict (with `modality_mask`) to
             predictions in the task output space.
         x: dict of test arrays; a `modality_mask` in it marks modalities
-            that are missing in the data itself (kept missing).
+            that are missing in the data itself (kept missing). A subset is
+            evaluated on the samples that hold every modality of it, and
+            left out when there is none: a subset's name is always what
+            the predictor was given.
         labels: test labels.
         task_name: "classification", "regression" or "multilabel".
         modalities: modality names in model order.
@@ -72,9 +75,10 @@ def evaluate_predictor(
     base = np.asarray(x.get(MASK_KEY, np.ones((num, len(modalities)))))
     primary = curve_metric or PRIMARY[task_name][0]
 
-    def run(mask):
+    def run(mask, keep=None):
         mask = mask * base
-        keep = mask.sum(axis=1) > 0
+        if keep is None:
+            keep = mask.sum(axis=1) > 0
         if not keep.any():
             return None
         inputs = {m: np.asarray(x[m])[keep] for m in modalities}
@@ -83,7 +87,8 @@ def evaluate_predictor(
 
     subset_metrics = {}
     for subset in evaluation_subsets(modalities):
-        result = run(subset_mask(num, modalities, subset))
+        mask = subset_mask(num, modalities, subset)
+        result = run(mask, keep=np.all(base >= mask, axis=1))
         if result is not None:
             subset_metrics[_subset_name(subset, modalities)] = result
     curve = []

@@ -289,11 +289,13 @@ def test_evaluate_predictor_gives_the_known_metrics_and_curve():
     # m1 alone: rows 2..39 (rows 0, 1 have no modality left), m0 absent:
     # right only where the label is 0.
     assert subsets["m1"]["accuracy"] == np.mean(labels[2:] == 0)
-    # m0+m1: 30 rows right, rows 2..9 right where the label is 0.
-    assert subsets["m0+m1"]["accuracy"] == (30 + 2) / 38
+    # m0+m1: only the 30 rows that hold both (rows 2..9 lack m0: they
+    # would be m1 alone under another name), all right.
+    assert subsets["m0+m1"]["accuracy"] == 1.0
     assert subsets["m0+m1"]["f1_macro"] == pytest.approx(
         f1_score_of(oracle_if_present(0), x, labels, [1, 1, 0])
     )
+    assert subsets["all"]["accuracy"] == 1.0
     expected_curve = []
     for index, rate in enumerate(MISSING_RATES):
         mask = random_mask(40, 3, rate, seed=300 + index) * x["modality_mask"]
@@ -305,11 +307,34 @@ def test_evaluate_predictor_gives_the_known_metrics_and_curve():
     assert curve[0] == (30 + 2) / 38 and min(curve) < curve[0]
 
 
+def test_a_modality_absent_from_the_data_names_no_subset():
+    """`m1` missing in every sample: no subset with it (nor "all") is
+    reported, and the others are evaluated as named."""
+    x, labels = known_data()
+    x["modality_mask"] = np.ones((40, 3), "float32")
+    x["modality_mask"][:, 1] = 0
+    given = []
+
+    def predict(inputs):
+        given.append(inputs["modality_mask"].copy())
+        return oracle_if_present(0)(inputs)
+
+    subsets, _ = evaluate_predictor(
+        predict, x, labels, "classification", MODALITIES
+    )
+    assert list(subsets) == ["m0", "m2", "m0+m2"]
+    assert subsets["m0"]["accuracy"] == 1.0
+    assert subsets["m2"]["accuracy"] == np.mean(labels == 0)
+    # Each subset's predictor input is exactly that subset, on every row.
+    for mask, subset in zip(given[:3], ([1, 0, 0], [0, 0, 1], [1, 0, 1])):
+        np.testing.assert_array_equal(mask, np.tile(subset, (40, 1)))
+
+
 def f1_score_of(predict, x, labels, subset):
     from sklearn.metrics import f1_score
 
     mask = np.array(subset, "float32")[None] * x["modality_mask"]
-    keep = mask.sum(1) > 0
+    keep = np.all(mask >= np.array(subset)[None], axis=1)
     inputs = {m: x[m][keep] for m in MODALITIES}
     inputs["modality_mask"] = mask[keep]
     predicted = predict(inputs).argmax(-1)

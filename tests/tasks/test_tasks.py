@@ -51,6 +51,55 @@ def test_regression_bins_l1_and_gaussian_soft_targets():
     np.testing.assert_allclose(soft, expected / expected.sum(), rtol=1e-5)
 
 
+def test_regression_bins_and_loss_follow_the_targets_scale():
+    """Targets in [1000, 1337]: `from_targets` spans the 7 bins over them;
+    the head predicts standardised targets and the L1 loss is on them."""
+    rng = np.random.default_rng(0)
+    y = rng.uniform(1000.0, 1337.0, 200)
+    task = tasks.Regression.from_targets(y)
+    scale = (y.max() - y.min()) / 6
+    assert task.scale == pytest.approx(scale)
+    assert task.offset == pytest.approx(y.min() + 3 * scale)
+    task.validate_labels(y)  # every target inside the bins
+    bins = to_numpy(task.label_distribution(y.astype("float32"))).argmax(-1)
+    expected = np.round((y - y.min()) / scale).astype(int)
+    np.testing.assert_array_equal(bins, expected)
+    assert set(bins) == set(range(7))
+    logits = rng.normal(size=(200, 1)).astype("float32")
+    np.testing.assert_allclose(
+        to_numpy(task.supervised_loss(y.astype("float32"), logits)),
+        np.abs(logits[:, 0] - (y - task.offset) / task.scale),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        to_numpy(task.activation(logits)),
+        task.offset + task.scale * logits,
+        rtol=1e-6,
+    )
+    # Soft targets: a Gaussian of target_std bins around the prediction.
+    soft = to_numpy(task.soft_targets(np.array([[task.offset]], "float32")))
+    centres = np.arange(-3, 4)
+    gauss = np.exp(-(centres**2) / (2 * 0.5**2))
+    np.testing.assert_allclose(soft[0], gauss / gauss.sum(), rtol=1e-4)
+    restored = tasks.Regression(**task.get_config())
+    assert restored == task
+
+
+def test_regression_targets_outside_explicit_bins():
+    y = np.random.default_rng(0).uniform(1000.0, 1337.0, 50)
+    with pytest.raises(ValueError, match="50 of 50 labeled regression targ"):
+        tasks.Regression().validate_labels(y)
+    with pytest.raises(ValueError, match=r"Regression.from_targets"):
+        tasks.Regression(bins=(-3, 3)).validate_labels(y)
+    # A few outside (here 1 of 40): clipped to the end bins, with a warning.
+    y = np.append(np.linspace(-3, 3, 39), 4.2)
+    with pytest.warns(UserWarning, match="1 of 40 .* join the end bins"):
+        tasks.Regression().validate_labels(y)
+    # Unlabeled rows are not checked.
+    tasks.Regression().validate_labels(np.array([0.0, 900.0]), np.array([1, 0]))
+
+
 def test_multilabel_pair_probability_in_log_space_and_bce():
     task = tasks.MultiLabel(40)
     rng = np.random.default_rng(0)
