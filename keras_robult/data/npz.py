@@ -141,6 +141,8 @@ def _check_members(path):
                         continue
                     offset = member.tell()
                 shape, _, dtype = header
+                if dtype.hasobject:
+                    raise _ObjectArray(info.filename[:-4], dtype)
                 claimed = math.prod(shape) * dtype.itemsize
                 if offset + claimed > info.file_size:
                     raise ValueError(
@@ -148,11 +150,24 @@ def _check_members(path):
                         f"of {dtype} ({claimed:,} bytes) but its member "
                         f"holds {max(info.file_size - offset, 0):,}"
                     )
+    except _ObjectArray as error:
+        raise ValueError(
+            f"{path}: array '{error.name}' is an object array ({error.dtype}), "
+            "which only pickle can read, and pickles are not loaded (they "
+            "can run code). Save plain numeric arrays (and text labels as "
+            "strings: np.asarray(labels, dtype=str))."
+        ) from None
     except Exception as error:
         raise ValueError(
             f"{path} is not a readable .npz archive "
             f"({type(error).__name__}: {_first_line(error)})."
         ) from None
+
+
+class _ObjectArray(Exception):
+    def __init__(self, name, dtype):
+        super().__init__(name)
+        self.name, self.dtype = name, dtype
 
 
 def _zeros_and_ones(array, key):

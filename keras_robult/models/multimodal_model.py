@@ -90,6 +90,7 @@ class MultimodalModel(keras.Model):
         }
         self.task_metric = task.make_metric()
         self._input_dtypes = {}
+        self._input_shapes = {}
         self._pending_prior = None
 
     # ---------------------------------------------------------------- inputs
@@ -103,8 +104,13 @@ class MultimodalModel(keras.Model):
 
     def _modality_mask(self, inputs):
         if MASK_KEY not in inputs:
-            first = inputs[self.modalities[0]]
-            return ops.ones((ops.shape(first)[0], self.num_modalities))
+            # All present, batch size from the data: no `ops.shape` (a
+            # traced partial batch has none on TensorFlow under XLA).
+            first = ops.cast(inputs[self.modalities[0]], "float32")
+            rows = ops.ones_like(
+                first[(slice(None),) + (0,) * (first.ndim - 1)]
+            )
+            return rows[:, None] * ops.ones((1, self.num_modalities))
         mask = inputs[MASK_KEY]
         if len(mask.shape) != 2 or mask.shape[-1] != self.num_modalities:
             raise ValueError(
@@ -121,6 +127,9 @@ class MultimodalModel(keras.Model):
         raised here, before anything is marked as built.
         """
         self._check_inputs(inputs_shape)
+        self._input_shapes = {
+            key: tuple(shape)[1:] for key, shape in inputs_shape.items()
+        }
         prior = self._pending_prior
         if prior is None:
             prior = self.task.default_prior()
@@ -404,6 +413,7 @@ class MultimodalModel(keras.Model):
             return
         self._record_input_dtypes(x)
         if isinstance(x, dict):
+            self._check_shapes({k: np.shape(v)[1:] for k, v in x.items()})
             self._check_text_inputs(x)
             check_arrays(x, y, self.modalities, self.task, allow_empty_rows)
         elif hasattr(x, "__array__") or isinstance(x, (list, tuple)):
@@ -413,6 +423,31 @@ class MultimodalModel(keras.Model):
             )
         else:
             check_dataset_spec(x, self.modalities)
+            spec = getattr(x, "element_spec", None)
+            spec = spec[0] if isinstance(spec, tuple) else spec
+            if isinstance(spec, dict):
+                self._check_shapes(
+                    {k: tuple(v.shape)[1:] for k, v in spec.items()}
+                )
+
+    def _check_shapes(self, shapes):
+        """Per-sample shapes against those the model was built on (a
+        `None` dimension takes any size), before Keras sees the data: a
+        wrong width would otherwise fail inside an encoder, under a layer's
+        name, and on JAX leave the model unable to predict again."""
+        for key, built in self._input_shapes.items():
+            given = shapes.get(key)
+            if given is None or key == MASK_KEY:
+                continue
+            given = tuple(given)
+            fits = len(given) == len(built) and all(
+                b is None or g is None or b == g for b, g in zip(built, given)
+            )
+            if not fits:
+                raise ValueError(
+                    f"Modality '{key}' has per-sample shape {given}; the "
+                    f"model was built for {tuple(built)}."
+                )
 
     @staticmethod
     def _text_as_objects(x):

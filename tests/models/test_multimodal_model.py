@@ -156,3 +156,37 @@ def test_integer_inputs_are_recorded_as_such():
     model.predict(x, verbose=0)
     assert model.input_dtypes["tokens"] == "int64"
     assert model.input_dtypes["modality_mask"] == "float32"
+
+
+def test_no_mask_and_a_partial_last_batch_train_under_xla():
+    """`modality_mask` left out (all present) with 20 samples at batch 8:
+    the last batch of 4 has a batch size known only at run time."""
+    model = build("robult")
+    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    x, y = make_multimodal(num_samples=20, labeled_fraction=0.5)
+    full_mask = x.pop("modality_mask")
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    without = model.predict(x, batch_size=8, verbose=0)["prediction"]
+    given = dict(x, modality_mask=full_mask)
+    with_mask = model.predict(given, batch_size=8, verbose=0)["prediction"]
+    np.testing.assert_allclose(without, with_mask, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_a_wrong_width_names_the_modality_and_leaves_the_model_usable(kind):
+    model, x, _ = fitted(kind)
+    expected = model.predict(x, verbose=0)["prediction"]
+    narrow = dict(x, m1=x["m1"][:, :-1])
+    width = x["m1"].shape[1]
+    with pytest.raises(
+        ValueError,
+        match=rf"'m1' has per-sample shape \({width - 1},\); the model was "
+        rf"built for \({width},\)",
+    ):
+        model.predict(narrow, verbose=0)
+    with pytest.raises(ValueError, match="'m1' has per-sample shape"):
+        model.evaluate(narrow, verbose=0)
+    np.testing.assert_array_equal(
+        model.predict(x, verbose=0)["prediction"], expected
+    )
