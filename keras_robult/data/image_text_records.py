@@ -144,11 +144,22 @@ class ImageTextRecords:
         columns = (image_column, text_column, label_column)
         found = set().union(*(row.keys() for _, row in rows))
         absent = [c for c in columns if c not in found]
-        if image_column in absent and text_column in absent:
+        if absent:
+            unknown = sorted(found - set(columns) - {id_column})
             raise ValueError(
-                f"{path}: no column {absent} (columns: {sorted(found)}); "
-                "name them with --image-column / --text-column / "
-                "--label-column."
+                f"{path}: no column "
+                + ", ".join(repr(c) for c in absent)
+                + f" (its columns: {', '.join(sorted(found))}"
+                + (
+                    f"; {', '.join(repr(c) for c in unknown)} not read"
+                    if unknown
+                    else ""
+                )
+                + "). Every records file has an image, a text and a label "
+                "column (an empty cell is a missing modality or an unlabeled "
+                "sample); name yours with --image-column / --text-column / "
+                "--label-column (from_file: image_column=, text_column=, "
+                "label_column=)."
             )
         root = os.path.dirname(os.path.abspath(path))
         ids, images, texts, labels = [], [], [], []

@@ -49,7 +49,7 @@ def test_a_user_jsonl_with_other_columns_and_integer_labels(tmp_path):
     "name, content, message",
     [
         ("r.csv", "image,text,label\n,,cat\n", r"r.csv, line 2: .*neither"),
-        ("r.csv", "img,txt,label\na.jpg,b,c\n", r"no column \['image', 'text"),
+        ("r.csv", "img,txt,label\na.jpg,b,c\n", r"no column 'image', 'text'"),
         ("r.csv", "image,text,label\na.jpg,t,c,extra\n", "line 2: more cells"),
         ("r.jsonl", '{"image": "a.jpg"}\n[1]\n', r"r.jsonl, line 2: not a"),
         ("r.jsonl", "{bad\n", r"r.jsonl, line 1: not a JSON object"),
@@ -61,6 +61,24 @@ def test_bad_records_files(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
+        ImageTextRecords.from_file(str(path))
+
+
+def test_the_header_is_checked_before_any_row(tmp_path):
+    """Columns image, caption, kind: the missing text and label columns
+    and the columns not read are named (not a row's missing modality)."""
+    path = tmp_path / "r.csv"
+    path.write_text("image,caption,kind\na.jpg,a cat,pet\n,,\n")
+    with pytest.raises(ValueError) as error:
+        ImageTextRecords.from_file(str(path))
+    assert str(error.value).startswith(
+        f"{path}: no column 'text', 'label' (its columns: caption, image, "
+        "kind; 'caption', 'kind' not read). Every records file has an image, "
+        "a text and a label column"
+    )
+    # Without a text column: refused, not a text modality never present.
+    path.write_text("image,label\na.jpg,pet\nb.jpg,pet\n")
+    with pytest.raises(ValueError, match="no column 'text' "):
         ImageTextRecords.from_file(str(path))
 
 
