@@ -473,16 +473,39 @@ class Robult(MultimodalModel):
             + w["consistency"] * loss_consistency
             + self.regularization_loss()
         )
-        for tracker, value in (
-            (self.lb_loss_tracker, loss_lb),
-            (self.ulb_loss_tracker, loss_ulb),
-            (self.rec_loss_tracker, loss_rec),
-            (self.sup_loss_tracker, loss_sup),
-            (self.pseudo_loss_tracker, loss_pseudo),
-            (self.consistency_loss_tracker, loss_consistency),
-        ):
-            tracker.update_state(ops.stop_gradient(value))
+        values = {
+            "lb": loss_lb,
+            "ulb": loss_ulb,
+            "rec": loss_rec,
+            "sup": loss_sup,
+            "pseudo": loss_pseudo,
+            "consistency": loss_consistency,
+        }
+        for key, tracker in self._loss_trackers().items():
+            if w[key]:  # a term that is off is not logged
+                tracker.update_state(ops.stop_gradient(values[key]))
         return total
+
+    def _loss_trackers(self):
+        return {
+            "lb": self.lb_loss_tracker,
+            "ulb": self.ulb_loss_tracker,
+            "rec": self.rec_loss_tracker,
+            "sup": self.sup_loss_tracker,
+            "pseudo": self.pseudo_loss_tracker,
+            "consistency": self.consistency_loss_tracker,
+        }
+
+    @property
+    def metrics(self):
+        # The `loss_*` terms whose weight is 0 are left out of the logs:
+        # an unweighted value of a term that is off reads as active.
+        off = {
+            id(tracker)
+            for key, tracker in self._loss_trackers().items()
+            if not self.loss_weights[key]
+        }
+        return [m for m in super().metrics if id(m) not in off]
 
     def supervised_loss(
         self, labels, is_labeled, mask, y_pred, sample_weight=None

@@ -693,3 +693,18 @@ def test_input_errors():
             "token ids instead."
         )
     assert message(lambda: model.predict(strings, verbose=0)) == expected
+
+
+def test_a_loss_term_that_is_off_is_not_logged():
+    """By default L_pseudo and L_cons are off (weight 0): no `loss_pseudo`
+    or `loss_consistency` in the logs; turned on, they are logged."""
+    x, y = make_multimodal(num_samples=32, labeled_fraction=0.5)
+    default = build_model()
+    default.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    logs = default.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert {"loss_lb", "loss_ulb", "loss_rec", "loss_sup"} <= set(logs)
+    assert not {"loss_pseudo", "loss_consistency"} & set(logs)
+    on = build_model(loss_weights={"pseudo": 0.5, "consistency": 0.5})
+    on.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    logs = on.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert {"loss_pseudo", "loss_consistency"} <= set(logs)
