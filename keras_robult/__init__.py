@@ -4,13 +4,24 @@ Multimodal models robust to missing modalities and scarce labels, on the
 TensorFlow, JAX and PyTorch backends.
 """
 
-from keras_robult import baselines, encoders, export, layers, losses, tasks
+from keras_robult import (
+    baselines,
+    data,
+    datasets,
+    encoders,
+    export,
+    layers,
+    losses,
+    tasks,
+)
 from keras_robult.models.robult import Robult
 from keras_robult.version import __version__
 
 __all__ = [
     "Robult",
     "baselines",
+    "data",
+    "datasets",
     "encoders",
     "export",
     "layers",
