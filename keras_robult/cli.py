@@ -29,6 +29,23 @@ METHOD_NAMES = {
 }
 
 
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            default in (None, False, argparse.SUPPRESS)
+            or "default" in text
+            or not action.option_strings
+        ):
+            return text
+        if isinstance(default, list):
+            default = " ".join(map(str, default))
+        return f"{text} (default: {default})".strip()
+
+
 def _parser():
     from keras_robult.version import __version__
 
@@ -47,6 +64,7 @@ def _parser():
 
     train = sub.add_parser(
         "train",
+        formatter_class=_DefaultsHelp,
         help="train and evaluate (default: Robult on the embedded mfeat data)",
         description=(
             "Trains each method on a stratified semi-supervised split for "
@@ -75,10 +93,31 @@ def _parser():
         "the PU loss (e.g. -3 3 for sentiment scores); default: 7 bins "
         "spanning the file's targets (Regression.from_targets)",
     )
-    train.add_argument("--labeled-fraction", type=float, default=0.05)
-    train.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    train.add_argument("--epochs", type=int, default=150)
-    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument(
+        "--labeled-fraction",
+        type=float,
+        default=0.05,
+        help="fraction of the training split that keeps its label "
+        "(stratified); a file with is_labeled uses its own labels",
+    )
+    train.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="one split, initialisation and training per seed; tables "
+        "report the mean and standard deviation over them",
+    )
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=150,
+        help="at most this many epochs (early stopping on a validation "
+        "split where there is one)",
+    )
+    train.add_argument(
+        "--batch-size", type=int, default=256, help="training batch size"
+    )
     train.add_argument(
         "--latent-dim",
         type=int,
@@ -101,9 +140,18 @@ def _parser():
         "method trains on them. An empty cell is a missing modality, an "
         "empty label an unlabeled sample.",
     )
-    records.add_argument("--image-column", default="image")
-    records.add_argument("--text-column", default="text")
-    records.add_argument("--label-column", default="label")
+    records.add_argument(
+        "--image-column", default="image", help="column of the image paths"
+    )
+    records.add_argument(
+        "--text-column", default="text", help="column of the texts"
+    )
+    records.add_argument(
+        "--label-column",
+        default="label",
+        help="column of the labels (class names, indices, numbers, or "
+        "|-separated names with --task multilabel)",
+    )
     from keras_robult.experiments.image_text_recipe import (
         add_image_text_arguments,
     )
@@ -332,6 +380,11 @@ def _train(args):
         )
     if args.epochs < 1 or args.batch_size < 1:
         raise ValueError("--epochs and --batch-size must be positive")
+    if min(args.seeds) < 0:
+        raise ValueError(
+            "--seeds must be non-negative integers; got "
+            + " ".join(map(str, args.seeds))
+        )
     gaps = missing_modality_options(args)
     skipped = None
     if args.data and args.data.endswith((".csv", ".jsonl")):
@@ -468,6 +521,11 @@ def _export(args):
 
     from keras_robult.export import export_saved_model
 
+    if os.path.exists(args.out) and not args.overwrite:  # before the load
+        raise ValueError(
+            f"The output directory {args.out} exists; pass --overwrite to "
+            "replace it."
+        )
     model = _load_model(args.model)
     if not args.quiet:
         print(
@@ -538,7 +596,8 @@ def _evaluate(args):
         per_subset,
         {method: [curve]},
     )
-    results["labeled_fraction"] = 0.0
+    results["labeled_fraction"] = None  # not a training run
+    results["model"] = os.path.basename(args.model)
     out = _out_dir(args.out, dataset)
     write_results(results, {0: {"test": rows.tolist()}}, out)
     print(markdown_table(results))

@@ -190,6 +190,9 @@ def test_train_then_evaluate_on_a_user_file(tmp_path):
         "evaluate", "--model", model, "--data", data, "--out", out + "2"
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    # Titled by the model it read, not as a training run ("0% labeled").
+    assert "accuracy on toy, model gmc-seed0.keras\n" in result.stdout
+    assert "labeled" not in result.stdout.split("|")[0]
     with open(os.path.join(out + "2", "results.json")) as handle:
         evaluated = json.load(handle)
     # The evaluation of the saved model reproduces the training run's
@@ -228,6 +231,30 @@ def test_regression_bins_come_from_the_targets(tmp_path):
         *args, "--bins", "1000", "1337", "--out", str(tmp_path / "c")
     )
     assert explicit.returncode == 0, explicit.stderr[-2000:]
+
+
+def test_option_errors_name_the_option_before_any_work(tmp_path):
+    data = toy_npz(tmp_path / "toy.npz")
+    seeds = robult("train", "--data", data, "--seeds", "0", "-1")
+    assert seeds.returncode == 2
+    assert "--seeds must be non-negative integers; got 0 -1" in seeds.stderr
+    # An existing --out is refused before the model is read (here it is
+    # not even a model).
+    (tmp_path / "served").mkdir()
+    export = robult(
+        "export",
+        "--model",
+        data,
+        "--out",
+        str(tmp_path / "served"),
+    )
+    assert export.returncode == 2
+    assert "served exists; pass --overwrite" in export.stderr
+    helped = robult("train", "--help").stdout
+    helped = helped[helped.index("options:") :]
+    for option in ("--labeled-fraction", "--seeds", "--epochs"):
+        line = helped[helped.index("  " + option + " ") + 2 :]
+        assert "(default: " in line[: line.index("\n  --")], option
 
 
 def test_multilabel_on_one_dimensional_labels_is_named(tmp_path):

@@ -66,6 +66,11 @@ def load_npz(path):
             for k in keys
             if not k.startswith("x_") and k != "y" and k not in OPTIONAL_KEYS
         ]
+        if MASK_KEY in modalities:
+            raise ValueError(
+                f"{path}: the array 'x_{MASK_KEY}' would be a modality named "
+                f"'{MASK_KEY}'; save the mask as '{MASK_KEY}' (no x_)."
+            )
         if not modalities or "y" not in keys or unknown:
             raise ValueError(
                 f"{path} must hold one array 'x_<modality>' per modality and "

@@ -32,14 +32,29 @@ def add_image_text_arguments(parser):
         default=DEFAULT_IMAGE_PRESET,
         help="keras-hub image backbone: a local preset folder or a name",
     )
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--sequence-length", type=int, default=64)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=224,
+        help="images are resized to SIZE x SIZE for the image backbone",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        default=64,
+        help="token ids per text (padded or truncated: static shapes)",
+    )
     parser.add_argument(
         "--cache-dir",
         default=DEFAULT_CACHE_DIR,
         help="backbone features, keyed by presets, sizes and records",
     )
-    parser.add_argument("--feature-batch-size", type=int, default=64)
+    parser.add_argument(
+        "--feature-batch-size",
+        type=int,
+        default=64,
+        help="batch size of the backbones' feature extraction",
+    )
     parser.add_argument(
         "--raw-models",
         action="store_true",

@@ -178,6 +178,7 @@ def run_protocol(
     failures = []
     curves = {}  # method -> [per seed curve]
     splits = {}
+    fractions = []
     in_validation = np.zeros(num, bool)
     if validation_mask is not None and test_mask is None:
         raise ValueError("A validation split needs an explicit test split.")
@@ -203,6 +204,7 @@ def run_protocol(
             labeled = np.asarray(is_labeled, bool)[train]
         else:
             labeled = labeled_mask(y[train], labeled_fraction, seed, task)
+        fractions.append(float(labeled.mean()))
         check_split(task, y, train, test, labeled, seed)
         splits[seed] = {
             "train": train.tolist(),
@@ -276,17 +278,20 @@ def run_protocol(
                     for subset, metrics in subset_metrics.items()
                     if "+" not in subset and subset != "all"
                 ]
+                whole = subset_metrics.get("all")
                 print(
                     f"  {name}: single-modality mean {primary} "
-                    f"{np.mean(single):.4f}, all "
-                    f"{subset_metrics['all'][primary]:.4f} "
-                    f"({time.perf_counter() - start:.0f} s)",
+                    f"{np.mean(single):.4f}"
+                    + (f", all {whole[primary]:.4f}" if whole else "")
+                    + f" ({time.perf_counter() - start:.0f} s)",
                     flush=True,
                 )
     results = _summarise(
         dataset,
         (task, primary),
-        labeled_fraction,
+        # What the training splits held (a file's own labels need not be
+        # --labeled-fraction of them).
+        labeled_fraction if is_labeled is None else np.mean(fractions),
         seeds,
         modalities,
         per_subset,

@@ -26,6 +26,8 @@ RESULT_KEYS = {
 def validate_results(results):
     """Raises `ValueError` if `results` does not follow the schema."""
     for key, kind in RESULT_KEYS.items():
+        if key == "labeled_fraction" and "model" in results:
+            continue  # an evaluation of a saved model: no training split
         if not isinstance(results.get(key), kind):
             raise ValueError(f"results[{key!r}] must be a {kind.__name__}.")
     for entry in results["results"]:
@@ -71,10 +73,10 @@ def markdown_table(results, metric=None):
         for r in results["results"]
         if r["metric"] == metric
     }
+    one = len(results["seeds"]) == 1
     lines = [
-        f"{metric} on {results['dataset']}, "
-        f"{results['labeled_fraction']:.0%} labeled, seeds "
-        f"{', '.join(map(str, results['seeds']))} (mean ± std)",
+        f"{metric} on {results['dataset']}, {_setting(results)}"
+        + ("" if one or "model" in results else " (mean ± std)"),
         "",
         "| subset | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),
@@ -87,7 +89,11 @@ def markdown_table(results, metric=None):
             if entry is None:
                 values.append("–")
                 continue
-            values.append(f"{entry['mean']:.3f} ± {entry['std']:.3f}")
+            values.append(
+                f"{entry['mean']:.3f}"
+                if one
+                else f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+            )
             if row in modalities:
                 singles[method].append(entry["mean"])
         lines.append(f"| {row} | " + " | ".join(values) + " |")
@@ -121,6 +127,26 @@ def markdown_table(results, metric=None):
     return "\n".join(lines) + "\n"
 
 
+def _percent(fraction):
+    """`0.05` -> `5%`, `0.125` -> `12.5%`: never rounded to another value
+    at the shown precision."""
+    text = f"{100 * fraction:.3g}"
+    return f"{text}%"
+
+
+def _setting(results):
+    """The table's title after the dataset: the labeled fraction and the
+    seeds of a run, or the model an evaluation read."""
+    if "model" in results:
+        return f"model {results['model']}"
+    seeds = results["seeds"]
+    return (
+        f"{_percent(results['labeled_fraction'])} labeled, "
+        + ("seed " if len(seeds) == 1 else "seeds ")
+        + ", ".join(map(str, seeds))
+    )
+
+
 def plot_missing_rate(results, path):
     """PNG of the curve metric against the missing rate, per method."""
     import matplotlib
@@ -141,10 +167,12 @@ def plot_missing_rate(results, path):
         metric = curve.get("metric", metric)
     axis.set_xlabel("missing rate p (each modality dropped independently)")
     axis.set_ylabel(metric)
-    axis.set_title(
-        f"{results['dataset']}: {metric} vs missing rate, "
-        f"{results['labeled_fraction']:.0%} labeled"
+    setting = (
+        f"model {results['model']}"
+        if "model" in results
+        else f"{_percent(results['labeled_fraction'])} labeled"
     )
+    axis.set_title(f"{results['dataset']}: {metric} vs missing rate, {setting}")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()

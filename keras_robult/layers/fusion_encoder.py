@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 from keras import ops
 
@@ -126,7 +128,15 @@ class FusionEncoder(keras.layers.Layer):
             self.score_output(self.score_hidden(tokens)), "float32"
         )
         scores = ops.where(present, scores[..., 0], _MASKED_SCORE)
-        weights = ops.softmax(scores, axis=-1) * ops.cast(present, "float32")
+        if scores.shape[-1] == 1:
+            # One modality (static): a softmax over one score is 1, as
+            # meant; Keras' warning about it is not for the user.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "You are using a softmax")
+                weights = ops.softmax(scores, axis=-1)
+        else:
+            weights = ops.softmax(scores, axis=-1)
+        weights = weights * ops.cast(present, "float32")
         weights = safe_divide(weights, ops.sum(weights, -1, keepdims=True))
         pooled = ops.einsum(
             "bm,bmd->bd", ops.cast(weights, tokens.dtype), tokens

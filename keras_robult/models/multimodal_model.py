@@ -467,6 +467,13 @@ class MultimodalModel(keras.Model):
         # does not compile a model whose class overrides `compile`.
         if getattr(self, "compiled", False):
             check_jit_compile(self.jit_compile)
+            if getattr(self, "loss", None) is not None:
+                raise ValueError(
+                    f"{type(self).__name__} computes its own loss "
+                    "(`compute_loss`, weighted by `loss_weights`); "
+                    f"compile(loss={self.loss!r}) would be ignored. Compile "
+                    "without `loss`."
+                )
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_jit_compile()

@@ -123,8 +123,10 @@ class Robult(MultimodalModel):
             where `latents` is `(batch, M, d)`. Defaults to a
             `keras_robult.layers.FusionEncoder(latent_dim)`.
         latent_dim: int, width `d` of the shared latent space.
-        redundant_dim: int, width `d_z` of `S` and `Z^m`.
+        redundant_dim: int, width `d_z` of `S` and `Z^m`. Defaults to half
+            of `latent_dim` (rounded up), or `latent_dim - unique_dim`.
         unique_dim: int, width `d_u` of `U^m`; `d_u + d_z` must equal `d`.
+            Defaults to the rest of `latent_dim`.
         temperature: float, `tau` of the PU contrastive loss. The default
             1.0 was chosen on a validation split of mfeat (see
             `benchmarks/RESULTS.md`).
@@ -226,8 +228,8 @@ class Robult(MultimodalModel):
         task,
         fusion=None,
         latent_dim=128,
-        redundant_dim=64,
-        unique_dim=64,
+        redundant_dim=None,
+        unique_dim=None,
         temperature=1.0,
         rbf_bandwidth=0.3,
         loss_weights=None,
@@ -243,6 +245,14 @@ class Robult(MultimodalModel):
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)
+        if redundant_dim is None:
+            redundant_dim = (
+                latent_dim - unique_dim
+                if unique_dim is not None
+                else latent_dim - latent_dim // 2
+            )
+        if unique_dim is None:
+            unique_dim = latent_dim - redundant_dim
         if unique_dim + redundant_dim != latent_dim:
             raise ValueError(
                 "The task head is shared by the fused branch (input H^0 of "

@@ -57,6 +57,15 @@ def test_good_file(tmp_path):
             {"x_a": np.zeros((4, 2)) + 1j, "y": np.arange(4)},
             "'a' must be real numbers .* complex128",
         ),
+        (
+            {
+                "x_a": np.zeros((4, 2)),
+                "x_modality_mask": np.ones((4, 1)),
+                "y": np.arange(4),
+            },
+            "'x_modality_mask' would be a modality named 'modality_mask'; "
+            "save the mask as 'modality_mask' \\(no x_\\)",
+        ),
     ],
 )
 def test_bad_files(tmp_path, arrays, message):

@@ -708,3 +708,29 @@ def test_a_loss_term_that_is_off_is_not_logged():
     on.compile(optimizer="adam", jit_compile=JIT_COMPILE)
     logs = on.fit(x, y, batch_size=16, epochs=1, verbose=0).history
     assert {"loss_pseudo", "loss_consistency"} <= set(logs)
+
+
+def test_compile_with_a_loss_is_refused():
+    model = build_model()
+    model.compile(optimizer="adam", loss="mse")
+    x, y = make_multimodal(num_samples=8)
+    with pytest.raises(ValueError, match=r"compile\(loss='mse'\) would be"):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_one_modality_trains_without_a_keras_warning():
+    """The fusion's softmax over one modality is 1 as meant: no warning;
+    the branch widths default to halves of latent_dim."""
+    import warnings
+
+    model = keras_robult.Robult(
+        {"a": encoders.MLPEncoder(8)}, tasks.Classification(2), latent_dim=9
+    )
+    assert (model.redundant_dim, model.unique_dim) == (5, 4)
+    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    x = {"a": np.random.default_rng(0).random((16, 5)).astype("float32")}
+    y = {"label": np.arange(16) % 2, "is_labeled": np.ones(16, "float32")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        model.predict(x, verbose=0)
