@@ -25,7 +25,10 @@ def strata(labels, task=None):
     is_integer = np.all(np.mod(labels, 1) == 0) if labels.size else True
     if name == "regression" or (name is None and not is_integer):
         low, high = getattr(task, "bins", (-3, 3))
-        return np.round(np.clip(labels, low, high)).astype(int) - low
+        offset = getattr(task, "offset", 0.0)
+        scale = getattr(task, "scale", 1.0)
+        values = (labels.astype("float64") - offset) / scale
+        return np.round(np.clip(values, low, high)).astype(int) - low
     _, index = np.unique(labels, return_inverse=True)
     return index.reshape(-1)
 
@@ -94,3 +97,17 @@ def train_test_split(labels, test_fraction=0.3, seed=0, task=None):
     _check_fraction(test_fraction, "test_fraction")
     test = labeled_mask(labels, test_fraction, seed=seed, task=task)
     return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def stratified_head(labels, count, task=None):
+    """The indices of `count` samples (or all, if fewer) taken in turn
+    from each stratum (`strata`), in file order within a stratum: a small
+    subset that holds every class while there is room, even from a file
+    listed class by class. Sorted."""
+    groups = strata(labels, task)
+    rank = np.zeros(len(groups), "int64")
+    for value in np.unique(groups):
+        members = np.flatnonzero(groups == value)
+        rank[members] = np.arange(len(members))
+    order = np.lexsort((groups, rank))  # by rank, then by stratum
+    return np.sort(order[:count])

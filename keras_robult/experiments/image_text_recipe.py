@@ -234,8 +234,10 @@ def feature_splits(args, records, dataset):
     splits, skipped, kept = [], {}, []
     for name in ("train", "valid", "test"):
         part = records[name]
-        if args.smoke:
-            part = part.subset(np.arange(min(len(part), SMOKE_SAMPLES)))
+        if args.smoke:  # every class, also from a file listed by class
+            from keras_robult.data.splits import stratified_head
+
+            part = part.subset(stratified_head(part.labels, SMOKE_SAMPLES))
         x, features = records_features(
             args, part, backbones, f"{dataset} {name}"
         )

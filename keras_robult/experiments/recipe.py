@@ -73,8 +73,9 @@ def recipe_parser(description, epochs=100, batch_size=256):
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help=f"one epoch on the first {SMOKE_SAMPLES} samples of each "
-        "split, first seed only (checks an install and a data folder)",
+        help=f"one epoch on {SMOKE_SAMPLES} samples of each split, taken in "
+        "turn from each class (or target bin), first seed only (checks an "
+        "install and a data folder)",
     )
     parser.add_argument(
         "--backend",
@@ -141,9 +142,12 @@ def run_recipe(args, splits, task, dataset, metrics, extra=None, finetune=None):
     gaps = missing_modality_options(args)
     epochs, seeds = args.epochs, args.seeds
     if args.smoke:
+        from keras_robult.data.splits import stratified_head
+
+        rows = [stratified_head(y, SMOKE_SAMPLES, task) for _, y in splits]
         splits = [
-            ({k: v[:SMOKE_SAMPLES] for k, v in x.items()}, y[:SMOKE_SAMPLES])
-            for x, y in splits
+            ({k: v[r] for k, v in x.items()}, y[r])
+            for (x, y), r in zip(splits, rows)
         ]
         epochs, seeds = 1, seeds[:1]
     for (x, y), name in zip(splits, ("train", "valid", "test")):

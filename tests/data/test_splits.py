@@ -54,3 +54,24 @@ def test_train_test_split_is_a_stratified_partition():
 def test_fraction_outside_range_is_an_error(fraction):
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         labeled_mask(np.arange(10) % 2, fraction)
+
+
+def test_stratified_head_holds_every_class_of_a_file_listed_by_class():
+    """A release listed class by class (0 x 100, then 1 x 100, 2 x 100):
+    64 samples hold 22, 21 and 21 of each class, in file order."""
+    from keras_robult.data.splits import stratified_head
+
+    labels = np.repeat(np.arange(3), 100)
+    rows = stratified_head(labels, 64)
+    assert len(rows) == 64 and np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(np.bincount(labels[rows]), [22, 21, 21])
+    np.testing.assert_array_equal(rows[:22], np.arange(22))  # file order
+    assert len(stratified_head(labels[:10], 64)) == 10  # fewer: all
+
+
+def test_regression_strata_follow_the_tasks_scale():
+    y = np.linspace(1000.0, 1337.0, 70)
+    groups = strata(y, tasks.Regression.from_targets(y))
+    expected = np.round((y - 1000.0) / (337.0 / 6)).astype(int)
+    np.testing.assert_array_equal(groups, expected)
+    assert set(groups) == set(range(7))  # not all in the top bin
