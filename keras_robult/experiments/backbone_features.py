@@ -31,8 +31,11 @@ def compute_features(
     sequence_length,
     batch_size=64,
 ):
-    """Pooled backbone features of every record whose image (if named)
-    can be decoded.
+    """Pooled backbone features of the records. A record whose image
+    cannot be read keeps its text, its image marked missing; one that
+    then has no modality left is left out (not in `kept`). More than half
+    of the named images unreadable (or absent) is an error that names the
+    first files.
 
     Args:
         records: `ImageTextRecords`.
@@ -53,43 +56,122 @@ def compute_features(
 
     from keras_robult.data.image_text_pipeline import image_text_dataset
 
-    # One decoding pass: an image that cannot be decoded drops its record
-    # (the pipeline's `ignore_errors`); the indices that come through tell
-    # which.
-    dataset = image_text_dataset(
-        records,
-        image_size=image_size,
-        batch_size=batch_size,
-        tokenizer=tokenizer,
-        sequence_length=sequence_length,
-        with_index=True,
-    )
+    check_image_paths(records)
     encoders = {
         "image": _inference(image_encoder),
         "text": _inference(text_encoder),
     }
     parts = {"image": [], "text": [], "modality_mask": []}
     seen = []
-    for x, y in dataset:
-        seen.append(y["index"].numpy())
-        mask = x["modality_mask"].numpy()
-        for name, encoder in encoders.items():
-            values = keras.ops.convert_to_numpy(encoder(x[name].numpy()))
-            column = 0 if name == "image" else 1
-            parts[name].append(values * mask[:, column : column + 1])
-        parts["modality_mask"].append(mask)
+
+    def encode(part, rows):
+        # An image that cannot be decoded drops its record from the pass
+        # (the pipeline's `ignore_errors`): the indices that come through
+        # tell which.
+        dataset = image_text_dataset(
+            part,
+            image_size=image_size,
+            batch_size=batch_size,
+            tokenizer=tokenizer,
+            sequence_length=sequence_length,
+            with_index=True,
+        )
+        for x, y in dataset:
+            seen.append(rows[y["index"].numpy()])
+            mask = x["modality_mask"].numpy()
+            for name, encoder in encoders.items():
+                values = keras.ops.convert_to_numpy(encoder(x[name].numpy()))
+                column = 0 if name == "image" else 1
+                parts[name].append(values * mask[:, column : column + 1])
+            parts["modality_mask"].append(mask)
+
+    everything = np.arange(len(records))
+    encode(records, everything)
+    unreadable = np.setdiff1d(everything, np.concatenate(seen or [[]]))
+    unreadable = unreadable.astype("int64")
+    _check_readable(records, unreadable)
+    # A record whose image cannot be read keeps its text, with the image
+    # missing (what the model handles); one with no text is left out.
+    with_text = unreadable[records.texts[unreadable] != ""]
+    if with_text.size:
+        part = records.subset(with_text)
+        encode(
+            type(part)(
+                part.ids,
+                np.full(len(part), "", object),
+                part.texts,
+                part.labels,
+                part.classes,
+                part.is_labeled,
+            ),
+            with_text,
+        )
     kept = np.concatenate(seen).astype("int64")
-    unreadable = np.setdiff1d(np.arange(len(records)), kept)
+    order = np.argsort(kept, kind="stable")
     features = {
-        k: np.concatenate(v).astype("float32") for k, v in parts.items()
+        k: np.concatenate(v).astype("float32")[order] for k, v in parts.items()
     }
+    kept = kept[order]
     features.update(
         labels=records.labels[kept],
         is_labeled=records.is_labeled[kept],
         kept=kept,
-        unreadable=np.asarray(unreadable, "int64"),
+        unreadable=unreadable,
     )
     return features
+
+
+#: Above this fraction of unreadable named images, an error, not a run.
+MAX_UNREADABLE = 0.5
+
+
+def check_image_paths(records):
+    """Raises when more than half of the named image files do not exist
+    (a records file moved without its images), before any decoding."""
+    named = np.flatnonzero(records.image_paths != "")
+    absent = [i for i in named if not os.path.exists(records.image_paths[i])]
+    if named.size and len(absent) > MAX_UNREADABLE * named.size:
+        raise ValueError(
+            f"{len(absent)} of {named.size} image files do not exist ("
+            + _first_files(records, absent, "no such file")
+            + "); image paths are relative to the records file's folder."
+        )
+
+
+def _check_readable(records, unreadable):
+    named = int(np.sum(records.image_paths != ""))
+    if named and unreadable.size > MAX_UNREADABLE * named:
+        raise ValueError(
+            f"{unreadable.size} of {named} images cannot be read ("
+            + _first_files(records, unreadable)
+            + "); more than half: check the image files."
+        )
+
+
+def unreadable_summary(records, unreadable, count=3):
+    """`"N unreadable image(s) (first: path: reason, ...)"` for a log."""
+    if not len(unreadable):
+        return "0 unreadable images"
+    return (
+        f"{len(unreadable)} unreadable image(s), kept as missing images ("
+        + _first_files(records, unreadable, count=count)
+        + ")"
+    )
+
+
+def _first_files(records, rows, reason=None, count=3):
+    rows = list(rows)
+    names = []
+    for row in rows[:count]:
+        path = str(records.image_paths[row])
+        why = reason or (
+            "no such file"
+            if not os.path.exists(path)
+            else "not a decodable image"
+        )
+        names.append(f"{path}: {why}")
+    more = f", and {len(rows) - count} more" if len(rows) > count else ""
+    return "first: " + "; ".join(names) + more
 
 
 def _inference(encoder):

@@ -172,6 +172,7 @@ def records_features(args, records, backbones, label):
     from keras_robult.experiments.backbone_features import (
         FeatureCache,
         compute_features,
+        unreadable_summary,
     )
 
     image_encoder, text_encoder, tokenizer, settings = backbones
@@ -192,7 +193,7 @@ def records_features(args, records, backbones, label):
     if not args.quiet:
         print(
             f"{label}: {len(records)} records, "
-            f"{len(features['unreadable'])} unreadable image(s) skipped, "
+            f"{unreadable_summary(records, features['unreadable'])}, "
             f"features {'read from' if cached else 'computed into'} "
             f"{cache.path(records, settings)}",
             flush=True,
