@@ -46,6 +46,34 @@ class _DefaultsHelp(argparse.HelpFormatter):
         return f"{text} (default: {default})".strip()
 
 
+def _add_records_arguments(parser):
+    """The options of image+text records files (train and evaluate)."""
+    from keras_robult.experiments.image_text_recipe import (
+        add_image_text_arguments,
+    )
+
+    records = parser.add_argument_group(
+        "image+text records (--data FILE.csv / .jsonl)",
+        "Images (paths relative to the file) and texts go through frozen "
+        "keras-hub backbones once; their features are cached and every "
+        "method trains on them. An empty cell is a missing modality, an "
+        "empty label an unlabeled sample.",
+    )
+    records.add_argument(
+        "--image-column", default="image", help="column of the image paths"
+    )
+    records.add_argument(
+        "--text-column", default="text", help="column of the texts"
+    )
+    records.add_argument(
+        "--label-column",
+        default="label",
+        help="column of the labels (class names, indices, numbers, or "
+        "|-separated names with --task multilabel)",
+    )
+    add_image_text_arguments(records)
+
+
 def _parser():
     from keras_robult.version import __version__
 
@@ -133,30 +161,7 @@ def _parser():
     )
     add_missing_modality_arguments(train)
     train.add_argument("--out", help="results folder")
-    records = train.add_argument_group(
-        "image+text records (--data FILE.csv / .jsonl)",
-        "Images (paths relative to the file) and texts go through frozen "
-        "keras-hub backbones once; their features are cached and every "
-        "method trains on them. An empty cell is a missing modality, an "
-        "empty label an unlabeled sample.",
-    )
-    records.add_argument(
-        "--image-column", default="image", help="column of the image paths"
-    )
-    records.add_argument(
-        "--text-column", default="text", help="column of the texts"
-    )
-    records.add_argument(
-        "--label-column",
-        default="label",
-        help="column of the labels (class names, indices, numbers, or "
-        "|-separated names with --task multilabel)",
-    )
-    from keras_robult.experiments.image_text_recipe import (
-        add_image_text_arguments,
-    )
-
-    add_image_text_arguments(records)
+    _add_records_arguments(train)
     train.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -179,11 +184,19 @@ def _parser():
         help="evaluate a saved .keras model on every modality subset",
     )
     evaluate.add_argument("--model", required=True, help="a .keras file")
-    evaluate.add_argument("--data", required=True, help="an .npz file")
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        help="an .npz file (its test split if it marks one, else every "
+        "sample), or image+text records (.csv / .jsonl: every labeled "
+        "record, through the backbones the model was trained on)",
+    )
     evaluate.add_argument(
         "--out", help="results folder (default: results/<data>-<time>/)"
     )
     evaluate.add_argument("--backend", choices=BACKENDS)
+    evaluate.add_argument("--quiet", action="store_true", help="no log")
+    _add_records_arguments(evaluate)
 
     export = sub.add_parser(
         "export",
@@ -299,6 +312,7 @@ def _load_records(args):
     """`(data, task, skipped image count)` from a user's image+text
     records file: its images and texts as cached backbone features."""
     from keras_robult.data.image_text_records import ImageTextRecords
+    from keras_robult.experiments.backbone_features import without_images
     from keras_robult.experiments.image_text_recipe import (
         backbone_settings,
         finetune_source,
@@ -329,7 +343,8 @@ def _load_records(args):
 
         # Standardisation statistics of the frozen features of every
         # readable sample (no labels are read: as for a feature file).
-        source = finetune_source(args, records.subset(features["kept"]), x)
+        readable = without_images(records, features["unreadable"])
+        source = finetune_source(args, readable.subset(features["kept"]), x)
         x = index_arrays(len(features["kept"]), x[MASK_KEY])
     labels = features["labels"]
     is_labeled = features["is_labeled"]
@@ -544,6 +559,24 @@ def _export(args):
     return 0
 
 
+def _to_model_classes(data, task):
+    """Class-name labels of an evaluation file as the model's class
+    indices (the file may hold fewer classes, in another order)."""
+    import numpy as np
+
+    names = getattr(task, "class_names", None)
+    if not data.get("classes") or not names:
+        return data["y"]
+    unknown = sorted(set(data["classes"]) - set(names))
+    if unknown:
+        raise ValueError(
+            f"The data's classes {unknown} are not among the model's "
+            f"{list(names)}."
+        )
+    lookup = np.asarray([list(names).index(c) for c in data["classes"]])
+    return lookup[np.asarray(data["y"])]
+
+
 def _evaluate(args):
     import numpy as np
 
@@ -555,9 +588,16 @@ def _evaluate(args):
     )
     from keras_robult.experiments.report import markdown_table, write_results
 
-    data = load_npz(args.data)
     model = _load_model(args.model)
     modalities = list(model.modalities)
+    if args.data.endswith((".csv", ".jsonl")):
+        args.task, args.bins, args.finetune = model.task.name, None, False
+        data, _, _ = _load_records(args)
+        data["y"] = _to_model_classes(data, model.task)
+        labeled = data["is_labeled"]
+        data["test"] = None if labeled is None else np.asarray(labeled, bool)
+    else:
+        data = load_npz(args.data)
     x = data["x"]
     given = [m for m in x if m != "modality_mask"]
     if sorted(given) != sorted(modalities):

@@ -251,6 +251,22 @@ def test_robult_train_on_a_users_records_file(
         "text",
         "image+text",
     }
+    # `evaluate` reads the same records file (the backbones' cached
+    # features) and reproduces the run's numbers on every labeled record
+    # when the run's split is the whole file's test split.
+    model = str(tmp_path / "o" / "models" / "robult-seed0.keras")
+    evaluate = ["evaluate", "--model", model, "--data", str(path)]
+    evaluate += argv[argv.index("--image-column") :]
+    evaluate += ["--out", str(tmp_path / "e")]
+    assert cli.main(evaluate) == 0, capsys.readouterr().err
+    with open(tmp_path / "e" / "results.json") as handle:
+        evaluated = json.load(handle)
+    assert evaluated["model"] == "robult-seed0.keras"
+    assert {"+".join(r["subset"]) for r in evaluated["results"]} == {
+        "image",
+        "text",
+        "image+text",
+    }
     # Genres as `|`-separated names: a multi-label task over them.
     genres = ["", "drama|comedy", "comedy", "war|drama"]
     lines = ["photo,caption,kind"] + [

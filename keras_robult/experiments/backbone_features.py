@@ -30,6 +30,7 @@ def compute_features(
     image_size,
     sequence_length,
     batch_size=64,
+    check=True,
 ):
     """Pooled backbone features of the records. A record whose image
     cannot be read keeps its text, its image marked missing; one that
@@ -46,6 +47,7 @@ def compute_features(
         image_size: `(height, width)`.
         sequence_length: int.
         batch_size: int.
+        check: bool, the more-than-half check (off for a few records).
 
     Returns:
         dict: `image`, `text` float32 features (zeros where the modality is
@@ -56,7 +58,8 @@ def compute_features(
 
     from keras_robult.data.image_text_pipeline import image_text_dataset
 
-    check_image_paths(records)
+    if check:
+        check_image_paths(records)
     encoders = {
         "image": _inference(image_encoder),
         "text": _inference(text_encoder),
@@ -89,23 +92,13 @@ def compute_features(
     encode(records, everything)
     unreadable = np.setdiff1d(everything, np.concatenate(seen or [[]]))
     unreadable = unreadable.astype("int64")
-    _check_readable(records, unreadable)
+    if check:
+        _check_readable(records, unreadable)
     # A record whose image cannot be read keeps its text, with the image
     # missing (what the model handles); one with no text is left out.
     with_text = unreadable[records.texts[unreadable] != ""]
     if with_text.size:
-        part = records.subset(with_text)
-        encode(
-            type(part)(
-                part.ids,
-                np.full(len(part), "", object),
-                part.texts,
-                part.labels,
-                part.classes,
-                part.is_labeled,
-            ),
-            with_text,
-        )
+        encode(without_images(records.subset(with_text)), with_text)
     kept = np.concatenate(seen).astype("int64")
     order = np.argsort(kept, kind="stable")
     features = {
@@ -119,6 +112,22 @@ def compute_features(
         unreadable=unreadable,
     )
     return features
+
+
+def without_images(records, rows=None):
+    """`records` with the images of `rows` (default: all) marked missing:
+    the records a run uses after `compute_features` found them
+    unreadable."""
+    paths = np.asarray(records.image_paths, object).copy()
+    paths[slice(None) if rows is None else np.asarray(rows, "int64")] = ""
+    return type(records)(
+        records.ids,
+        paths,
+        records.texts,
+        records.labels,
+        records.classes,
+        records.is_labeled,
+    )
 
 
 #: Above this fraction of unreadable named images, an error, not a run.

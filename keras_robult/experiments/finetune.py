@@ -250,6 +250,7 @@ class FinetuneMixin:
                 self.source.image_size,
                 self.source.sequence_length,
                 self.source.batch_size,
+                check=False,
             )
             if len(computed["unreadable"]):
                 bad = todo[computed["unreadable"]]

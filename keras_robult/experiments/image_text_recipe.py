@@ -231,6 +231,8 @@ def feature_splits(args, records, dataset):
         and the backbone settings, for `results.json`) and, when
         fine-tuning, `finetune` (the `FinetuneSource`).
     """
+    from keras_robult.experiments.backbone_features import without_images
+
     backbones = backbone_settings(args)
     splits, skipped, kept = [], {}, []
     for name in ("train", "valid", "test"):
@@ -244,7 +246,8 @@ def feature_splits(args, records, dataset):
         )
         skipped[name] = int(len(features["unreadable"]))
         splits.append((x, features["labels"]))
-        kept.append(part.subset(features["kept"]))
+        readable = without_images(part, features["unreadable"])
+        kept.append(readable.subset(features["kept"]))
     extra = {"skipped_images": skipped, "backbones": backbone_summary(args)}
     loaded = {"splits": splits, "extra": extra}
     if args.finetune:
