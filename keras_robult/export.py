@@ -11,8 +11,11 @@ Optional endpoints `serve_<modality>` take that modality's tensor alone.
 A model with image inputs (float `(batch, height, width, 3)` in [0, 255])
 also gets `serve_image_bytes`: the same inputs, except that each image is
 the encoded file (JPEG, PNG, GIF, BMP) as a string, decoded and resized
-to the model's size in the graph (an empty string is a missing image:
-zeros, with its mask 0 as always).
+to the model's size in the graph, each on its own (an empty string, or
+bytes that do not decode, is a missing image: zeros and mask 0, which the
+response's `num_modalities` shows; one bad file never fails the request).
+A model that tokenizes strings in the graph loads only after `import
+tensorflow_text` (the ops of keras-hub's tokenizers).
 
 Routes, chosen from the running backend:
 - `"tensorflow"`: `keras.export.ExportArchive` on the model as it is;
@@ -111,27 +114,45 @@ def image_modalities(specs):
 
 
 def _decode_requests(contents, spec):
-    """Encoded images `(batch,)` -> float `(batch, h, w, 3)` of `spec`'s
-    size; an empty string decodes to zeros."""
+    """Encoded images `(batch,)` -> `(float (batch, h, w, 3) of spec's
+    size, float (batch,) 1 where an image was decoded)`. Each image is
+    decoded on its own: an empty string, or bytes that do not decode, give
+    zeros and 0 (a missing image), never a failed request."""
     import tensorflow as tf
 
     from keras_robult.data.image_text_pipeline import decode_image_bytes
 
     size = tuple(spec.shape[1:3].as_list())
-
-    def one(value):
-        image = tf.cond(
-            tf.strings.length(value) > 0,
-            lambda: decode_image_bytes(value, size),
-            lambda: tf.zeros(size + (3,), tf.float32),
+    count = tf.shape(contents, out_type=tf.int64)[0]
+    given = tf.strings.length(contents) > 0
+    # A failure drops its element (`ignore_errors`); a sentinel row keeps
+    # the batch non-empty.
+    decoded = (
+        tf.data.Dataset.from_tensor_slices((tf.range(count), contents, given))
+        .filter(lambda index, value, present: present)
+        .map(
+            lambda index, value, present: (
+                index,
+                tf.cast(decode_image_bytes(value, size), spec.dtype),
+            )
         )
-        return tf.cast(image, spec.dtype)
-
-    return tf.map_fn(
-        one,
-        contents,
-        fn_output_signature=tf.TensorSpec(size + (3,), spec.dtype),
+        .ignore_errors()
+        .concatenate(
+            tf.data.Dataset.from_tensors(
+                (count, tf.zeros(size + (3,), spec.dtype))
+            )
+        )
+        .batch(2**31 - 1)
     )
+    index, images = decoded.get_single_element()
+    rows = tf.concat([tf.range(count), [count]], 0)
+    found = tf.reduce_any(index[:, None] == rows[None, :], axis=0)[:-1]
+    full = tf.scatter_nd(
+        index[:, None],
+        images,
+        tf.concat([[count + 1], tf.constant(size + (3,), tf.int64)], 0),
+    )[:-1]
+    return full, tf.cast(found, tf.float32)
 
 
 def _check_request(inputs, specs):
@@ -206,14 +227,20 @@ def _write_archive(model, path, modality_endpoints):
         }
 
         def serve_image_bytes(inputs):
-            decoded = {
-                name: (
-                    _decode_requests(value, specs[name])
-                    if name in images
-                    else value
+            decoded = dict(inputs)
+            mask = inputs[MASK_KEY]
+            for name in images:
+                decoded[name], found = _decode_requests(
+                    inputs[name], specs[name]
                 )
-                for name, value in inputs.items()
-            }
+                column = list(model.modalities).index(name)
+                # An image that does not decode is missing: mask 0 (the
+                # response's `num_modalities` tells the client).
+                keep = tf.one_hot(column, len(model.modalities)) * (
+                    1.0 - found[:, None]
+                )
+                mask = mask * (1.0 - tf.cast(keep, mask.dtype))
+            decoded[MASK_KEY] = mask
             return model_fn(_check_request(decoded, specs))
 
         endpoints["serve_image_bytes"] = tf.function(
@@ -379,6 +406,13 @@ def export_saved_model(
             "reload": ".keras file reloaded under TensorFlow in a subprocess",
         }[route]
         print(f"robult export: route {route} ({how}) -> {path}", flush=True)
+        if any(spec.dtype == "string" for spec in input_specs(model).values()):
+            print(
+                "robult export: the model tokenizes strings in the graph; "
+                "load it with `import tensorflow_text` first (its ops, e.g. "
+                "RegexSplitWithOffsets; TF Serving: a build with them)",
+                flush=True,
+            )
     return route
 
 

@@ -378,3 +378,38 @@ def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
         modality_mask=tf.constant(mask),
     )
     np.testing.assert_allclose(by_bytes["prediction"], cached, atol=1e-5)
+    # A file that does not decode is a missing image for its sample only.
+    contents[2] = b"\xff\xd8 not a jpeg"
+    broken = tf.saved_model.load(str(tmp_path / "saved")).signatures[
+        "serve_image_bytes"
+    ](
+        image=tf.constant(contents),
+        text=tf.constant(texts),
+        modality_mask=tf.constant(mask),
+    )
+    without = mask.copy()
+    without[2, 0] = 0.0
+    expected = model.predict(
+        {
+            "image": features["image"] * without[:, :1],
+            "text": features["text"] * without[:, 1:],
+            "modality_mask": without,
+        },
+        verbose=0,
+    )["prediction"]
+    np.testing.assert_allclose(broken["prediction"], expected, atol=1e-5)
+    np.testing.assert_array_equal(broken["num_modalities"], without.sum(1))
+    # A fresh process loads it after `import tensorflow_text`.
+    import subprocess
+    import sys
+
+    load = (
+        "import tensorflow as tf, tensorflow_text; "
+        f"s = tf.saved_model.load({str(tmp_path / 'saved')!r}); "
+        "print(sorted(s.signatures))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", load], capture_output=True, text=True
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert "serve_image_bytes" in loaded.stdout
