@@ -269,7 +269,7 @@ def test_cli_exports_a_keras_file_and_names_its_errors(
         (
             ["--model", source, "--out", out],
             f"robult: error: The output directory {out} exists; pass "
-            "overwrite=True (`robult export --overwrite`) to replace it.",
+            "--overwrite to replace it.",
         ),
         (
             ["--model", str(tmp_path / "no.keras"), "--out", "o"],
