@@ -28,14 +28,18 @@ Routes, chosen from the running backend:
 TensorFlow is imported here only, lazily.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 
 import keras
+from numpy.typing import ArrayLike
 
 from keras_robult.validation import MASK_KEY
 
@@ -316,13 +320,13 @@ def _reload_and_export(model, path, modality_endpoints):
 
 
 def export_saved_model(
-    model,
-    path,
-    overwrite=False,
-    modality_endpoints=True,
-    route=None,
-    verbose=True,
-):
+    model: keras.Model,
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    modality_endpoints: bool = True,
+    route: str | None = None,
+    verbose: bool = True,
+) -> str:
     """Exports a keras_robult model as a SavedModel for TF Serving.
 
     The directory is written next to `path` and moved into place only when
@@ -416,7 +420,9 @@ def export_saved_model(
     return route
 
 
-def rest_request(inputs, signature_name="serving_default"):
+def rest_request(
+    inputs: Mapping[str, ArrayLike], signature_name: str = "serving_default"
+) -> dict:
     """The body of a TF Serving REST `:predict` request (row format).
 
     Args:
@@ -453,7 +459,11 @@ def rest_request(inputs, signature_name="serving_default"):
     }
 
 
-def grpc_request(inputs, model_name, signature_name="serving_default"):
+def grpc_request(
+    inputs: Mapping[str, ArrayLike],
+    model_name: str,
+    signature_name: str = "serving_default",
+):
     """A TF Serving gRPC `PredictRequest` (needs the `serving` extra,
     `tensorflow-serving-api`).
 

@@ -1,12 +1,18 @@
 """Modality masks: explicit subsets, random dropping for evaluation, gaps
 in the training data and modality dropout in a `tf.data` pipeline."""
 
+from __future__ import annotations
+
 import itertools
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def subset_mask(num_samples, modalities, subset):
+def subset_mask(
+    num_samples: int, modalities: Sequence[str], subset: Iterable[str]
+) -> np.ndarray:
     """`(samples, M)` float mask with the modalities in `subset` present."""
     modalities = list(modalities)
     unknown = [name for name in subset if name not in modalities]
@@ -19,7 +25,9 @@ def subset_mask(num_samples, modalities, subset):
     return np.tile(row, (num_samples, 1))
 
 
-def random_mask(num_samples, num_modalities, rate, seed=0):
+def random_mask(
+    num_samples: int, num_modalities: int, rate: float, seed: int = 0
+) -> np.ndarray:
     """Drops each modality independently with probability `rate`, keeping
     at least one per sample (a sample that lost all gets one back, chosen
     uniformly). Seeded and reproducible."""
@@ -39,7 +47,9 @@ def check_rate(rate, name):
         raise ValueError(f"`{name}` must be in [0, 1); received {rate!r}.")
 
 
-def training_mask(base_mask, rate, seed=0):
+def training_mask(
+    base_mask: ArrayLike, rate: float, seed: int = 0
+) -> np.ndarray:
     """Training data with gaps: each present modality of each sample
     dropped with probability `rate`, at least one present modality kept
     per sample (a sample that would lose them all keeps one of its own,
@@ -93,7 +103,9 @@ def drop_modalities(mask, uniform, rate):
     )
 
 
-def evaluation_subsets(modalities, max_exhaustive=4):
+def evaluation_subsets(
+    modalities: Sequence[str], max_exhaustive: int = 4
+) -> list[list[str]]:
     """The modality subsets a results table reports.
 
     Every non-empty subset when there are at most `max_exhaustive`

@@ -1,17 +1,20 @@
 """Reads a user's dataset from one `.npz` file."""
 
+from __future__ import annotations
+
 import math
 import os
 import zipfile
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from keras_robult.validation import MASK_KEY, check_arrays
 
 OPTIONAL_KEYS = ("is_labeled", "test", MASK_KEY)
 
 
-def infer_task_name(y):
+def infer_task_name(y: ArrayLike) -> str:
     """ "multilabel" for a 0/1 matrix, "classification" for integer labels,
     "regression" otherwise."""
     y = np.asarray(y)
@@ -31,7 +34,7 @@ def infer_task_name(y):
     return "regression"
 
 
-def load_npz(path):
+def load_npz(path: str | os.PathLike) -> dict:
     """Loads `x_<modality>` arrays, `y`, and optional `is_labeled`, `test`
     and `modality_mask` from an `.npz` file and checks them.
 

@@ -1,27 +1,38 @@
 """`tf.data` pipelines yielding the `(x, y)` structure Robult trains on."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from keras_robult.data.masking import check_rate, drop_modalities
 from keras_robult.data.standardization import apply_standardization
 from keras_robult.validation import MASK_KEY, check_arrays
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from keras_robult.tasks import Task
+
 
 def make_dataset(
-    x,
-    labels=None,
-    is_labeled=None,
-    modality_mask=None,
-    task=None,
-    batch_size=32,
-    shuffle=False,
-    seed=None,
-    drop_remainder=False,
-    standardization=None,
-    prefetch=True,
-    modality_dropout=0.0,
-    initial_epoch=None,
-):
+    x: Mapping[str, ArrayLike],
+    labels: ArrayLike | None = None,
+    is_labeled: ArrayLike | None = None,
+    modality_mask: ArrayLike | None = None,
+    task: Task | None = None,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int | None = None,
+    drop_remainder: bool = False,
+    standardization: Mapping | None = None,
+    prefetch: bool = True,
+    modality_dropout: float = 0.0,
+    initial_epoch: int | None = None,
+) -> tf.data.Dataset:
     """A `tf.data.Dataset` of `({modality: ..., "modality_mask": ...},
     {"label": ..., "is_labeled": ...})` batches from NumPy arrays.
 

@@ -1,9 +1,17 @@
 """Stratified, seeded train/test and labeled/unlabeled splits."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from keras_robult.tasks import Task
 
 
-def strata(labels, task=None):
+def strata(labels: ArrayLike, task: Task | None = None) -> np.ndarray:
     """Integer stratum of each sample.
 
     Classes for classification; the 7 rounded bins of `Regression` (or of
@@ -59,7 +67,12 @@ def _check_fraction(fraction, name):
         )
 
 
-def labeled_mask(labels, labeled_fraction, seed=0, task=None):
+def labeled_mask(
+    labels: ArrayLike,
+    labeled_fraction: float,
+    seed: int = 0,
+    task: Task | None = None,
+) -> np.ndarray:
     """Seeded boolean `is_labeled` mask keeping the class ratio.
 
     `round(labeled_fraction * samples)` samples (at least one) are labeled,
@@ -91,7 +104,12 @@ def labeled_mask(labels, labeled_fraction, seed=0, task=None):
     return mask
 
 
-def train_test_split(labels, test_fraction=0.3, seed=0, task=None):
+def train_test_split(
+    labels: ArrayLike,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    task: Task | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified split; returns `(train_indices, test_indices)`,
     each sorted."""
     _check_fraction(test_fraction, "test_fraction")
@@ -99,7 +117,9 @@ def train_test_split(labels, test_fraction=0.3, seed=0, task=None):
     return np.flatnonzero(~test), np.flatnonzero(test)
 
 
-def stratified_head(labels, count, task=None):
+def stratified_head(
+    labels: ArrayLike, count: int, task: Task | None = None
+) -> np.ndarray:
     """The indices of `count` samples (or all, if fewer) taken in turn
     from each stratum (`strata`), in file order within a stratum: a small
     subset that holds every class while there is room, even from a file

@@ -1,11 +1,20 @@
 """Per-feature standardisation with training-split statistics."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from keras_robult.validation import MASK_KEY
 
 
-def fit_standardization(x, rows=None, epsilon=1e-6):
+def fit_standardization(
+    x: Mapping[str, ArrayLike],
+    rows: ArrayLike | None = None,
+    epsilon: float = 1e-6,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Mean and standard deviation of each vector modality.
 
     Only 2-D (vector) modalities are standardised; statistics use the given
@@ -42,7 +51,9 @@ def fit_standardization(x, rows=None, epsilon=1e-6):
     return stats
 
 
-def apply_standardization(x, stats):
+def apply_standardization(
+    x: Mapping[str, ArrayLike], stats: Mapping[str, tuple]
+) -> dict[str, np.ndarray]:
     """Returns a copy of `x` with the vector modalities standardised."""
     out = dict(x)
     for name, (mean, std) in stats.items():

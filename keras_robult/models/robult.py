@@ -1,3 +1,8 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import keras
 from keras import ops
 
@@ -13,6 +18,9 @@ from keras_robult.losses.soft_pu import (
     soft_pu_loss,
 )
 from keras_robult.models.multimodal_model import MultimodalModel
+
+if TYPE_CHECKING:
+    from keras_robult.tasks import Task
 
 # L_pseudo (self-training, not in the paper) is opt-in; the late fusion is
 # the product of experts by default (chosen on mfeat's validation split,
@@ -224,24 +232,24 @@ class Robult(MultimodalModel):
 
     def __init__(
         self,
-        encoders,
-        task,
-        fusion=None,
-        latent_dim=128,
-        redundant_dim=None,
-        unique_dim=None,
-        temperature=1.0,
-        rbf_bandwidth=0.3,
-        loss_weights=None,
-        head_units=None,
-        dropout=0.0,
-        full_set="mean",
-        min_pair_probability=0.0,
-        fusion_pooling="attention",
-        pseudo_threshold=0.97,
-        late_fusion="product",
-        seed=None,
-        min_fused_modalities=2,
+        encoders: Mapping[str, keras.layers.Layer],
+        task: Task,
+        fusion: keras.layers.Layer | None = None,
+        latent_dim: int = 128,
+        redundant_dim: int | None = None,
+        unique_dim: int | None = None,
+        temperature: float = 1.0,
+        rbf_bandwidth: float = 0.3,
+        loss_weights: Mapping[str, float] | None = None,
+        head_units: int | None = None,
+        dropout: float = 0.0,
+        full_set: str = "mean",
+        min_pair_probability: float = 0.0,
+        fusion_pooling: str = "attention",
+        pseudo_threshold: float = 0.97,
+        late_fusion: str = "product",
+        seed: int | None = None,
+        min_fused_modalities: int | None = 2,
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)

@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 from keras import ops
@@ -30,7 +34,9 @@ class Classification(Task):
 
     name = "classification"
 
-    def __init__(self, num_classes, class_names=None):
+    def __init__(
+        self, num_classes: int, class_names: Sequence[str] | None = None
+    ):
         if int(num_classes) != num_classes or num_classes < 2:
             raise ValueError(
                 "`num_classes` must be an integer >= 2; received "

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import keras
 import numpy as np
 from keras import ops
@@ -29,7 +31,7 @@ class MultiLabel(Task):
 
     name = "multilabel"
 
-    def __init__(self, num_labels):
+    def __init__(self, num_labels: int):
         if int(num_labels) != num_labels or num_labels < 1:
             raise ValueError(
                 "`num_labels` must be a positive integer; received "

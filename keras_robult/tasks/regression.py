@@ -1,8 +1,11 @@
+from __future__ import annotations
+
 import warnings
 
 import keras
 import numpy as np
 from keras import ops
+from numpy.typing import ArrayLike
 
 from keras_robult.tasks.task import Task, labeled_rows
 
@@ -49,7 +52,13 @@ class Regression(Task):
     #: Above this fraction of labeled targets outside the bins, an error.
     MAX_OUTSIDE = 0.05
 
-    def __init__(self, bins=(-3, 3), target_std=0.5, offset=0.0, scale=1.0):
+    def __init__(
+        self,
+        bins: tuple[int, int] = (-3, 3),
+        target_std: float = 0.5,
+        offset: float = 0.0,
+        scale: float = 1.0,
+    ):
         low, high = bins
         if int(low) != low or int(high) != high or high <= low:
             raise ValueError(
@@ -71,7 +80,13 @@ class Regression(Task):
         self.scale = float(scale)
 
     @classmethod
-    def from_targets(cls, labels, is_labeled=None, bins=(-3, 3), **kwargs):
+    def from_targets(
+        cls,
+        labels: ArrayLike,
+        is_labeled: ArrayLike | None = None,
+        bins: tuple[int, int] = (-3, 3),
+        **kwargs,
+    ) -> Regression:
         """The task whose bins span the labeled targets: their minimum
         maps to bin `low` and their maximum to bin `high` (`offset` and
         `scale` from the data; constant targets get `scale = 1`)."""
