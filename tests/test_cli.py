@@ -566,21 +566,13 @@ def test_a_diverging_method_is_recorded_and_the_others_run(tmp_path):
 
 
 @once
-@pytest.mark.skipif(
-    keras.backend.backend() != "torch", reason="once: the CLI is one path"
-)
-def test_a_run_killed_in_the_middle_of_a_fit_resumes_it_exactly(tmp_path):
-    """SIGKILL once a fit has backed up an epoch, before it ends; the rerun
-    resumes that fit and reaches the results of an uninterrupted run."""
+def kill_once(args, out, path, poll=0.05):
+    """Starts `robult *args --out out` and SIGKILLs it once `path`
+    exists (the run must not have finished)."""
     import signal
     import time
 
-    data = toy_npz(tmp_path / "toy.npz")
-    args = ["train", "--data", data, "--methods", "robult", "--epochs", "40"]
-    args += ["--seeds", "0", "--labeled-fraction", "0.2", "--batch-size"]
-    args += ["16"]
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
-    out = str(tmp_path / "killed")
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_robult_cli", *args, "--out", out],
         env=env,
@@ -588,14 +580,28 @@ def test_a_run_killed_in_the_middle_of_a_fit_resumes_it_exactly(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state = os.path.join(out, "backups", "robult-seed0", "fit", "state.npz")
     deadline = time.time() + 300
-    while not os.path.exists(state) and process.poll() is None:
+    while not os.path.exists(path) and process.poll() is None:
         assert time.time() < deadline
-        time.sleep(0.01)
+        time.sleep(poll)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not os.path.exists(os.path.join(out, "results.json"))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="once: the CLI is one path"
+)
+def test_a_run_killed_in_the_middle_of_a_fit_resumes_it_exactly(tmp_path):
+    """SIGKILL once a fit has backed up an epoch, before it ends; the rerun
+    resumes that fit and reaches the results of an uninterrupted run."""
+    data = toy_npz(tmp_path / "toy.npz")
+    args = ["train", "--data", data, "--methods", "robult", "--epochs", "40"]
+    args += ["--seeds", "0", "--labeled-fraction", "0.2", "--batch-size"]
+    args += ["16"]
+    out = str(tmp_path / "killed")
+    state = os.path.join(out, "backups", "robult-seed0", "fit", "state.npz")
+    kill_once(args, out, state, poll=0.01)
     resumed = robult(*args, "--out", out)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming after epoch" in resumed.stdout, resumed.stdout
@@ -610,31 +616,12 @@ def test_a_run_killed_in_the_middle_of_a_fit_resumes_it_exactly(tmp_path):
 def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
     """SIGKILL after the first (method, seed) is written; the rerun skips
     it and ends with the results of a run that was never interrupted."""
-    import signal
-    import time
-
     data = toy_npz(tmp_path / "toy.npz")
     args = ["train", "--data", data, "--methods", "unimodal", "gmc"]
     args += ["--epochs", "2", "--seeds", "0", "1", "--labeled-fraction"]
     args += ["0.2", "--batch-size", "16"]
-    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
-    command = [sys.executable, "-m", "keras_robult_cli", *args]
     out = str(tmp_path / "killed")
-    process = subprocess.Popen(
-        command + ["--out", out],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    first = os.path.join(out, "runs", "unimodal-seed0.json")
-    deadline = time.time() + 300
-    while not os.path.exists(first) and process.poll() is None:
-        assert time.time() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not os.path.exists(os.path.join(out, "results.json"))
+    kill_once(args, out, os.path.join(out, "runs", "unimodal-seed0.json"))
     resumed = robult(*args, "--out", out)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "unimodal: seed 0 finished earlier, skipped" in resumed.stdout

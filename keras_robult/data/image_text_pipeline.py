@@ -140,8 +140,7 @@ def image_text_dataset(
         "index": indices,
     }
     dropping = training and modality_dropout > 0
-    dataset = tf.data.Dataset.from_tensor_slices(columns)
-    if training:  # replaces it
+    if training:
         # The shuffle and the modality dropout of `make_dataset`.
         columns = tf.nest.map_structure(tf.constant, columns)
 
@@ -154,6 +153,8 @@ def image_text_dataset(
             return element
 
         dataset = epochs_of_draws(len(records), 2, seed).map(draw)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(columns)
     size = tuple(image_size)
     packer = _packer(tokenizer, sequence_length)
 

@@ -113,17 +113,26 @@ def make_dataset(
     if shuffle or modality_dropout > 0:
         if seed is None:
             seed = int(np.random.randint(2**31))
-        dataset = _epochs(
-            elements,
+        dataset = epochs_of_draws(
             num_samples,
-            modalities,
+            len(modalities),
+            seed,
+            shuffle,
+            initial_epoch,
             batch_size,
             drop_remainder,
-            shuffle,
-            modality_dropout,
-            seed,
-            initial_epoch,
+        ).map(
+            _gather_with_dropout(elements, modalities, modality_dropout),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
         )
+        if initial_epoch is None:  # one epoch, of a length Keras can read
+            batches = -(-num_samples // batch_size)
+            if drop_remainder:
+                batches = num_samples // batch_size
+            dataset = dataset.apply(
+                tf.data.experimental.assert_cardinality(batches)
+            )
     else:
         dataset = tf.data.Dataset.from_tensor_slices(elements).batch(
             batch_size, drop_remainder=drop_remainder
@@ -177,19 +186,10 @@ def epochs_of_draws(
     return keys.flat_map(epoch)
 
 
-def _epochs(
-    elements,
-    num_samples,
-    modalities,
-    batch_size,
-    drop_remainder,
-    shuffle,
-    rate,
-    seed,
-    initial_epoch,
-):
-    """Batches of `elements`, epoch by epoch (`epochs_of_draws`), with
-    modality dropout at `rate`: dropped modalities masked and zeroed."""
+def _gather_with_dropout(elements, modalities, rate):
+    """The map from `(indices, uniform draws)` to the batch of `elements`
+    at those indices, with modality dropout at `rate` (dropped modalities
+    masked and zeroed)."""
     import tensorflow as tf
 
     arrays = tf.nest.map_structure(tf.constant, elements)
@@ -212,23 +212,4 @@ def _epochs(
             batch = (x,) + tuple(batch[1:])
         return batch
 
-    draws = epochs_of_draws(
-        num_samples,
-        len(modalities),
-        seed,
-        shuffle,
-        initial_epoch,
-        batch_size,
-        drop_remainder,
-    )
-    dataset = draws.map(
-        gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    if initial_epoch is None:  # one epoch, of a length Keras can read
-        batches = num_samples // batch_size
-        if not drop_remainder and num_samples % batch_size:
-            batches += 1
-        dataset = dataset.apply(
-            tf.data.experimental.assert_cardinality(batches)
-        )
-    return dataset
+    return gather
