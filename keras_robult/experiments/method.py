@@ -328,7 +328,7 @@ class Method(abc.ABC):
             f"  {self.name} (seed {seed})" if verbose else None,
             validation=validation,
             batch_size=batch_size,
-            backup=(backup, state),
+            backup=backup,
         )
         self.after_fit(x, y, batch_size, seed, verbose, backup_dir)
         return self
@@ -388,8 +388,9 @@ class Method(abc.ABC):
         early stopping on `validation` (if given), a stop at the first NaN
         or infinite loss (`TrainingDiverged`), and, with `backup_dir`, a
         `TrainingBackup` of every finished epoch there: a `train` that was
-        killed resumes from it to the same weights (`backup`, `(backup,
-        state)` read by the caller, replaces `backup_dir`)."""
+        killed resumes from it to the same weights (`backup`, a
+        `TrainingBackup` the caller has read and resumed, replaces
+        `backup_dir`)."""
         if backup is None and backup_dir is not None:
             backup = TrainingBackup(backup_dir)
             state = backup.read()
@@ -401,13 +402,9 @@ class Method(abc.ABC):
                     )
                 if backup.fits(self.model, state):
                     backup.resume(state)
-                else:
-                    state = None
-            backup = (backup, state)
-        backup, state = backup or (None, None)
+        meta = getattr(backup, "restored", None)  # what `resume` was given
         initial_epoch = 0
-        if state is not None:
-            meta = state[0]
+        if meta is not None:
             initial_epoch = meta["epoch"]
             if label:
                 resume = f"resuming after epoch {initial_epoch}"
