@@ -24,70 +24,6 @@ BACKENDS = ("tensorflow", "jax", "torch")
 EXPORT_BACKEND = "tensorflow"
 # TensorFlow's C++ logging level of a run without --verbose.
 QUIET_TF_LOG_LEVEL = "3"
-# `--distribute` of `robult train` and of the recipes.
-DISTRIBUTE_HELP = (
-    "train data-parallel on every local device with the backend's engine "
-    "(JAX: keras.distribution.DataParallel; TensorFlow: MirroredStrategy, "
-    "without XLA; not on torch); --batch-size is the global batch and must "
-    "divide by the device count"
-)
-
-
-def add_missing_modality_arguments(parser):
-    """`--train-missing-rate`, `--modality-dropout` and `--late-fusion`,
-    shared by `robult train` and the recipes."""
-    parser.add_argument(
-        "--train-missing-rate",
-        type=float,
-        default=0.0,
-        help="train on data with gaps: each present modality of each "
-        "training sample is dropped with this probability (at least one "
-        "kept), drawn once per seed and saved with the labeled indices; "
-        "every method trains on the same gaps",
-    )
-    parser.add_argument(
-        "--modality-dropout",
-        type=float,
-        default=0.0,
-        help="augmentation: the training pipeline drops each present "
-        "modality of a sample with this probability (at least one kept), "
-        "new draws every epoch",
-    )
-    parser.add_argument(
-        "--late-fusion",
-        choices=("mean", "product"),
-        default=None,
-        help="Robult's rule for modality subsets, for every Robult variant: "
-        "product of experts of the present branches (normalised geometric "
-        "mean) or the mean of their probabilities (the paper's); default: "
-        "each variant's own (product for robult and robult-pseudo, mean for "
-        "robult-paper and the ablations)",
-    )
-
-
-def late_fusion_option(args):
-    """`{"late_fusion": ...}` when `--late-fusion` is given, else `{}`
-    (the options of the Robult variants)."""
-    if args.late_fusion is None:
-        return {}
-    return {"late_fusion": args.late_fusion}
-
-
-def missing_modality_options(args):
-    """The options of `add_missing_modality_arguments` in `args` that
-    differ from their defaults, as a dict (checked: each rate a
-    probability in [0, 1))."""
-    options = {}
-    if args.late_fusion is not None:
-        options["late_fusion"] = args.late_fusion
-    for name in ("train_missing_rate", "modality_dropout"):
-        value = getattr(args, name)
-        if not 0 <= value < 1:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} must be in [0, 1); got {value}")
-        if value > 0:
-            options[name] = float(value)
-    return options
 
 
 @contextlib.contextmanager
@@ -181,6 +117,8 @@ def main(argv=None):
     """The `robult` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
     prepare(argv)
+    # After `prepare`: importing the package loads Keras, which fixes the
+    # backend.
     from keras_robult import cli
 
     return cli.main(argv)

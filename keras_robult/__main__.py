@@ -1,5 +1,5 @@
 import sys
 
-from keras_robult_cli import main
+from keras_robult.cli import main
 
 sys.exit(main())

@@ -26,7 +26,7 @@ import functools
 import keras
 import numpy as np
 
-from keras_robult.validation import MASK_KEY
+from keras_robult.utils.validation import MASK_KEY
 
 
 def replicas_in_sync():
@@ -35,7 +35,7 @@ def replicas_in_sync():
     TensorFlow, 1 elsewhere (and outside any strategy)."""
     if keras.backend.backend() != "tensorflow":
         return 1
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     context = tf.distribute.get_replica_context()
     return 1 if context is None else int(context.num_replicas_in_sync)
@@ -48,7 +48,7 @@ def strategy_replicas():
     inside `strategy.scope()`, where models are built and compiled)."""
     if keras.backend.backend() != "tensorflow":
         return 1
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
@@ -73,7 +73,7 @@ def gather_global_batch(structure):
     replicas in replica order; unchanged with a single replica."""
     if replicas_in_sync() == 1:
         return structure
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     context = tf.distribute.get_replica_context()
     flat = tf.nest.flatten(structure)
@@ -212,11 +212,11 @@ def process_sum(values):
     values = np.asarray(values, "float32")
     if keras.backend.backend() != "jax":
         return values
-    import jax
+    import jax  # the JAX backend only
 
     if jax.process_count() == 1:
         return values
-    from jax.experimental import multihost_utils
+    from jax.experimental import multihost_utils  # JAX only
 
     return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)
 
@@ -302,14 +302,14 @@ def mirrored_strategy():
     GPU (else every logical CPU device). One per process: a second strategy
     over the same devices reuses the collective keys of the first, and its
     collectives then fail with shape mismatches."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     return tf.distribute.MirroredStrategy(_tensorflow_devices())
 
 
 def _tensorflow_devices():
     """Names of every logical GPU, else of every logical CPU device."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     gpus = tf.config.list_logical_devices("GPU")
     return [d.name for d in gpus or tf.config.list_logical_devices("CPU")]

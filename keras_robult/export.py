@@ -39,9 +39,12 @@ import tempfile
 from collections.abc import Mapping
 
 import keras
+import numpy as np
 from numpy.typing import ArrayLike
 
-from keras_robult.validation import MASK_KEY
+from keras_robult.data.image_text_pipeline import decode_image_bytes
+from keras_robult.models.multimodal_model import MultimodalModel
+from keras_robult.utils.validation import MASK_KEY
 
 #: Outputs of every serving endpoint.
 SERVING_OUTPUTS = ("prediction", "modality_predictions", "num_modalities")
@@ -51,8 +54,6 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
 
 
 def _check_model(model):
-    from keras_robult.models.multimodal_model import MultimodalModel
-
     if not isinstance(model, MultimodalModel):
         raise ValueError(
             "export_saved_model takes a keras_robult model (Robult, GMC, "
@@ -84,7 +85,7 @@ def input_specs(model):
     Returns:
         dict, input name -> `tf.TensorSpec` (named after the input).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     _check_model(model)
     config = model.get_build_config() or {}
@@ -122,9 +123,7 @@ def _decode_requests(contents, spec):
     size, float (batch,) 1 where an image was decoded)`. Each image is
     decoded on its own: an empty string, or bytes that do not decode, give
     zeros and 0 (a missing image), never a failed request."""
-    import tensorflow as tf
-
-    from keras_robult.data.image_text_pipeline import decode_image_bytes
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     size = tuple(spec.shape[1:3].as_list())
     count = tf.shape(contents, out_type=tf.int64)[0]
@@ -162,7 +161,7 @@ def _decode_requests(contents, spec):
 def _check_request(inputs, specs):
     """TensorFlow assertions with clear messages on the request's shapes
     (a signature does not check them itself)."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     checks = []
     batch = None
@@ -198,7 +197,7 @@ def _write_archive(model, path, modality_endpoints):
     computation becomes one TensorFlow function (traced on TensorFlow,
     converted with jax2tf on JAX), which the TensorFlow-side endpoints
     call after checking the request."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     specs = input_specs(model)
 
@@ -435,8 +434,6 @@ def rest_request(
         A JSON-serialisable dict `{"signature_name": ..., "instances":
         [{name: value, ...}, ...]}`, one instance per sample.
     """
-    import numpy as np
-
     arrays = {k: np.asarray(v) for k, v in inputs.items()}
     sizes = {len(v) for v in arrays.values()}
     if len(sizes) != 1:
@@ -475,10 +472,10 @@ def grpc_request(
     Returns:
         A `tensorflow_serving.apis.predict_pb2.PredictRequest`.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     try:
-        from tensorflow_serving.apis import predict_pb2
+        from tensorflow_serving.apis import predict_pb2  # optional
     except ImportError as error:
         raise ImportError(
             "grpc_request needs tensorflow-serving-api: pip install "

@@ -26,12 +26,12 @@ import keras_robult_cli
 
 
 def load(args):
+    from keras_robult.cli.recipe import image_text_splits
     from keras_robult.datasets import food101
-    from keras_robult.experiments.image_text_recipe import feature_splits
     from keras_robult.tasks import Classification
 
     records = food101.load_records(args.data_dir)
-    loaded = feature_splits(args, records, "food101")
+    loaded = image_text_splits(args, records, "food101")
     classes = records["train"].classes
     loaded["task"] = Classification(len(classes), class_names=classes)
     loaded["extra"]["classes"] = list(classes)
@@ -41,10 +41,8 @@ def load(args):
 def run(argv=None):
     """Runs the recipe on `argv` (default: the command line)."""
     keras_robult_cli.prepare(argv)  # the backend, before Keras loads
-    from keras_robult.experiments.image_text_recipe import (
-        add_image_text_arguments,
-    )
-    from keras_robult.experiments.recipe import main
+    from keras_robult.cli.options import add_backbone_arguments
+    from keras_robult.cli.recipe import main
 
     return main(
         __doc__,
@@ -54,7 +52,7 @@ def run(argv=None):
         ("accuracy", "f1_macro"),
         100,
         256,
-        add_arguments=add_image_text_arguments,
+        add_arguments=add_backbone_arguments,
         argv=argv,
     )
 

@@ -25,24 +25,22 @@ import keras_robult_cli
 
 
 def load(args):
+    from keras_robult.cli.recipe import image_text_splits
     from keras_robult.datasets import hateful_memes
-    from keras_robult.experiments.image_text_recipe import feature_splits
     from keras_robult.tasks import Classification
 
     records = hateful_memes.load_records(args.data_dir, args.test_split)
-    loaded = feature_splits(args, records, "hateful_memes")
+    loaded = image_text_splits(args, records, "hateful_memes")
     loaded["task"] = Classification(2, class_names=list(hateful_memes.CLASSES))
     loaded["extra"]["test_split"] = args.test_split
     return loaded
 
 
 def add_arguments(parser):
+    from keras_robult.cli.options import add_backbone_arguments
     from keras_robult.datasets.hateful_memes import LABELED_SPLITS
-    from keras_robult.experiments.image_text_recipe import (
-        add_image_text_arguments,
-    )
 
-    add_image_text_arguments(parser)
+    add_backbone_arguments(parser)
     parser.add_argument(
         "--test-split",
         default="test_seen",
@@ -53,7 +51,7 @@ def add_arguments(parser):
 def run(argv=None):
     """Runs the recipe on `argv` (default: the command line)."""
     keras_robult_cli.prepare(argv)  # the backend, before Keras loads
-    from keras_robult.experiments.recipe import main
+    from keras_robult.cli.recipe import main
 
     return main(
         __doc__,

@@ -38,17 +38,15 @@ def load(args):
     from keras_robult.datasets import mmimdb
 
     if args.raw:
-        from keras_robult.experiments.image_text_recipe import feature_splits
+        from keras_robult.cli.recipe import image_text_splits
 
         records = mmimdb.load_records(args.data_dir)
-        return feature_splits(args, records, "mmimdb")
+        return image_text_splits(args, records, "mmimdb")
     return mmimdb.load_data(args.data_dir)
 
 
 def add_arguments(parser):
-    from keras_robult.experiments.image_text_recipe import (
-        add_image_text_arguments,
-    )
+    from keras_robult.cli.options import add_backbone_arguments
 
     parser.add_argument(
         "--raw",
@@ -56,7 +54,7 @@ def add_arguments(parser):
         help="the raw release (split.json, <id>.json plots, <id>.jpeg "
         "posters) through keras-hub backbones instead of the HDF5 features",
     )
-    add_image_text_arguments(parser)
+    add_backbone_arguments(parser)
 
 
 def make_task():
@@ -69,7 +67,7 @@ def make_task():
 def run(argv=None):
     """Runs the recipe on `argv` (default: the command line)."""
     keras_robult_cli.prepare(argv)  # the backend, before Keras loads
-    from keras_robult.experiments.recipe import main
+    from keras_robult.cli.recipe import main
 
     return main(
         __doc__,

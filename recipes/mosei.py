@@ -31,7 +31,7 @@ import keras_robult_cli
 def run(argv=None):
     """Runs the recipe on `argv` (default: the command line)."""
     keras_robult_cli.prepare(argv)  # the backend, before Keras loads
-    from keras_robult.experiments.recipe import sentiment_recipe
+    from keras_robult.cli.recipe import sentiment_recipe
 
     return sentiment_recipe(__doc__, "mosei", argv)
 

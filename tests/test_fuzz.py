@@ -21,9 +21,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_robult import Robult, cli
+from keras_robult import Robult
+from keras_robult.cli import main
 from keras_robult.experiments.method import default_encoder
 from keras_robult.experiments.protocol import run_protocol
+from keras_robult.experiments.user_data import npz_data
 
 SEED = 20261127
 N = 24  # samples of the valid archive the byte-level cases corrupt
@@ -194,41 +196,41 @@ def _npy(array):
 def command_checks(path):
     """What `robult train --data path` does before it trains: the loader,
     then the protocol's split checks with no method to train."""
-    data, task = cli._load_data(path)
+    data = npz_data(path)
     run_protocol(
-        data["x"],
-        data["y"],
-        task,
+        data.x,
+        data.y,
+        data.task,
         {},
         seeds=[0],
-        test_mask=data["test"],
-        is_labeled=data["is_labeled"],
+        test_mask=data.test_mask,
+        is_labeled=data.is_labeled,
         verbose=0,
     )
-    return data, task
+    return data, data.task
 
 
 def fit_checks(data, task):
     """`Robult.fit` on the whole file (its input checks come first)."""
-    x, y = data["x"], data["y"]
+    x, y = data.x, data.y
     modalities = [m for m in x if m != "modality_mask"]
     encoders = {
         m: default_encoder(m, np.shape(x[m])[1:], 8) for m in modalities
     }
     model = Robult(encoders, task, latent_dim=8, redundant_dim=4, unique_dim=4)
     targets = {"label": y}
-    if data["is_labeled"] is not None:
-        targets["is_labeled"] = data["is_labeled"].astype("float32")
+    if data.is_labeled is not None:
+        targets["is_labeled"] = data.is_labeled.astype("float32")
     model.compile(optimizer="adam", jit_compile=False)
     model.fit(x, targets, epochs=1, batch_size=len(y), verbose=0)
 
 
 def same_data(data, original):
     return (
-        set(data["x"]) == {"a", "b"}
-        and all(np.array_equal(data["x"][m], original[f"x_{m}"]) for m in "ab")
-        and np.array_equal(data["y"], original["y"])
-        and np.array_equal(data["is_labeled"], original["is_labeled"])
+        set(data.x) == {"a", "b"}
+        and all(np.array_equal(data.x[m], original[f"x_{m}"]) for m in "ab")
+        and np.array_equal(data.y, original["y"])
+        and np.array_equal(data.is_labeled, original["is_labeled"])
     )
 
 
@@ -305,7 +307,7 @@ def test_the_command_prints_one_line_and_exits_2(tmp_path, capsys, monkeypatch):
         argv = ["train", "--data", str(path), "--methods", "unimodal"]
         argv += ["--epochs", "1", "--seeds", "0", "--quiet"]
         argv += ["--out", str(tmp_path / f"out-{name}")]
-        code = cli.main(argv)
+        code = main(argv)
         err = capsys.readouterr().err
         assert code == 2, (name, err)
         assert err.startswith("robult: error: "), (name, err)

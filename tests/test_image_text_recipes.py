@@ -307,12 +307,13 @@ def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
     import numpy as np
     import tensorflow as tf
 
-    from keras_robult.data.image_text_pipeline import decode_image
-    from keras_robult.datasets import food101
-    from keras_robult.experiments.image_text_recipe import (
+    from keras_robult.backbones import (
+        BackboneConfig,
         load_backbones,
         raw_input_model,
     )
+    from keras_robult.data.image_text_pipeline import decode_image
+    from keras_robult.datasets import food101
     from keras_robult.export import export_saved_model
 
     write_food101(tmp_path / "data", {"train": 8, "test": 3})
@@ -323,8 +324,17 @@ def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
     )
     model = keras.saving.load_model(out / "models" / "robult-seed0.keras")
     test = food101.load_records(str(tmp_path / "data"))["test"]
-    image, text, tokenizer = load_backbones(presets[0], presets[1])
-    from keras_robult.experiments.backbone_features import compute_features
+    backbones = load_backbones(
+        BackboneConfig(
+            text_preset=presets[0],
+            image_preset=presets[1],
+            image_size=16,
+            sequence_length=6,
+        )
+    )
+    image, text = backbones.image_encoder, backbones.text_encoder
+    tokenizer = backbones.tokenizer
+    from keras_robult.backbones.features import compute_features
 
     features = compute_features(test, image, text, tokenizer, (16, 16), 6)
     mask = np.ones((len(test), 2), "float32")

@@ -14,13 +14,10 @@ def test_paraphrases_are_closer_than_unrelated_sentences():
     import keras
     import keras_hub
 
+    from keras_robult.backbones import load_backbone, resolve_preset
+    from keras_robult.backbones.backbone_config import MINILM
     from keras_robult.data import ImageTextRecords
     from keras_robult.data.image_text_pipeline import image_text_dataset
-    from keras_robult.experiments.image_text_recipe import (
-        MINILM,
-        load_backbone,
-        resolve_preset,
-    )
 
     text = load_backbone(MINILM, "text")
     tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(

@@ -3,8 +3,8 @@ from keras import ops
 
 from keras_robult.distribution import global_batch_loss
 from keras_robult.layers.transformer_block import TransformerBlock
-from keras_robult.losses.soft_pu import safe_divide
 from keras_robult.models.multimodal_model import MultimodalModel
+from keras_robult.utils.tensor import safe_divide
 
 
 @keras.saving.register_keras_serializable(package="keras_robult")

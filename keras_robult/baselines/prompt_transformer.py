@@ -4,8 +4,8 @@ from keras import ops
 
 from keras_robult.distribution import global_batch_loss
 from keras_robult.layers.transformer_block import TransformerBlock
-from keras_robult.losses.soft_pu import safe_divide
 from keras_robult.models.multimodal_model import MultimodalModel
+from keras_robult.utils.tensor import safe_divide
 
 #: Above this many modalities the default prompts are per modality
 #: (2^M - 1 presence patterns would be too many).

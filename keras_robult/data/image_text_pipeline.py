@@ -6,14 +6,14 @@ import numpy as np
 
 from keras_robult.data.masking import check_rate, drop_modalities
 from keras_robult.data.pipeline import epochs_of_draws
-from keras_robult.validation import MASK_KEY
+from keras_robult.utils.validation import MASK_KEY
 
 
 def decode_image(path, image_size):
     """Graph op: the image file at `path` as float32 `(height, width, 3)`
     RGB in [0, 255], resized to `image_size` (JPEG, PNG, GIF's first frame,
     BMP; grey images become RGB)."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     return decode_image_bytes(tf.io.read_file(path), image_size)
 
@@ -21,7 +21,7 @@ def decode_image(path, image_size):
 def decode_image_bytes(contents, image_size):
     """Graph op: encoded image bytes (a JPEG / PNG / GIF / BMP file's
     contents) as `decode_image` returns them."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image = tf.image.resize(image, image_size)
@@ -37,7 +37,7 @@ def unreadable_images(records, image_size=(32, 32)):
     `Dataset.ignore_errors` and found as the indices that did not come
     through, so a bad file is counted, never a crash.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     rows = np.flatnonzero(records.image_paths != "")
     if rows.size == 0:
@@ -115,7 +115,7 @@ def image_text_dataset(
     Returns:
         A `tf.data.Dataset`.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     if tokenizer is not None and not sequence_length:
         raise ValueError(
@@ -156,7 +156,7 @@ def image_text_dataset(
     else:
         dataset = tf.data.Dataset.from_tensor_slices(columns)
     size = tuple(image_size)
-    packer = _packer(tokenizer, sequence_length)
+    packer = token_packer(tokenizer, sequence_length)
 
     def load(element):
         image = tf.cond(
@@ -189,12 +189,12 @@ def image_text_dataset(
     )
 
 
-def _packer(tokenizer, sequence_length):
+def token_packer(tokenizer, sequence_length):
     """Truncates / pads token ids to `sequence_length` (pad id 0), with
     the tokenizer's start and end tokens around them when it has some."""
     if tokenizer is None:
         return None
-    import keras_hub
+    import keras_hub  # loads TensorFlow (seconds): text pipelines only
 
     start = getattr(tokenizer, "cls_token_id", None)
     end = getattr(tokenizer, "sep_token_id", None)

@@ -111,6 +111,23 @@ class ImageTextRecords:
         )
 
     @classmethod
+    def concatenate(cls, parts):
+        """One `ImageTextRecords` of several (of the same classes), in
+        order."""
+
+        def join(field):
+            return np.concatenate([getattr(part, field) for part in parts])
+
+        return cls(
+            join("ids"),
+            join("image_paths"),
+            join("texts"),
+            join("labels"),
+            parts[0].classes,
+            join("is_labeled"),
+        )
+
+    @classmethod
     def from_file(
         cls,
         path,

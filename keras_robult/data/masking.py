@@ -89,7 +89,7 @@ def drop_modalities(mask, uniform, rate):
     from `uniform`, `(..., 2, M)` uniform draws in [0, 1) (see
     `epochs_of_draws`); a sample that would lose them all keeps one present
     modality, chosen uniformly, as `training_mask` does."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     uniform = tf.cast(uniform, mask.dtype)
     kept = mask * tf.cast(uniform[..., 0, :] >= rate, mask.dtype)
@@ -124,3 +124,9 @@ def evaluation_subsets(
             list(c) for c in itertools.combinations(modalities, size)
         )
     return subsets
+
+
+def subset_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
+    """The name of a modality subset in the results: `"all"` for every
+    modality, else the names joined by `+` (e.g. `"text+image"`)."""
+    return "all" if len(subset) == len(modalities) else "+".join(subset)

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 from numpy.typing import ArrayLike
 
-from keras_robult.validation import MASK_KEY, check_arrays
+from keras_robult.utils.validation import MASK_KEY, check_arrays
 
 OPTIONAL_KEYS = ("is_labeled", "test", MASK_KEY)
 

@@ -10,10 +10,10 @@ from numpy.typing import ArrayLike
 
 from keras_robult.data.masking import check_rate, drop_modalities
 from keras_robult.data.standardization import apply_standardization
-from keras_robult.validation import MASK_KEY, check_arrays
+from keras_robult.utils.validation import MASK_KEY, check_arrays
 
 if TYPE_CHECKING:
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     from keras_robult.tasks import Task
 
@@ -70,7 +70,7 @@ def make_dataset(
     Returns:
         A `tf.data.Dataset`.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     check_rate(modality_dropout, "modality_dropout")
     x = {k: np.asarray(v) for k, v in x.items()}
@@ -160,7 +160,7 @@ def epochs_of_draws(
     epoch number, from `initial_epoch` on, when that is given (the dataset
     is then endless); otherwise a draw that changes with every iteration
     of the dataset (one epoch per iteration)."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     if initial_epoch is None:
         keys = tf.data.Dataset.random(
@@ -190,7 +190,7 @@ def _gather_with_dropout(elements, modalities, rate):
     """The map from `(indices, uniform draws)` to the batch of `elements`
     at those indices, with modality dropout at `rate` (dropped modalities
     masked and zeroed)."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where a TF pipeline or export runs
 
     arrays = tf.nest.map_structure(tf.constant, elements)
 

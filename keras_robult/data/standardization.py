@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-from keras_robult.validation import MASK_KEY
+from keras_robult.utils.validation import MASK_KEY
 
 
 def fit_standardization(

@@ -24,9 +24,12 @@ Paper (Robult, Table 2, 5 % labels), F1-macro: text 0.321, image 0.298,
 full 0.332.
 """
 
+import json
 import os
 
 import numpy as np
+
+from keras_robult.data.image_text_records import ImageTextRecords
 
 SPLITS = {"train": (0, 15552), "valid": (15552, 18160), "test": (18160, None)}
 KEYS = {"text": "features", "image": "vgg_features"}
@@ -61,7 +64,7 @@ def load_data(path, splits=("train", "valid", "test"), with_images=False):
         A tuple with one `(x, y)` per split: `x` a dict `text` -> float32
         `(N, 300)`, `image` -> float32 `(N, 4096)`; `y` int32 `(N, 23)`.
     """
-    import h5py
+    import h5py  # the HDF5 release only
 
     if os.path.isdir(path):
         path = os.path.join(path, "multimodal_imdb.hdf5")
@@ -150,10 +153,6 @@ def load_records(data_dir):
         dict `"train"`, `"valid"` (the release's `dev`), `"test"` ->
         `ImageTextRecords` with 0/1 labels `(N, 23)` over `GENRES`.
     """
-    import json
-
-    from keras_robult.data.image_text_records import ImageTextRecords
-
     split_path = os.path.join(data_dir, "split.json")
     if not os.path.exists(split_path):
         raise FileNotFoundError(

@@ -3,6 +3,8 @@
 import io
 import pickle
 
+import numpy as np
+
 #: The globals a NumPy-array dataset pickle may name (NumPy 1 and 2
 #: spellings). Containers, strings and numbers need no global.
 ALLOWED_GLOBALS = frozenset(
@@ -73,8 +75,6 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def _safe_reconstructor(reconstructor):
-    import numpy as np
-
     def rebuild(cls, base, state):
         if not (isinstance(cls, type) and issubclass(cls, np.ndarray)):
             raise pickle.UnpicklingError(

@@ -1,9 +1,6 @@
 """The baselines of the comparison as protocol methods."""
 
-import functools
 import inspect
-
-import keras
 
 from keras_robult.baselines.action_mae import ActionMAE
 from keras_robult.baselines.gmc import GMC
@@ -81,26 +78,16 @@ class GMCMethod(ModelOptionsMethod):
         return not self.two_stage
 
     def after_fit(self, x, y, batch_size, seed, verbose, backup_dir):
-        if not self.two_stage:
-            return
-        model = self.model
-        for layer in model.layers:
-            layer.trainable = layer is model.classifier
-        model.loss_weights = {"contrastive": 0.0, "sup": 1.0}
-        # A linear classifier on frozen inputs (convex): Adam 1e-2, as the
-        # linear probe of `RobultMethod`.
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-2),
-            jit_compile=self.step_jit_compile,
-        )
-        self.train(
-            functools.partial(
-                self.dataset, x, y, batch_size, seed, labeled_only=True
-            ),
-            self.classifier_epochs,
-            "    classifier on the frozen representations" if verbose else None,
-            backup_dir=stage_backup_dir(backup_dir, "stage2"),
-        )
+        if self.two_stage:
+            self.fit_head_alone(
+                self.model.classifier,
+                (x, y, batch_size, seed),
+                self.classifier_epochs,
+                "    classifier on the frozen representations"
+                if verbose
+                else None,
+                stage_backup_dir(backup_dir, "stage2"),
+            )
 
 
 class ActionMAEMethod(ModelOptionsMethod):

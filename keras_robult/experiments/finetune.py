@@ -15,8 +15,12 @@ import warnings
 import keras
 import numpy as np
 
+from keras_robult.backbones.features import compute_features
+from keras_robult.backbones.presets import load_backbone, load_tokenizer
+from keras_robult.backbones.surgery import replace_encoders
+from keras_robult.data.image_text_pipeline import image_text_dataset
 from keras_robult.data.image_text_records import ImageTextRecords
-from keras_robult.validation import MASK_KEY
+from keras_robult.utils.validation import MASK_KEY
 
 MODALITIES = ("image", "text")
 
@@ -69,21 +73,11 @@ class FinetuneSource:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            import keras_hub
-
-            from keras_robult.experiments.image_text_recipe import (
-                resolve_preset,
-            )
-
-            self._tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(
-                resolve_preset(self.text_preset)
-            )
+            self._tokenizer = load_tokenizer(self.text_preset)
         return self._tokenizer
 
     def backbone(self, name):
         """A trainable `PooledBackbone` with the preset's weights."""
-        from keras_robult.experiments.image_text_recipe import load_backbone
-
         preset = self.image_preset if name == "image" else self.text_preset
         backbone = load_backbone(preset, name)
         backbone.trainable = True  # but its unused pooler (PooledBackbone)
@@ -116,8 +110,6 @@ class FinetuneSource:
     ):
         """The streaming pipeline over `records` (`modality_dropout`: see
         `image_text_dataset`)."""
-        from keras_robult.data.image_text_pipeline import image_text_dataset
-
         augmentation = None
         if training and self.augment:
             augmentation = keras.layers.RandomFlip("horizontal", seed=seed)
@@ -233,10 +225,6 @@ class FinetuneMixin:
     def features(self, rows):
         """Pooled features of the fine-tuned backbones at `rows` (each
         record runs through the backbones once per trained model)."""
-        from keras_robult.experiments.backbone_features import (
-            compute_features,
-        )
-
         todo = np.asarray(sorted(set(rows.tolist()) - set(self._features)))
         if todo.size:
             backbones = {
@@ -274,10 +262,6 @@ class FinetuneMixin:
         the encoders after the backbones (the weights are shared)."""
         if self._feature_model is not None:
             return self._feature_model
-        from keras_robult.experiments.image_text_recipe import (
-            replace_encoders,
-        )
-
         heads = {m: self.model.encoders[m].layers[-1] for m in MODALITIES}
         sample = {
             m: np.zeros((1, self.source.widths[m]), "float32")

@@ -13,11 +13,11 @@ from keras_robult import distribution
 from keras_robult.data.pipeline import make_dataset
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.encoders.sequence_encoder import SequenceEncoder
-from keras_robult.experiments.atomic import save_model
 from keras_robult.experiments.training_backup import TrainingBackup
 from keras_robult.layers.feature_standardization import (
     FeatureStandardization,
 )
+from keras_robult.utils.atomic import save_model
 
 
 def default_encoder(
@@ -336,7 +336,7 @@ class Method(abc.ABC):
     def _build_on(self, x):
         """Builds the model on a sample of `x`."""
         sample = self.sample_inputs(x)
-        self.model._record_input_dtypes(sample)
+        self.model.record_input_dtypes(sample)
         self.model(sample)
 
     def _new_model(self, y, seed):
@@ -357,6 +357,37 @@ class Method(abc.ABC):
         `fit`'s data and options (`RobultMethod`'s linear probe). A stage
         that calls `train` with `backup_dir=stage_backup_dir(backup_dir,
         "<stage>")` resumes exactly, as the main training does."""
+
+    def fit_head_alone(self, head, data, epochs, title, backup_dir):
+        """A second stage: every layer frozen but `head`, the supervised
+        loss alone, on the labeled samples. The head is a linear
+        classifier on frozen inputs (a convex problem): Adam 1e-2.
+
+        Args:
+            head: the layer of `self.model` that trains.
+            data: `(x, y, batch_size, seed)` of `fit`.
+            epochs: epochs of the stage.
+            title: its progress line (`None`: silent).
+            backup_dir: where the stage backs up its epochs.
+        """
+        x, y, batch_size, seed = data
+        model = self.model
+        for layer in model.layers:
+            layer.trainable = layer is head
+        model.loss_weights = {key: 0.0 for key in model.loss_weights}
+        model.loss_weights["sup"] = 1.0
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-2),
+            jit_compile=self.step_jit_compile,
+        )
+        self.train(
+            functools.partial(
+                self.dataset, x, y, batch_size, seed, labeled_only=True
+            ),
+            epochs,
+            title,
+            backup_dir=backup_dir,
+        )
 
     def early_stopping(self):
         """The `EarlyStopping` callback of a run with a validation split."""

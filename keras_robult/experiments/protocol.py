@@ -5,6 +5,7 @@ Methods side by side on the same split and seeds; every modality subset of
 seeds; results in the `results.json` schema the `robult` command writes.
 """
 
+import dataclasses
 import time
 
 import numpy as np
@@ -14,19 +15,16 @@ from keras_robult.data.masking import (
     evaluation_subsets,
     random_mask,
     subset_mask,
+    subset_name,
     training_mask,
 )
 from keras_robult.data.splits import labeled_mask, train_test_split
 from keras_robult.data.standardization import fit_standardization
 from keras_robult.experiments.method import TrainingDiverged
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
-from keras_robult.validation import MASK_KEY, check_arrays
+from keras_robult.utils.validation import MASK_KEY, check_arrays
 
 MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))
-
-
-def _subset_name(subset, modalities):
-    return "all" if len(subset) == len(modalities) else "+".join(subset)
 
 
 def missing_rate_auc(rates, values):
@@ -90,7 +88,7 @@ def evaluate_predictor(
         mask = subset_mask(num, modalities, subset)
         result = run(mask, keep=np.all(base >= mask, axis=1))
         if result is not None:
-            subset_metrics[_subset_name(subset, modalities)] = result
+            subset_metrics[subset_name(subset, modalities)] = result
     curve = []
     for index, rate in enumerate(rates):
         mask = random_mask(num, len(modalities), rate, seed=seed * 100 + index)
@@ -168,76 +166,26 @@ def run_protocol(
     y = np.asarray(y)
     check_arrays(x, {"label": y}, modalities, task)
     check_rate(train_missing_rate, "train_missing_rate")
-    input_shapes = {m: tuple(np.shape(x[m])[1:]) for m in modalities}
     primary = curve_metric or PRIMARY[task.name][0]
-    num = len(y)
     full_mask = np.asarray(
-        x.get(MASK_KEY, np.ones((num, len(modalities)))), "float32"
+        x.get(MASK_KEY, np.ones((len(y), len(modalities)))), "float32"
     )
-    per_subset = {}  # (method, subset, metric) -> [per seed]
-    failures = []
-    curves = {}  # method -> [per seed curve]
-    splits = {}
-    fractions = []
-    in_validation = np.zeros(num, bool)
-    if validation_mask is not None and test_mask is None:
-        raise ValueError("A validation split needs an explicit test split.")
-    if validation_mask is not None:
-        in_validation = np.asarray(validation_mask, bool)
-        if test_mask is not None and np.any(in_validation & test_mask):
-            raise ValueError("The validation and test splits overlap.")
-    valid = np.flatnonzero(in_validation)
-    validation = None
-    if valid.size:
-        x_valid = {m: np.asarray(x[m])[valid] for m in modalities}
-        x_valid[MASK_KEY] = full_mask[valid]
-        validation = (x_valid, y[valid])
+    valid, validation = _validation_split(
+        x, y, full_mask, modalities, validation_mask, test_mask
+    )
+    input_shapes = {m: tuple(np.shape(x[m])[1:]) for m in modalities}
+    tally = _Tally(primary, verbose)
+    splits, fractions = {}, []
     for seed in seeds:
-        if test_mask is not None:
-            test = np.flatnonzero(test_mask)
-            train = np.flatnonzero(
-                ~np.asarray(test_mask, bool) & ~in_validation
-            )
-        else:
-            train, test = train_test_split(y, 0.3, seed=seed, task=task)
-        if is_labeled is not None:
-            labeled = np.asarray(is_labeled, bool)[train]
-        else:
-            labeled = labeled_mask(y[train], labeled_fraction, seed, task)
-        fractions.append(float(labeled.mean()))
-        check_split(task, y, train, test, labeled, seed)
-        splits[seed] = {
-            "train": train.tolist(),
-            "test": test.tolist(),
-            "labeled": train[labeled].tolist(),
-        }
-        if valid.size:
-            splits[seed]["valid"] = valid.tolist()
-        x_train = {m: np.asarray(x[m])[train] for m in modalities}
-        x_train[MASK_KEY] = full_mask[train]
-        if train_missing_rate > 0:
-            # A stream of its own ([seed, 1]), not that of the split's
-            # draws (seed).
-            x_train[MASK_KEY] = training_mask(
-                full_mask[train], train_missing_rate, seed=[seed, 1]
-            )
-            splits[seed]["train_modality_mask"] = (
-                x_train[MASK_KEY].astype(int).tolist()
-            )
-        y_train = {"label": y[train], "is_labeled": labeled.astype("float32")}
-        x_test = {m: np.asarray(x[m])[test] for m in modalities}
-        x_test[MASK_KEY] = full_mask[test]
-        statistics = fit_standardization(x_train)
+        split = _seed_split(
+            x, y, full_mask, modalities, task, seed, valid,
+            test_mask, is_labeled, labeled_fraction, train_missing_rate,
+        )  # fmt: skip
+        fractions.append(float(split.labeled.mean()))
+        splits[seed] = split.indices
         if verbose:
-            gaps = ""
-            if train_missing_rate > 0:
-                absent = 1.0 - x_train[MASK_KEY].mean()
-                gaps = f", {absent:.0%} of training modalities missing"
-            print(
-                f"seed {seed}: {len(train)} train ({int(labeled.sum())} "
-                f"labeled), {len(test)} test{gaps}",
-                flush=True,
-            )
+            split.log(train_missing_rate)
+        statistics = fit_standardization(split.x_train)
         for name, factory in methods.items():
             start = time.perf_counter()
             record = store.finished(name, seed) if store else None
@@ -249,73 +197,202 @@ def run_protocol(
                         flush=True,
                     )
             else:
+                method = factory(task, input_shapes, statistics)
                 record = _train_and_evaluate(
-                    factory(task, input_shapes, statistics),
-                    name,
-                    seed,
-                    (x_train, y_train, x_test, y[test]),
-                    (epochs, batch_size, validation, verbose),
-                    (task, primary),
-                    modalities,
-                    save_models,
-                    store,
-                )
-            if "failure" in record:
-                failures.append(record["failure"])
-                if verbose:
-                    print(f"  {record['failure']['message']}", flush=True)
-                continue
-            subset_metrics, curve = record["subsets"], record["curve"]
-            for subset, metrics in subset_metrics.items():
-                for metric, value in metrics.items():
-                    per_subset.setdefault((name, subset, metric), []).append(
-                        value
-                    )
-            curves.setdefault(name, []).append(curve)
-            if verbose:
-                single = [
-                    metrics[primary]
-                    for subset, metrics in subset_metrics.items()
-                    if "+" not in subset and subset != "all"
-                ]
-                whole = subset_metrics.get("all")
-                print(
-                    f"  {name}: single-modality mean {primary} "
-                    f"{np.mean(single):.4f}"
-                    + (f", all {whole[primary]:.4f}" if whole else "")
-                    + f" ({time.perf_counter() - start:.0f} s)",
-                    flush=True,
-                )
-    results = _summarise(
+                    method, name, split, task.name, primary,
+                    epochs, batch_size, validation, verbose,
+                    save_models, store,
+                )  # fmt: skip
+            tally.add(name, record, time.perf_counter() - start)
+    results = summarise_results(
         dataset,
-        (task, primary),
+        task,
+        primary,
         # What the training splits held (a file's own labels need not be
         # --labeled-fraction of them).
         labeled_fraction if is_labeled is None else np.mean(fractions),
         seeds,
         modalities,
-        per_subset,
-        curves,
+        tally.per_subset,
+        tally.curves,
     )
     if train_missing_rate > 0:
         results["train_missing_rate"] = float(train_missing_rate)
-    if failures:
-        results["failures"] = failures
+    if tally.failures:
+        results["failures"] = tally.failures
     return results, splits
 
 
-def _train_and_evaluate(
-    method, name, seed, data, budget, scoring, modalities, save_models, store
+def _validation_split(x, y, full_mask, modalities, validation_mask, test_mask):
+    """`(rows, (x, y))` of the validation split, or `(empty, None)`."""
+    num = len(y)
+    in_validation = np.zeros(num, bool)
+    if validation_mask is not None and test_mask is None:
+        raise ValueError("A validation split needs an explicit test split.")
+    if validation_mask is not None:
+        in_validation = np.asarray(validation_mask, bool)
+        if test_mask is not None and np.any(in_validation & test_mask):
+            raise ValueError("The validation and test splits overlap.")
+    valid = np.flatnonzero(in_validation)
+    if not valid.size:
+        return valid, None
+    x_valid = {m: np.asarray(x[m])[valid] for m in modalities}
+    x_valid[MASK_KEY] = full_mask[valid]
+    return valid, (x_valid, y[valid])
+
+
+@dataclasses.dataclass
+class SeedSplit:
+    """One seed's split: the rows of each part and the arrays the methods
+    train and are tested on."""
+
+    seed: int
+    train: np.ndarray
+    test: np.ndarray
+    labeled: np.ndarray  # boolean, over `train`
+    x_train: dict
+    y_train: dict
+    x_test: dict
+    y_test: np.ndarray
+    indices: dict  # what labeled_indices.json records
+
+    @property
+    def modalities(self):
+        return [m for m in self.x_test if m != MASK_KEY]
+
+    def log(self, train_missing_rate):
+        gaps = ""
+        if train_missing_rate > 0:
+            absent = 1.0 - self.x_train[MASK_KEY].mean()
+            gaps = f", {absent:.0%} of training modalities missing"
+        print(
+            f"seed {self.seed}: {len(self.train)} train "
+            f"({int(self.labeled.sum())} labeled), {len(self.test)} "
+            f"test{gaps}",
+            flush=True,
+        )
+
+
+def _seed_split(
+    x,
+    y,
+    full_mask,
+    modalities,
+    task,
+    seed,
+    valid,
+    test_mask,
+    is_labeled,
+    labeled_fraction,
+    train_missing_rate,
 ):
-    """Trains one method on one seed, evaluates it, saves its model;
-    returns the record a `RunStore` keeps (metrics, or the failure)."""
-    x_train, y_train, x_test, y_test = data
-    epochs, batch_size, validation, verbose = budget
-    task, curve_metric = scoring
+    """The `SeedSplit` of `seed`: the given test split, or a stratified
+    70/30 one; the file's labeled flags, or a stratified labeled subset;
+    the training gaps of `train_missing_rate`."""
+    if test_mask is not None:
+        test = np.flatnonzero(test_mask)
+        outside = np.ones(len(y), bool)
+        outside[valid] = False
+        train = np.flatnonzero(~np.asarray(test_mask, bool) & outside)
+    else:
+        train, test = train_test_split(y, 0.3, seed=seed, task=task)
+    if is_labeled is not None:
+        labeled = np.asarray(is_labeled, bool)[train]
+    else:
+        labeled = labeled_mask(y[train], labeled_fraction, seed, task)
+    check_split(task, y, train, test, labeled, seed)
+    indices = {
+        "train": train.tolist(),
+        "test": test.tolist(),
+        "labeled": train[labeled].tolist(),
+    }
+    if valid.size:
+        indices["valid"] = valid.tolist()
+    x_train = {m: np.asarray(x[m])[train] for m in modalities}
+    x_train[MASK_KEY] = full_mask[train]
+    if train_missing_rate > 0:
+        # A stream of its own ([seed, 1]), not that of the split's
+        # draws (seed).
+        x_train[MASK_KEY] = training_mask(
+            full_mask[train], train_missing_rate, seed=[seed, 1]
+        )
+        indices["train_modality_mask"] = x_train[MASK_KEY].astype(int).tolist()
+    x_test = {m: np.asarray(x[m])[test] for m in modalities}
+    x_test[MASK_KEY] = full_mask[test]
+    return SeedSplit(
+        seed,
+        train,
+        test,
+        labeled,
+        x_train,
+        {"label": y[train], "is_labeled": labeled.astype("float32")},
+        x_test,
+        y[test],
+        indices,
+    )
+
+
+class _Tally:
+    """The per-seed metrics of every method, as the pairs finish."""
+
+    def __init__(self, primary, verbose):
+        self.primary = primary
+        self.verbose = verbose
+        self.per_subset = {}  # (method, subset, metric) -> [per seed]
+        self.curves = {}  # method -> [per seed curve]
+        self.failures = []
+
+    def add(self, name, record, seconds):
+        if "failure" in record:
+            self.failures.append(record["failure"])
+            if self.verbose:
+                print(f"  {record['failure']['message']}", flush=True)
+            return
+        subset_metrics = record["subsets"]
+        for subset, metrics in subset_metrics.items():
+            for metric, value in metrics.items():
+                key = (name, subset, metric)
+                self.per_subset.setdefault(key, []).append(value)
+        self.curves.setdefault(name, []).append(record["curve"])
+        if not self.verbose:
+            return
+        primary = self.primary
+        single = [
+            metrics[primary]
+            for subset, metrics in subset_metrics.items()
+            if "+" not in subset and subset != "all"
+        ]
+        whole = subset_metrics.get("all")
+        print(
+            f"  {name}: single-modality mean {primary} "
+            f"{np.mean(single):.4f}"
+            + (f", all {whole[primary]:.4f}" if whole else "")
+            + f" ({seconds:.0f} s)",
+            flush=True,
+        )
+
+
+def _train_and_evaluate(
+    method,
+    name,
+    split,
+    task_name,
+    curve_metric,
+    epochs,
+    batch_size,
+    validation,
+    verbose,
+    save_models,
+    store,
+):
+    """Trains one method on one seed's split, evaluates it, saves its
+    model; returns the record a `RunStore` keeps (metrics, or the
+    failure)."""
+    seed = split.seed
     try:
         method.fit(
-            x_train,
-            y_train,
+            split.x_train,
+            split.y_train,
             epochs,
             batch_size,
             seed=seed,
@@ -335,10 +412,10 @@ def _train_and_evaluate(
     else:
         subset_metrics, curve = evaluate_predictor(
             method.predict,
-            x_test,
-            y_test,
-            task.name,
-            modalities,
+            split.x_test,
+            split.y_test,
+            task_name,
+            split.modalities,
             seed,
             curve_metric=curve_metric,
         )
@@ -391,10 +468,20 @@ def check_split(task, y, train, test, labeled, seed):
         )
 
 
-def _summarise(
-    dataset, scoring, labeled_fraction, seeds, modalities, per_subset, curves
+def summarise_results(
+    dataset,
+    task,
+    primary,
+    labeled_fraction,
+    seeds,
+    modalities,
+    per_subset,
+    curves,
 ):
-    task, primary = scoring
+    """The `results.json` dict of per-seed metrics: `per_subset` maps
+    `(method, subset name, metric)` to the per-seed values, `curves` a
+    method to its per-seed missing-rate curves of `primary`; each gets its
+    mean and standard deviation over the seeds."""
     results = []
     for (method, subset, metric), values in per_subset.items():
         results.append(

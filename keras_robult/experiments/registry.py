@@ -8,6 +8,7 @@ from keras_robult.experiments.baseline_methods import (
     PromptTransMethod,
     UnimodalMethod,
 )
+from keras_robult.experiments.finetune import finetuned_class
 from keras_robult.experiments.robult_method import RobultMethod
 from keras_robult.models.robult import PAPER_OPTIONS
 
@@ -21,8 +22,6 @@ def _make(cls, name, **fixed):
         defaults = dict(fixed)
         klass = cls
         if finetune is not None:  # backbones trained end to end
-            from keras_robult.experiments.finetune import finetuned_class
-
             klass = finetuned_class(cls)
             defaults.pop("learning_rate", None)
             options["source"] = finetune

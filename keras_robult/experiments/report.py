@@ -5,12 +5,13 @@ import warnings
 
 import numpy as np
 
-from keras_robult.experiments.atomic import (
+from keras_robult.data.masking import subset_name
+from keras_robult.experiments.metrics import PRIMARY
+from keras_robult.utils.atomic import (
     atomic_path,
     write_json,
     write_text,
 )
-from keras_robult.experiments.metrics import PRIMARY
 
 RESULT_KEYS = {
     "dataset": str,
@@ -50,10 +51,6 @@ def validate_results(results):
             raise ValueError("A curve needs one value per rate.")
 
 
-def _label(subset, modalities):
-    return "all" if list(subset) == list(modalities) else "+".join(subset)
-
-
 def markdown_table(results, metric=None):
     """Subsets as rows, methods as columns: `mean ± std` of `metric`
     (default the task's primary metric), then the missing-rate AUC when
@@ -63,13 +60,13 @@ def markdown_table(results, metric=None):
     methods = list(dict.fromkeys(r["method"] for r in results["results"]))
     rows = list(
         dict.fromkeys(
-            _label(r["subset"], modalities)
+            subset_name(r["subset"], modalities)
             for r in results["results"]
             if r["metric"] == metric
         )
     )
     cells = {
-        (r["method"], _label(r["subset"], modalities)): r
+        (r["method"], subset_name(r["subset"], modalities)): r
         for r in results["results"]
         if r["metric"] == metric
     }
@@ -149,7 +146,7 @@ def _setting(results):
 
 def plot_missing_rate(results, path):
     """PNG of the curve metric against the missing rate, per method."""
-    import matplotlib
+    import matplotlib  # seconds to load: only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

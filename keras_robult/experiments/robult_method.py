@@ -1,6 +1,4 @@
-import functools
-
-import keras
+"""Robult in the evaluation protocol."""
 
 from keras_robult.experiments.method import Method, stage_backup_dir
 from keras_robult.models.robult import Robult
@@ -78,33 +76,13 @@ class RobultMethod(Method):
         return not self.probe
 
     def after_fit(self, x, y, batch_size, seed, verbose, backup_dir):
+        # Linear probe: the task head alone, on the labeled samples (the
+        # latents are frozen, so this is a logistic regression on them).
         if self.probe:
-            self._fit_probe(
-                x,
-                y,
-                batch_size,
-                seed,
-                verbose,
+            self.fit_head_alone(
+                self.model.task_head,
+                (x, y, batch_size, seed),
+                self.probe_epochs,
+                "    linear probe on the latents" if verbose else None,
                 stage_backup_dir(backup_dir, "probe"),
             )
-
-    def _fit_probe(self, x, y, batch_size, seed, verbose, backup_dir=None):
-        """Linear probe: the task head alone, on the labeled samples (the
-        latents are frozen, so this is a logistic regression on them)."""
-        model = self.model
-        for layer in model.layers:
-            layer.trainable = layer is model.task_head
-        model.loss_weights = {key: 0.0 for key in model.loss_weights}
-        model.loss_weights["sup"] = 1.0
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-2),
-            jit_compile=self.step_jit_compile,
-        )
-        self.train(
-            functools.partial(
-                self.dataset, x, y, batch_size, seed, labeled_only=True
-            ),
-            self.probe_epochs,
-            "    linear probe on the latents" if verbose else None,
-            backup_dir=backup_dir,
-        )

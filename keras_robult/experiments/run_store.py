@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 
-from keras_robult.experiments.atomic import write_json
+from keras_robult.utils.atomic import write_json
 
 CONFIG_FILE = "run_config.json"
 # Options that choose which pairs a run reports rather than how a pair is

@@ -9,7 +9,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_robult.experiments.atomic import atomic_path
+from keras_robult.utils.atomic import atomic_path
 
 #: The one file a backup folder holds (besides the folders of later
 #: training stages).
@@ -254,7 +254,7 @@ def _global_rng():
     `SeedGenerator` variable)."""
     if keras.backend.backend() != "torch":
         return {}
-    import torch
+    import torch  # the torch backend only
 
     state = {"rng_torch": torch.get_rng_state().numpy()}
     if torch.cuda.is_available():
@@ -266,7 +266,7 @@ def _global_rng():
 def _set_global_rng(arrays):
     if "rng_torch" not in arrays:
         return
-    import torch
+    import torch  # the torch backend only
 
     torch.set_rng_state(torch.from_numpy(arrays["rng_torch"]))
     cuda = sorted(k for k in arrays if k.startswith("rng_cuda"))

@@ -3,8 +3,7 @@ import warnings
 import keras
 from keras import ops
 
-from keras_robult.losses.soft_pu import _EXCLUDED_LOGIT as _MASKED_SCORE
-from keras_robult.losses.soft_pu import safe_divide
+from keras_robult.utils.tensor import EXCLUDED_LOGIT, safe_divide
 
 
 @keras.saving.register_keras_serializable(package="keras_robult")
@@ -127,7 +126,7 @@ class FusionEncoder(keras.layers.Layer):
         scores = ops.cast(
             self.score_output(self.score_hidden(tokens)), "float32"
         )
-        scores = ops.where(present, scores[..., 0], _MASKED_SCORE)
+        scores = ops.where(present, scores[..., 0], EXCLUDED_LOGIT)
         if scores.shape[-1] == 1:
             # One modality (static): a softmax over one score is 1, as
             # meant; Keras' warning about it is not for the user.

@@ -6,10 +6,9 @@ from keras_robult.losses.latent_reconstruction import (
 )
 from keras_robult.losses.soft_pu import (
     cosine_similarity_matrix,
-    l2_normalize,
-    safe_divide,
     soft_pu_loss,
 )
+from keras_robult.utils.tensor import l2_normalize, safe_divide
 
 __all__ = [
     "soft_pu_loss",

@@ -2,8 +2,8 @@
 
 from keras import ops
 
-from keras_robult.losses.soft_pu import (
-    _EXCLUDED_LOGIT,
+from keras_robult.utils.tensor import (
+    EXCLUDED_LOGIT,
     l2_normalize,
     safe_divide,
 )
@@ -43,7 +43,7 @@ def gmc_contrastive_loss(joint, modalities, temperature=0.3, mask=None):
     eye = ops.eye(2 * batch_size, dtype="float32")
     keep = (1.0 - eye)[None] * valid[:, None, :]
     log_norm = ops.logsumexp(
-        ops.where(keep > 0, logits, _EXCLUDED_LOGIT), axis=-1
+        ops.where(keep > 0, logits, EXCLUDED_LOGIT), axis=-1
     )
     positive = ops.sum(joint * modalities, axis=-1) / temperature  # (M, B)
     positive = ops.concatenate([positive, positive], axis=1)

@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from keras_robult.losses.soft_pu import l2_normalize, safe_divide
+from keras_robult.utils.tensor import l2_normalize, safe_divide
 
 
 def latent_reconstruction_loss(reconstruction, target, mask=None):

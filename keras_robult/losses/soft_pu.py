@@ -2,20 +2,11 @@
 
 from keras import ops
 
-# Logit given to excluded keys before the log-sum-exp. Finite, so that rows
-# without any available key still give finite values (then weighted by 0).
-_EXCLUDED_LOGIT = -1e9
-
-
-def safe_divide(numerator, denominator):
-    """`numerator / denominator`, with 1 in place of a zero denominator."""
-    return numerator / ops.where(denominator > 0, denominator, 1.0)
-
-
-def l2_normalize(x, axis=-1, epsilon=1e-12):
-    """L2 normalisation with a finite gradient at the zero vector."""
-    squared = ops.sum(ops.square(x), axis=axis, keepdims=True)
-    return x * ops.rsqrt(ops.maximum(squared, epsilon))
+from keras_robult.utils.tensor import (
+    EXCLUDED_LOGIT,
+    l2_normalize,
+    safe_divide,
+)
 
 
 def cosine_similarity_matrix(anchors, keys):
@@ -171,7 +162,7 @@ def _soft_pu_slice(
     key_row = key[None, :]
     logits = similarity / temperature
     log_norm = ops.logsumexp(
-        ops.where(key_row > 0, logits, _EXCLUDED_LOGIT), axis=-1
+        ops.where(key_row > 0, logits, EXCLUDED_LOGIT), axis=-1
     )
     diagonal = ops.diagonal(similarity)
     positive_similarity = (

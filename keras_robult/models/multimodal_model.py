@@ -8,9 +8,9 @@ from keras_robult.distribution import (
     process_sum,
 )
 from keras_robult.layers.latent_projection import LatentProjection
-from keras_robult.losses.soft_pu import safe_divide
 from keras_robult.tasks.task import Task, labeled_rows
-from keras_robult.validation import (
+from keras_robult.utils.tensor import safe_divide
+from keras_robult.utils.validation import (
     MASK_KEY,
     check_arrays,
     check_dataset_spec,
@@ -170,8 +170,12 @@ class MultimodalModel(keras.Model):
         self._input_dtypes = dict(config.pop("input_dtypes", {}))
         super().build_from_config(config)
 
-    def _record_input_dtypes(self, x):
-        """Remembers the dtype of each input (once, before building)."""
+    def record_input_dtypes(self, x):
+        """Remembers the dtype of each input of `x` (a dict of arrays, or
+        a `tf.data.Dataset`), once, before the model is built: a saved
+        model rebuilds its inputs with them (e.g. string text). `fit`,
+        `evaluate` and `predict` call it; call it before `build` when
+        building a model by hand on a sample."""
         if self.built or self._input_dtypes:
             return
         if isinstance(x, dict):
@@ -411,7 +415,7 @@ class MultimodalModel(keras.Model):
     def _check_data(self, x, y=None, allow_empty_rows=False):
         if x is None:
             return
-        self._record_input_dtypes(x)
+        self.record_input_dtypes(x)
         if isinstance(x, dict):
             self._check_shapes({k: np.shape(v)[1:] for k, v in x.items()})
             self._check_text_inputs(x)

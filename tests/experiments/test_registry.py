@@ -54,7 +54,7 @@ def test_no_sup_trains_without_l_sup_then_probes_the_latents():
         tasks.Classification(3), shapes, None, latent_dim=8, probe_epochs=3
     )
     seen = {}
-    build_model, fit_probe = method.build_model, method._fit_probe
+    build_model, fit_probe = method.build_model, method.fit_head_alone
 
     def build_and_snapshot():
         model = build_model()
@@ -69,7 +69,7 @@ def test_no_sup_trains_without_l_sup_then_probes_the_latents():
         seen["trained"] = snapshot(method.model)
         fit_probe(*args)
 
-    method.build_model, method._fit_probe = build_and_snapshot, probe
+    method.build_model, method.fit_head_alone = build_and_snapshot, probe
     method.fit(x, y, epochs=2, batch_size=16)
 
     assert seen["weights"] == {

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from keras_robult.experiments import atomic, report
+from keras_robult.experiments import report
+from keras_robult.utils import atomic
 
 
 def test_an_interrupted_write_leaves_the_previous_file(tmp_path, monkeypatch):

@@ -4,12 +4,12 @@ import keras
 import keras_hub
 import numpy as np
 
-from keras_robult.datasets import food101
-from keras_robult.encoders import PooledBackbone
-from keras_robult.experiments.backbone_features import (
+from keras_robult.backbones.features import (
     FeatureCache,
     compute_features,
 )
+from keras_robult.datasets import food101
+from keras_robult.encoders import PooledBackbone
 from tests.datasets.writers import write_food101
 from tests.encoders.test_pooled_backbone import tiny_bert, tiny_resnet
 

@@ -5,9 +5,12 @@ import hashlib
 import json
 import os
 
+import keras
 import numpy as np
 
-from keras_robult.experiments.atomic import atomic_path
+from keras_robult.data.image_text_pipeline import image_text_dataset
+from keras_robult.utils.atomic import atomic_path
+from keras_robult.utils.validation import MASK_KEY
 
 
 def records_digest(records):
@@ -54,10 +57,6 @@ def compute_features(
         missing), `modality_mask`, `labels`, `is_labeled`, `kept` (indices
         into `records`) and `unreadable` (indices of skipped records).
     """
-    import keras
-
-    from keras_robult.data.image_text_pipeline import image_text_dataset
-
     if check:
         check_image_paths(records)
     encoders = {
@@ -186,8 +185,6 @@ def _first_files(records, rows, reason=None, count=3):
 def _inference(encoder):
     """A Keras layer runs through `predict_on_batch` (no gradient tape on
     PyTorch, compiled on JAX); any other callable is called."""
-    import keras
-
     if not isinstance(encoder, keras.layers.Layer):
         return encoder
     model = keras.Sequential([encoder])
@@ -244,3 +241,44 @@ class FeatureCache:
             with open(temporary, "wb") as handle:
                 np.savez(handle, **features)
         return features, False
+
+
+def records_features(config, records, backbones, label, verbose=True):
+    """The cached (or computed, then cached) backbone features of
+    `records` under a `BackboneConfig` and its loaded `Backbones`.
+
+    Returns:
+        `(x, features)`: `x` the model inputs (`image`, `text`,
+        `modality_mask`), `features` the cache entry (also `labels`,
+        `is_labeled`, `kept`, `unreadable`). `label` names the records in
+        the log line (printed when `verbose`).
+    """
+    cache = FeatureCache(config.cache_dir)
+
+    def compute():
+        return compute_features(
+            records,
+            backbones.image_encoder,
+            backbones.text_encoder,
+            backbones.tokenizer,
+            config.image_shape,
+            config.sequence_length,
+            config.feature_batch_size,
+        )
+
+    settings = backbones.settings
+    features, cached = cache.get_or_compute(records, settings, compute)
+    if verbose:
+        print(
+            f"{label}: {len(records)} records, "
+            f"{unreadable_summary(records, features['unreadable'])}, "
+            f"features {'read from' if cached else 'computed into'} "
+            f"{cache.path(records, settings)}",
+            flush=True,
+        )
+    x = {
+        "image": features["image"],
+        "text": features["text"],
+        MASK_KEY: features["modality_mask"],
+    }
+    return x, features

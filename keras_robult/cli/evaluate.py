@@ -1,0 +1,147 @@
+"""`robult evaluate` and `robult export`: a saved model on every modality
+subset of a data file, or as a SavedModel for TF Serving."""
+
+import os
+
+import keras
+import numpy as np
+
+from keras_robult.cli.options import backbone_config
+from keras_robult.data.npz import load_npz
+from keras_robult.experiments.comparison import default_out
+from keras_robult.experiments.metrics import PRIMARY
+from keras_robult.experiments.protocol import (
+    evaluate_predictor,
+    summarise_results,
+)
+from keras_robult.experiments.report import markdown_table, write_results
+from keras_robult.experiments.user_data import (
+    as_model_classes,
+    is_records_file,
+    records_data,
+)
+from keras_robult.export import export_saved_model
+from keras_robult.models.multimodal_model import MultimodalModel
+from keras_robult.utils.validation import MASK_KEY
+
+# The results' method name of each model class (`robult evaluate`).
+METHOD_NAMES = {
+    "Robult": "robult",
+    "GMC": "gmc",
+    "UnimodalEnsemble": "unimodal",
+    "ActionMAE": "actionmae",
+    "PromptTransformer": "prompt-trans",
+}
+
+
+def load_model(path):
+    """A keras_robult model from a .keras file, or a clear error."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such model file: {path}")
+    try:
+        model = keras.models.load_model(path)
+    except Exception as error:
+        raise ValueError(
+            f"{path} could not be loaded as a Keras model: "
+            f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from error
+    if not isinstance(model, MultimodalModel):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, not a keras_robult "
+            "model (Robult, GMC, UnimodalEnsemble, ActionMAE, "
+            "PromptTransformer)."
+        )
+    return model
+
+
+def _evaluation_data(args, model):
+    """`(x, y, test rows)` of the data file for `model`."""
+    if is_records_file(args.data):
+        data, _ = records_data(
+            args.data,
+            backbone_config(args, finetune=False),
+            model.task.name,
+            image_column=args.image_column,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            verbose=0 if args.quiet else 1,
+        )
+        y = as_model_classes(data.y, data.extra.get("classes"), model.task)
+        labeled = data.is_labeled
+        test = None if labeled is None else np.asarray(labeled, bool)
+        x = data.x
+    else:
+        data = load_npz(args.data)
+        x, y, test = data["x"], data["y"], data["test"]
+    given = [m for m in x if m != MASK_KEY]
+    if sorted(given) != sorted(model.modalities):
+        raise ValueError(
+            f"The data's modalities {given} do not match the model's "
+            f"{list(model.modalities)}."
+        )
+    y = np.asarray(y)
+    rows = np.flatnonzero(test) if test is not None else np.arange(len(y))
+    return x, y, rows
+
+
+def evaluate(args):
+    model = load_model(args.model)
+    modalities = list(model.modalities)
+    x, y, rows = _evaluation_data(args, model)
+    model.task.validate_labels(y[rows])
+    x_eval = {k: np.asarray(v)[rows] for k, v in x.items()}
+
+    def predict(inputs):
+        return model.predict(inputs, batch_size=1024, verbose=0)["prediction"]
+
+    subset_metrics, curve = evaluate_predictor(
+        predict, x_eval, y[rows], model.task.name, modalities
+    )
+    method = METHOD_NAMES.get(type(model).__name__, type(model).__name__)
+    per_subset = {
+        (method, subset, metric): [value]
+        for subset, metrics in subset_metrics.items()
+        for metric, value in metrics.items()
+    }
+    dataset = os.path.splitext(os.path.basename(args.data))[0]
+    results = summarise_results(
+        dataset,
+        model.task,
+        PRIMARY[model.task.name][0],
+        float("nan"),
+        [0],
+        modalities,
+        per_subset,
+        {method: [curve]},
+    )
+    results["labeled_fraction"] = None  # not a training run
+    results["model"] = os.path.basename(args.model)
+    out = args.out or default_out(dataset)
+    write_results(results, {0: {"test": rows.tolist()}}, out)
+    print(markdown_table(results))
+    print(f"Results written to {out}/")
+    return 0
+
+
+def export(args):
+    if os.path.exists(args.out) and not args.overwrite:  # before the load
+        raise ValueError(
+            f"The output directory {args.out} exists; pass --overwrite to "
+            "replace it."
+        )
+    model = load_model(args.model)
+    if not args.quiet:
+        print(
+            f"robult export: {args.model} ({type(model).__name__}, "
+            f"modalities {list(model.modalities)}) loaded under the "
+            f"{keras.backend.backend()} backend",
+            flush=True,
+        )
+    export_saved_model(
+        model,
+        args.out,
+        overwrite=args.overwrite,
+        modality_endpoints=not args.no_modality_endpoints,
+        verbose=not args.quiet,
+    )
+    return 0

