@@ -20,6 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from shapes import modality_dims
 
 HIDDEN = 256
 
@@ -207,8 +208,6 @@ def run(batch_size, dims, latent=128, classes=10, steps=30, repeats=3):
 
 
 def main():
-    from train_step import modality_dims
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--modalities", type=int, default=6)

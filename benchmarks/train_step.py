@@ -26,14 +26,7 @@ import subprocess
 import sys
 import time
 
-MODALITY_DIMS = (76, 216, 64, 240, 47, 6)  # mfeat-like widths
-
-
-def modality_dims(num_modalities):
-    """Input widths of `num_modalities` modalities (mfeat's, cycled)."""
-    return tuple(
-        MODALITY_DIMS[i % len(MODALITY_DIMS)] for i in range(num_modalities)
-    )
+from shapes import modality_dims
 
 
 def steps_for(batch_size, steps):
@@ -151,7 +144,7 @@ def pipeline_worker(args):
 
 
 def reference_worker(args):
-    from handwritten_step import run
+    from handwritten_step import run  # imports JAX: this worker only
 
     compile_s, step_s = run(
         args.batch_size,

@@ -18,6 +18,8 @@ fi
 
 echo "== ruff"
 "$VENV/bin/ruff" check . || exit 1
+echo "== lint-imports (the package's floors: pyproject.toml)"
+"$VENV/bin/lint-imports" || exit 1
 
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 # Tests run in parallel (pytest-xdist): most of a test's time is one-threaded

@@ -108,7 +108,7 @@ def test_torch_has_no_data_parallel_training():
 
 @pytest.mark.skipif(BACKEND != "jax", reason="simulated devices: JAX")
 def test_robult_train_distribute_matches_one_device(tmp_path):
-    from tests.test_cli import toy_npz
+    from tests.cli.test_command import toy_npz
 
     data = toy_npz(tmp_path / "toy.npz")
     env = dict(
@@ -144,7 +144,7 @@ def test_robult_train_distribute_matches_one_device(tmp_path):
 
 @pytest.mark.skipif(BACKEND != "torch", reason="torch only")
 def test_robult_train_distribute_on_torch_is_a_one_line_error(tmp_path):
-    from tests.test_cli import robult, toy_npz
+    from tests.cli.test_command import robult, toy_npz
 
     done = robult(
         "train", "--data", toy_npz(tmp_path / "toy.npz"), "--distribute"
@@ -158,8 +158,8 @@ def test_robult_train_distribute_on_torch_is_a_one_line_error(tmp_path):
 def test_a_recipe_trains_data_parallel_with_its_validation_split(tmp_path):
     # Early stopping on the validation split, labeled-only batches and
     # the evaluation all run sharded over 2 devices.
+    from tests.cli.test_recipe import check_results
     from tests.datasets.writers import write_mult
-    from tests.test_recipes import check_results
 
     write_mult(tmp_path / "mosi_data.pkl", "mosi")
     out = tmp_path / "out"

@@ -15,8 +15,8 @@ import keras_robult
 from keras_robult import encoders, tasks
 from keras_robult.export import export_saved_model
 from keras_robult.layers import FeatureStandardization
+from tests.cli.test_command import robult, run_cli
 from tests.conftest import BACKEND, JIT_COMPILE, make_multimodal
-from tests.test_cli import robult, run_cli
 
 NATIVE_ROUTE = {"tensorflow": "tensorflow", "jax": "jax2tf"}.get(
     BACKEND, "reload"

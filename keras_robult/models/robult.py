@@ -71,45 +71,18 @@ class Robult(MultimodalModel):
     paper (section 2.3): `L_PU` reaches `f^m, f^0, g^0` only, `L_rec`
     reaches `g^m, r^m` only, `L_sup` reaches everything.
 
-    `L_pseudo` (off by default, `loss_weights={"pseudo": 1.0}` turns it
-    on) is not in the paper: self-training of the unimodal branches, the
-    branch task loss of `L_sup` on the unlabeled samples against the hard
-    pseudo-label of the model's own ensemble prediction (the mean of the
-    fused and late-fused outputs when every modality is present, the late
-    fusion otherwise; under stop-gradient), kept where its confidence
-    reaches `pseudo_threshold`. The paper already uses these predictions as
-    soft targets inside `L_ulb`; `L_pseudo` lets each unimodal branch learn
-    from them directly. On mfeat it raises the weakest views and, with the
-    product-of-experts late fusion, the leave-one-out subsets, but lowers
-    another view (zer) on the validation split (`benchmarks/RESULTS.md`);
-    hence opt-in.
-
-    `L_cons` (off by default, `loss_weights={"consistency": 1.0}`), not in
-    the paper either: in training, `call` also runs the fused branch on a
-    random proper subset of each sample's modalities (`k` uniform in
-    `1..n-1` of its `n` present ones); its task loss against the label, or
-    on an unlabeled sample against the fused branch's own confident hard
-    pseudo-label on all its modalities (stop-gradient, `pseudo_threshold`)
-    is `L_cons`: consistency under modality dropout, with the unlabeled
-    data reaching the fused branch through its own targets. On mfeat's
-    validation split it lowered the full set and the strong views at
-    every weight tried (`benchmarks/RESULTS.md`); hence opt-in.
-
-    Two prediction rules differ from the paper by default, both chosen on a
-    validation split of mfeat (`benchmarks/RESULTS.md`), neither changing
-    training: the branches of a subset are combined by their product of
-    experts (`late_fusion`), not the paper's mean of probabilities, under
-    which confident weak branches outvote strong ones; and the fused
-    branch, which the paper uses only when every modality is present,
-    joins every sample with at least two modalities present
-    (`min_fused_modalities`), averaged with that late fusion (`full_set`):
-    on one modality it is far below the branch, on several it adds what
-    the branches miss (validation: the full set +0.2 points, every
-    leave-one-out subset +0.3 to +1.3, the single views unchanged).
-    **The paper's exact method** is one argument away:
-    `Robult(..., **keras_robult.models.robult.PAPER_OPTIONS)`, i.e.
-    `late_fusion="mean", full_set="fused", min_fused_modalities=None` with
-    the default `loss_weights` (`robult-paper` in `robult train`).
+    Two terms beyond the paper are off by default: `L_pseudo`
+    (`loss_weights={"pseudo": 1.0}`, self-training of the unimodal branches
+    on the model's own confident predictions) and `L_cons`
+    (`loss_weights={"consistency": 1.0}`, the fused branch on a random
+    proper subset of each sample's modalities). Two prediction rules differ
+    from the paper by default, neither changing training: `late_fusion`
+    (product of experts, not the mean of probabilities) and
+    `min_fused_modalities` / `full_set` (the fused branch joins every sample
+    with two or more modalities). **The paper's exact method** is one
+    argument away: `Robult(..., **keras_robult.models.robult.PAPER_OPTIONS)`
+    (`robult-paper` in `robult train`). Why each default, and the
+    validation numbers behind it: `docs/model.md`.
 
     Prediction is per sample, from whatever modalities it has: with at
     least `min_fused_modalities` present (all of them when None), the
@@ -135,9 +108,8 @@ class Robult(MultimodalModel):
             of `latent_dim` (rounded up), or `latent_dim - unique_dim`.
         unique_dim: int, width `d_u` of `U^m`; `d_u + d_z` must equal `d`.
             Defaults to the rest of `latent_dim`.
-        temperature: float, `tau` of the PU contrastive loss. The default
-            1.0 was chosen on a validation split of mfeat (see
-            `benchmarks/RESULTS.md`).
+        temperature: float, `tau` of the PU contrastive loss (default
+            chosen on a validation split of mfeat: `docs/model.md`).
         rbf_bandwidth: float, `sigma` of the RBF weight on the cosine scale.
         loss_weights: dict with any of the keys `"lb"`, `"ulb"`, `"rec"`,
             `"sup"` (default 1.0 each; 0 switches a term off: the ablations
@@ -160,10 +132,8 @@ class Robult(MultimodalModel):
         fusion_pooling: `"attention"` or `"concat"`, the pooling of the
             default `FusionEncoder` (ignored when `fusion` is given).
         pseudo_threshold: float in `[0, 1]`, the confidence a pseudo-label
-            needs to enter `L_pseudo` (see `Task.pseudo_labels`); default
-            0.97, chosen on mfeat's validation split with the product
-            fusion (the zer view lost 1.1 points to self-training at 0.9,
-            0.35 at 0.97).
+            needs to enter `L_pseudo` (see `Task.pseudo_labels`; default
+            chosen on mfeat's validation split: `docs/model.md`).
         late_fusion: how the present branches' outputs combine where the
             fused branch does not predict: `"product"` (default; product of
             experts: the normalised geometric mean of the branches'
@@ -253,75 +223,22 @@ class Robult(MultimodalModel):
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)
-        if redundant_dim is None:
-            redundant_dim = (
-                latent_dim - unique_dim
-                if unique_dim is not None
-                else latent_dim - latent_dim // 2
-            )
-        if unique_dim is None:
-            unique_dim = latent_dim - redundant_dim
-        if unique_dim + redundant_dim != latent_dim:
-            raise ValueError(
-                "The task head is shared by the fused branch (input H^0 of "
-                "width latent_dim) and the unimodal branches (input [U^m, "
-                "Z^m] of width unique_dim + redundant_dim), so "
-                "unique_dim + redundant_dim must equal latent_dim; received "
-                f"unique_dim={unique_dim}, redundant_dim={redundant_dim}, "
-                f"latent_dim={latent_dim}."
-            )
-        if not temperature > 0:
-            raise ValueError(
-                f"`temperature` must be positive; received {temperature!r}."
-            )
-        if not rbf_bandwidth > 0:
-            raise ValueError(
-                f"`rbf_bandwidth` must be positive; received {rbf_bandwidth!r}."
-            )
+        redundant_dim, unique_dim = _latent_split(
+            latent_dim, redundant_dim, unique_dim
+        )
+        _check_options(
+            temperature=temperature,
+            rbf_bandwidth=rbf_bandwidth,
+            loss_weights=dict(loss_weights or {}),
+            pseudo_threshold=pseudo_threshold,
+            min_pair_probability=min_pair_probability,
+            dropout=dropout,
+            fusion_pooling=None if fusion is not None else fusion_pooling,
+            late_fusion=late_fusion,
+            min_fused_modalities=min_fused_modalities,
+            full_set=full_set,
+        )
         loss_weights = dict(loss_weights or {})
-        unknown = set(loss_weights) - set(LOSS_TERMS)
-        if unknown:
-            raise ValueError(
-                f"Unknown `loss_weights` keys {sorted(unknown)}; valid keys "
-                f"are {list(LOSS_TERMS)}."
-            )
-        if not 0.0 <= pseudo_threshold <= 1.0:
-            raise ValueError(
-                "`pseudo_threshold` must be in [0, 1]; received "
-                f"{pseudo_threshold!r}."
-            )
-        if not 0.0 <= min_pair_probability <= 1.0:
-            raise ValueError(
-                "`min_pair_probability` must be in [0, 1]; received "
-                f"{min_pair_probability!r}."
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                f"`dropout` must be in [0, 1); received {dropout!r}."
-            )
-        if fusion is None and fusion_pooling not in FUSION_POOLINGS:
-            raise ValueError(
-                f"`fusion_pooling` must be one of {FUSION_POOLINGS}; "
-                f"received {fusion_pooling!r}."
-            )
-        if late_fusion not in LATE_FUSION_RULES:
-            raise ValueError(
-                f"`late_fusion` must be one of {LATE_FUSION_RULES}; "
-                f"received {late_fusion!r}."
-            )
-        if min_fused_modalities is not None and not (
-            isinstance(min_fused_modalities, int) and min_fused_modalities >= 1
-        ):
-            raise ValueError(
-                "`min_fused_modalities` must be None or an int >= 1; "
-                f"received {min_fused_modalities!r}."
-            )
-        if full_set not in FULL_SET_MODES:
-            raise ValueError(
-                f"`full_set` must be one of {FULL_SET_MODES}; received "
-                f"{full_set!r}."
-            )
-
         self.redundant_dim = int(redundant_dim)
         self.unique_dim = int(unique_dim)
         self.temperature = float(temperature)
@@ -349,11 +266,16 @@ class Robult(MultimodalModel):
         )
 
         self.fusion_pooling = fusion_pooling
+        self._make_layers(fusion, task)
+        self._make_loss_trackers()
+
+    def _make_layers(self, fusion, task):
+        """`f^0`, `g^0`, the `g^m`, the `r^m` and the task head `c`."""
         self.fusion = fusion or FusionEncoder(
             self.latent_dim,
             hidden_units=(self.head_units,),
             dropout=self.dropout,
-            pooling=fusion_pooling,
+            pooling=self.fusion_pooling,
             name="fusion",
         )
         self.shared_head = MLPEncoder(
@@ -379,6 +301,7 @@ class Robult(MultimodalModel):
         )
         self.task_head = keras.layers.Dense(task.output_dim, name="task_head")
 
+    def _make_loss_trackers(self):
         self.lb_loss_tracker = keras.metrics.Mean(name="loss_lb")
         self.ulb_loss_tracker = keras.metrics.Mean(name="loss_ulb")
         self.rec_loss_tracker = keras.metrics.Mean(name="loss_rec")
@@ -700,3 +623,81 @@ class Robult(MultimodalModel):
         config = dict(config)
         config["fusion"] = keras.layers.deserialize(config["fusion"])
         return super().from_config(config)
+
+
+def _latent_split(latent_dim, redundant_dim, unique_dim):
+    """`(redundant_dim, unique_dim)`, the defaults filled in (half of the
+    latent width each, the redundant part rounded up); their sum must be
+    `latent_dim`."""
+    if redundant_dim is None:
+        redundant_dim = (
+            latent_dim - unique_dim
+            if unique_dim is not None
+            else latent_dim - latent_dim // 2
+        )
+    if unique_dim is None:
+        unique_dim = latent_dim - redundant_dim
+    if unique_dim + redundant_dim != latent_dim:
+        raise ValueError(
+            "The task head is shared by the fused branch (input H^0 of "
+            "width latent_dim) and the unimodal branches (input [U^m, "
+            "Z^m] of width unique_dim + redundant_dim), so "
+            "unique_dim + redundant_dim must equal latent_dim; received "
+            f"unique_dim={unique_dim}, redundant_dim={redundant_dim}, "
+            f"latent_dim={latent_dim}."
+        )
+    return redundant_dim, unique_dim
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {choices}; received {value!r}."
+        )
+
+
+def _check_options(
+    temperature,
+    rbf_bandwidth,
+    loss_weights,
+    pseudo_threshold,
+    min_pair_probability,
+    dropout,
+    fusion_pooling,
+    late_fusion,
+    min_fused_modalities,
+    full_set,
+):
+    """Raises a `ValueError` naming the first of Robult's arguments that is
+    out of its range (`fusion_pooling` None: a custom fusion layer)."""
+    for name, value in (
+        ("temperature", temperature),
+        ("rbf_bandwidth", rbf_bandwidth),
+    ):
+        if not value > 0:
+            raise ValueError(f"`{name}` must be positive; received {value!r}.")
+    unknown = set(loss_weights) - set(LOSS_TERMS)
+    if unknown:
+        raise ValueError(
+            f"Unknown `loss_weights` keys {sorted(unknown)}; valid keys "
+            f"are {list(LOSS_TERMS)}."
+        )
+    for name, value in (
+        ("pseudo_threshold", pseudo_threshold),
+        ("min_pair_probability", min_pair_probability),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"`{name}` must be in [0, 1]; received {value!r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1); received {dropout!r}.")
+    if fusion_pooling is not None:
+        _check_choice("fusion_pooling", fusion_pooling, FUSION_POOLINGS)
+    _check_choice("late_fusion", late_fusion, LATE_FUSION_RULES)
+    if min_fused_modalities is not None and not (
+        isinstance(min_fused_modalities, int) and min_fused_modalities >= 1
+    ):
+        raise ValueError(
+            "`min_fused_modalities` must be None or an int >= 1; "
+            f"received {min_fused_modalities!r}."
+        )
+    _check_choice("full_set", full_set, FULL_SET_MODES)

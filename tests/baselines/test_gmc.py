@@ -1,6 +1,3 @@
-import os
-
-import keras
 import numpy as np
 import pytest
 
@@ -14,6 +11,7 @@ from tests.models.test_robult_objective import (
     make_batch,
     perturb,
 )
+from tests.testing import assert_saved_model_predicts_the_same
 
 
 def build():
@@ -42,12 +40,7 @@ def test_trains_and_predicts_from_every_subset(tmp_path):
     out = model.predict(x, verbose=0)
     assert out["prediction"].shape == (32, 3)
     np.testing.assert_allclose(out["prediction"].sum(-1), 1, rtol=1e-5)
-    path = os.path.join(tmp_path, "gmc.keras")
-    model.save(path)
-    restored = keras.models.load_model(path)
-    np.testing.assert_array_equal(
-        restored.predict(x, verbose=0)["prediction"], out["prediction"]
-    )
+    assert_saved_model_predicts_the_same(model, x, tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from keras_robult.baselines import PromptTransformer
 from keras_robult.encoders import MLPEncoder
 from keras_robult.tasks import Classification
 from tests.baselines.test_action_mae import problem
+from tests.testing import assert_saved_model_predicts_the_same
 
 JIT = keras.backend.backend() != "torch"
 
@@ -84,7 +85,6 @@ def test_trains_predicts_and_round_trips(tmp_path):
     labels = {"label": y, "is_labeled": np.ones(64, "float32")}
     history = net.fit(x, labels, epochs=20, batch_size=16, verbose=0)
     assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
-    out = net.predict(x, verbose=0)
     # Per-modality predictions (what the export serves) are the model's
     # predictions with that modality alone.
     single = numpy(net.modality_predictions(x))
@@ -95,12 +95,7 @@ def test_trains_predicts_and_round_trips(tmp_path):
         np.testing.assert_allclose(
             single[:, index], alone_pred["prediction"], atol=1e-5
         )
-    path = str(tmp_path / "m.keras")
-    net.save(path)
-    again = keras.saving.load_model(path).predict(x, verbose=0)
-    np.testing.assert_allclose(
-        again["prediction"], out["prediction"], atol=1e-6
-    )
+    assert_saved_model_predicts_the_same(net, x, tmp_path, atol=1e-6)
 
 
 @pytest.mark.parametrize(

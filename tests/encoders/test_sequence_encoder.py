@@ -3,6 +3,7 @@ import pytest
 
 from keras_robult import encoders
 from tests.conftest import to_numpy
+from tests.testing import assert_config_round_trip
 
 
 def test_shape_padding_invariance_and_config():
@@ -14,8 +15,7 @@ def test_shape_padding_invariance_and_config():
     # Zero padding at the end of a sequence does not change its encoding.
     padded = np.concatenate([x, np.zeros((2, 2, 3), "float32")], axis=1)
     np.testing.assert_allclose(to_numpy(layer(padded)), out, atol=1e-5)
-    clone = encoders.SequenceEncoder.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
+    assert_config_round_trip(layer, x)
 
 
 def test_all_zero_sequence_is_finite_and_heads_must_divide():

@@ -10,8 +10,8 @@ from keras_robult.data import ImageTextRecords
 from keras_robult.experiments.finetune import FinetuneSource, index_arrays
 from keras_robult.experiments.registry import method_factories
 from keras_robult.tasks import Classification
+from tests.cli.test_image_text_recipes import WORDS, save_tiny_presets
 from tests.datasets.writers import write_image
-from tests.test_image_text_recipes import WORDS, save_tiny_presets
 
 SIZE, LENGTH = (16, 16), 6
 

@@ -3,6 +3,7 @@ import pytest
 
 from keras_robult import layers
 from tests.conftest import to_numpy
+from tests.testing import assert_config_round_trip
 
 
 @pytest.mark.parametrize("pooling", ["attention", "concat"])
@@ -29,8 +30,7 @@ def test_order_of_modalities_matters_and_config():
     out = to_numpy(layer(latents, mask))
     swapped = to_numpy(layer(latents[:, ::-1], mask))
     assert not np.allclose(out, swapped)  # per-modality token weights
-    clone = layers.FusionEncoder.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
+    assert_config_round_trip(layer, (latents, mask))
 
 
 def test_unknown_pooling():

@@ -3,6 +3,7 @@ import pytest
 
 from keras_robult import layers
 from tests.conftest import to_numpy
+from tests.testing import assert_config_round_trip
 
 
 def test_identity_when_widths_match_dense_otherwise():
@@ -13,8 +14,7 @@ def test_identity_when_widths_match_dense_otherwise():
     other = layers.LatentProjection(3)
     assert to_numpy(other(x)).shape == (2, 3)
     assert len(other.weights) == 2
-    clone = layers.LatentProjection.from_config(other.get_config())
-    assert clone.get_config() == other.get_config()
+    assert_config_round_trip(other, x)
 
 
 def test_rejects_non_vector_encoder_output():

@@ -2,6 +2,7 @@ import numpy as np
 
 from keras_robult import layers
 from tests.conftest import to_numpy
+from tests.testing import assert_config_round_trip
 
 
 def test_each_modality_uses_its_own_weights():
@@ -16,5 +17,4 @@ def test_each_modality_uses_its_own_weights():
         np.testing.assert_allclose(
             out[:, m], hidden @ k1[m] + b1[m], rtol=1e-5, atol=1e-6
         )
-    clone = layers.ModalityMLP.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
+    assert_config_round_trip(layer, x)

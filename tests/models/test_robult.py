@@ -1,5 +1,3 @@
-import os
-
 import keras
 import numpy as np
 import pytest
@@ -7,6 +5,10 @@ import pytest
 import keras_robult
 from keras_robult import encoders, tasks
 from tests.conftest import BACKEND, JIT_COMPILE, make_multimodal, to_numpy
+from tests.testing import (
+    assert_config_round_trip,
+    assert_saved_model_predicts_the_same,
+)
 
 
 def build_model(num_modalities=3, task=None, latent_dim=16, **kwargs):
@@ -467,26 +469,17 @@ def test_save_load_round_trip(tmp_path):
     x, y = make_multimodal(num_samples=16)
     model.fit(x, y, epochs=1, verbose=0)
     x["modality_mask"][:4, 0] = 0
-    expected = model.predict(x, verbose=0)
-    path = os.path.join(tmp_path, "model.keras")
-    model.save(path)
-    restored = keras.models.load_model(path)
-    assert restored.modalities == model.modalities
-    assert restored.task == model.task
-    out = restored.predict(x, verbose=0)
-    for key in expected:
-        np.testing.assert_array_equal(out[key], expected[key])
+    assert_saved_model_predicts_the_same(model, x, tmp_path)
 
 
 def test_get_config_from_config():
     model = build_model(
         temperature=0.7, loss_weights={"rec": 0.5}, late_fusion="product"
     )
-    clone = keras_robult.Robult.from_config(model.get_config())
-    assert clone.get_config() == model.get_config()
+    x, _ = make_multimodal(num_samples=4)
+    clone = assert_config_round_trip(model, x)
     assert clone.loss_weights["rec"] == 0.5
     assert clone.late_fusion == "product"
-    x, _ = make_multimodal(num_samples=4)
     assert to_numpy(clone(x))["prediction"].shape == (4, 3)
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from tests.conftest import once
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 
 
 def robult(*args, cwd=None):

@@ -10,11 +10,13 @@ import sys
 import keras
 import pytest
 
+from tests.cli.test_command import tensorflow_startup_lines
 from tests.conftest import once
 from tests.datasets.writers import write_mmimdb, write_mult
-from tests.test_cli import tensorflow_startup_lines
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 
 
 def recipe(name):

@@ -9,6 +9,7 @@ import os
 import keras_hub
 import pytest
 
+from tests.cli.test_recipe import check_results, recipe
 from tests.conftest import once
 from tests.datasets.writers import (
     write_food101,
@@ -16,7 +17,6 @@ from tests.datasets.writers import (
     write_mmimdb_raw,
 )
 from tests.encoders.test_pooled_backbone import tiny_bert, tiny_resnet
-from tests.test_recipes import check_results, recipe
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "best", "recipe"]
 WORDS += ["meme", "a", "story", "it", "ends", ".", ","]
