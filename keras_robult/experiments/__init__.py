@@ -1,5 +1,10 @@
 """The evaluation protocol: methods, metrics, runs and reports."""
 
+from keras_robult.experiments.comparison import (
+    ComparisonConfig,
+    ComparisonData,
+    run_comparison,
+)
 from keras_robult.experiments.method import Method, default_encoder
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.experiments.protocol import (
@@ -7,6 +12,7 @@ from keras_robult.experiments.protocol import (
     evaluate_predictor,
     missing_rate_auc,
     run_protocol,
+    summarise_results,
 )
 from keras_robult.experiments.report import (
     markdown_table,
@@ -26,6 +32,10 @@ __all__ = [
     "evaluate_predictor",
     "missing_rate_auc",
     "run_protocol",
+    "summarise_results",
+    "ComparisonConfig",
+    "ComparisonData",
+    "run_comparison",
     "markdown_table",
     "plot_missing_rate",
     "validate_results",

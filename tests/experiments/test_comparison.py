@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from keras_robult import tasks
+from keras_robult.experiments.comparison import (
+    ComparisonConfig,
+    ComparisonData,
+)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"labeled_fraction": 0.0}, "--labeled-fraction must be in (0, 1]"),
+        ({"epochs": 0}, "--epochs and --batch-size must be positive"),
+        ({"seeds": (0, -1)}, "--seeds must be non-negative integers; got 0 -1"),
+        ({"latent_dim": 1}, "--latent-dim must be at least 2"),
+        ({"modality_dropout": 1.0}, "--modality-dropout must be in [0, 1)"),
+        ({"late_fusion": "max"}, "--late-fusion must be one of"),
+        ({"methods": ("robult", "mae")}, "Unknown method(s) ['mae']"),
+    ],
+)
+def test_a_configuration_is_checked_when_made(options, message):
+    with pytest.raises(ValueError) as error:
+        ComparisonConfig(**options)
+    assert str(error.value).startswith(message), str(error.value)
+
+
+def test_only_what_differs_from_the_defaults_is_recorded():
+    assert ComparisonConfig().missing_modality_options() == {}
+    config = ComparisonConfig(train_missing_rate=0.3, late_fusion="mean")
+    assert config.missing_modality_options() == {
+        "late_fusion": "mean",
+        "train_missing_rate": 0.3,
+    }
+    assert ComparisonConfig(methods=("gmc",)).method_names == ["gmc"]
+    assert len(ComparisonConfig().method_names) == 11
+
+
+def test_official_splits_become_validation_and_test_masks():
+    def split(count, offset):
+        x = {"a": np.arange(offset, offset + count, dtype="float32")[:, None]}
+        return x, np.arange(count) % 2
+
+    task = tasks.Classification(2)
+    data = ComparisonData.from_splits(
+        [split(5, 0), split(2, 5), split(3, 7)], task, "toy"
+    )
+    np.testing.assert_array_equal(data.x["a"][:, 0], np.arange(10))
+    np.testing.assert_array_equal(np.flatnonzero(data.validation_mask), [5, 6])
+    np.testing.assert_array_equal(np.flatnonzero(data.test_mask), [7, 8, 9])
+    assert data.modalities == ["a"]
+    with pytest.raises(ValueError, match="The valid split of toy is empty"):
+        ComparisonData.from_splits(
+            [split(5, 0), split(0, 5), split(3, 5)], task, "toy"
+        )
