@@ -123,6 +123,32 @@ def image_text_dataset(
             "truncated to it so that every batch has one static shape."
         )
     check_rate(modality_dropout, "modality_dropout")
+    columns = _columns(records, skip)
+    dropping = training and modality_dropout > 0
+    if training:
+        dataset = _training_draws(columns, seed, dropping, modality_dropout)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(columns)
+    load = _loader(
+        tuple(image_size),
+        tokenizer,
+        sequence_length,
+        augmentation if training else None,
+        dropping,
+        with_index,
+    )
+    dataset = dataset.map(
+        load,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,  # the same order for a seed, run after run
+    ).ignore_errors()
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
+        tf.data.AUTOTUNE
+    )
+
+
+def _columns(records, skip):
+    """The records less `skip`, as the arrays the pipeline slices."""
     keep = np.ones(len(records), bool)
     if skip is not None and len(skip):
         keep[np.asarray(skip, "int64")] = False
@@ -130,32 +156,39 @@ def image_text_dataset(
         raise ValueError("Every record is skipped: the dataset is empty.")
     indices = np.flatnonzero(keep)
     records = records.subset(indices)
-    labels = records.labels
-    columns = {
+    return {
         "path": records.image_paths.astype(str),
         "text": records.texts.astype(str),
         "mask": records.modality_mask(),
-        "label": labels,
+        "label": records.labels,
         "is_labeled": records.is_labeled.astype("float32"),
         "index": indices,
     }
-    dropping = training and modality_dropout > 0
-    if training:
-        # The shuffle and the modality dropout of `make_dataset`.
-        columns = tf.nest.map_structure(tf.constant, columns)
 
-        def draw(order, uniform):
-            element = {k: tf.gather(v, order) for k, v in columns.items()}
-            if dropping:
-                element["mask"] = drop_modalities(
-                    element["mask"], uniform, modality_dropout
-                )
-            return element
 
-        dataset = epochs_of_draws(len(records), 2, seed).map(draw)
-    else:
-        dataset = tf.data.Dataset.from_tensor_slices(columns)
-    size = tuple(image_size)
+def _training_draws(columns, seed, dropping, modality_dropout):
+    """The shuffle and the modality dropout of `make_dataset`: each
+    epoch's order and masks a stateless draw from `(seed, epoch)`."""
+    import tensorflow as tf  # only where a TF pipeline or export runs
+
+    columns = tf.nest.map_structure(tf.constant, columns)
+
+    def draw(order, uniform):
+        element = {k: tf.gather(v, order) for k, v in columns.items()}
+        if dropping:
+            element["mask"] = drop_modalities(
+                element["mask"], uniform, modality_dropout
+            )
+        return element
+
+    return epochs_of_draws(len(columns["index"]), 2, seed).map(draw)
+
+
+def _loader(size, tokenizer, sequence_length, augmentation, dropping, index):
+    """The function of one element to one `(x, y)` sample: the image read
+    and decoded (zeros when absent), augmented, the text tokenized."""
+    import tensorflow as tf  # only where a TF pipeline or export runs
+
     packer = token_packer(tokenizer, sequence_length)
 
     def load(element):
@@ -164,7 +197,7 @@ def image_text_dataset(
             lambda: decode_image(element["path"], size),
             lambda: tf.zeros(size + (3,), "float32"),
         )
-        if training and augmentation is not None:
+        if augmentation is not None:
             image = augmentation(image)
         text = element["text"]
         if dropping:
@@ -175,18 +208,11 @@ def image_text_dataset(
             text = ids
         x = {"image": image, "text": text, MASK_KEY: element["mask"]}
         y = {"label": element["label"], "is_labeled": element["is_labeled"]}
-        if with_index:
+        if index:
             y["index"] = element["index"]
         return x, y
 
-    dataset = dataset.map(
-        load,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,  # the same order for a seed, run after run
-    ).ignore_errors()
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
-        tf.data.AUTOTUNE
-    )
+    return load
 
 
 def token_packer(tokenizer, sequence_length):
