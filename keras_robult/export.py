@@ -286,6 +286,20 @@ def _write_archive(model, path, modality_endpoints):
     archive.write_out(path, verbose=False)
 
 
+# What the TensorFlow subprocess of `_reload_and_export` runs.
+_EXPORT_IN_TENSORFLOW = """
+import sys
+import keras
+import keras_robult  # registers the classes of the .keras file
+from keras_robult.export import export_saved_model
+source, path, endpoints = sys.argv[1:]
+model = keras.saving.load_model(source)
+export_saved_model(
+    model, path, modality_endpoints=endpoints == "1", verbose=False
+)
+"""
+
+
 def _reload_and_export(model, path, modality_endpoints):
     """Saves a `.keras` file and exports it in a TensorFlow subprocess."""
     with tempfile.TemporaryDirectory(prefix="robult-export-") as folder:
@@ -293,19 +307,12 @@ def _reload_and_export(model, path, modality_endpoints):
         model.save(source)
         command = [
             sys.executable,
-            "-m",
-            "keras_robult_cli",
-            "export",
-            "--model",
+            "-c",
+            _EXPORT_IN_TENSORFLOW,
             source,
-            "--out",
             path,
-            "--backend",
-            "tensorflow",
-            "--quiet",
+            "1" if modality_endpoints else "0",
         ]
-        if not modality_endpoints:
-            command.append("--no-modality-endpoints")
         env = dict(os.environ, KERAS_BACKEND="tensorflow")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         result = subprocess.run(

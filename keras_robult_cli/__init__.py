@@ -10,7 +10,9 @@ the command line, sets `KERAS_BACKEND`, and loads Keras with those lines
 silenced before anything of the package is imported. So the command starts
 once, under the right backend, and quietly; `--verbose` shows the lines.
 
-`python -m keras_robult_cli ...` is the `robult` command.
+`keras_robult_cli.main` is the `robult` command (`python -m
+keras_robult_cli ...`); this module is the leaf under it that both the
+command and the package's `cli` use.
 """
 
 import contextlib
@@ -111,18 +113,3 @@ def prepare(argv=None):
         import keras
 
     return keras.backend.backend()
-
-
-def main(argv=None):
-    """The `robult` command."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    prepare(argv)
-    # After `prepare`: importing the package loads Keras, which fixes the
-    # backend.
-    from keras_robult import cli
-
-    return cli.main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
