@@ -14,6 +14,7 @@ from keras_robult.backbones.backbone_config import (
     BackboneConfig,
 )
 from keras_robult.experiments.comparison import ComparisonConfig
+from keras_robult.models.robult import LATE_FUSION_RULES
 from keras_robult_cli import (
     BACKENDS,
     QUIET_TF_LOG_LEVEL,
@@ -145,7 +146,7 @@ def add_missing_modality_arguments(parser):
     )
     parser.add_argument(
         "--late-fusion",
-        choices=("mean", "product"),
+        choices=LATE_FUSION_RULES,
         default=None,
         help="Robult's rule for modality subsets, for every Robult variant: "
         "product of experts of the present branches (normalised geometric "

@@ -15,9 +15,8 @@ from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.registry import DEFAULT_METHODS, method_factories
 from keras_robult.experiments.report import markdown_table, write_results
 from keras_robult.experiments.run_store import RunStore
+from keras_robult.models.robult import LATE_FUSION_RULES
 from keras_robult.utils.validation import MASK_KEY
-
-LATE_FUSION_RULES = ("mean", "product")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +189,6 @@ def run_comparison(config, data):
         `(results, out)`: the results dict and the results folder.
     """
     out = config.out or default_out(data.dataset)
-    gaps = config.missing_modality_options()
     store = RunStore(out, _run_configuration(config, data), config.restart)
     models_dir = os.path.join(out, "models")
 
@@ -234,7 +232,7 @@ def run_comparison(config, data):
             curve_metric=data.metrics[0] if data.metrics else None,
             train_missing_rate=config.train_missing_rate,
         )
-    results.update(gaps)
+    results.update(config.missing_modality_options())
     results.update(data.extra)
     paths = write_results(results, splits, out, metrics=data.metrics)
     for metric in data.metrics or [None]:
