@@ -1,4 +1,7 @@
+import math
+
 import keras
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="keras_robult")
@@ -69,12 +72,55 @@ class TransformerBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, tokens, attention_mask=None, training=None):
+        shape = ops.shape(tokens)
         x = self.attention_norm(tokens)
-        tokens = tokens + self.attention(
-            x, x, attention_mask=attention_mask, training=training
-        )
-        x = self.mlp_output(self.mlp_hidden(self.mlp_norm(tokens)))
+        if self.dropout > 0:  # dropout on the attention weights
+            attended = self.attention(
+                x, x, attention_mask=attention_mask, training=training
+            )
+        else:
+            attended = self.self_attention(x, attention_mask)
+        tokens = tokens + attended
+        # The MLP on `(batch * tokens, width)`: one plain matrix product
+        # each way, forward and backward (a 3-D operand costs XLA on CPU
+        # about an eighth more per block).
+        x = ops.reshape(self.mlp_norm(tokens), (-1, shape[-1]))
+        x = ops.reshape(self.mlp_output(self.mlp_hidden(x)), shape)
         return tokens + self.mlp_dropout(x, training=training)
+
+    def self_attention(self, x, attention_mask=None):
+        """`self.attention(x, x, attention_mask)` without attention
+        dropout, computed from its weights with each projection a plain
+        matrix product on `(batch * tokens, width)`: the same values, a
+        fifth less time per block on CPU than the layer's 3-D einsums."""
+        shape = ops.shape(x)
+        width = shape[-1]
+        heads = self.num_heads
+        size = width // heads
+        flat = ops.reshape(x, (-1, width))
+
+        def project(dense):
+            kernel = ops.reshape(dense.kernel, (width, width))
+            y = ops.matmul(flat, kernel) + ops.reshape(dense.bias, (width,))
+            return ops.reshape(y, (shape[0], shape[1], heads, size))
+
+        mask = None
+        if attention_mask is not None:
+            mask = ops.cast(attention_mask, "bool")[:, None]
+        attention = self.attention
+        output = ops.dot_product_attention(
+            project(attention.query_dense),
+            project(attention.key_dense),
+            project(attention.value_dense),
+            mask=mask,
+            scale=1.0 / math.sqrt(size),
+        )
+        dense = attention.output_dense
+        output = ops.matmul(
+            ops.reshape(output, (-1, width)),
+            ops.reshape(dense.kernel, (width, width)),
+        ) + ops.reshape(dense.bias, (width,))
+        return ops.reshape(output, shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape
