@@ -25,6 +25,7 @@ from keras_robult.cli.options import (
 )
 from keras_robult.data.splits import stratified_head
 from keras_robult.experiments.comparison import ComparisonData, run_comparison
+from keras_robult.experiments.compilation_cache import enable_compilation_cache
 from keras_robult.experiments.image_text import (
     feature_splits,
     write_raw_models,
@@ -49,6 +50,7 @@ RECIPE_OPTIONS = (
     "backend",
     "quiet",
     "restart",
+    "backup_interval",
     "verbose",
     "distribute",
     "train_missing_rate",
@@ -171,6 +173,7 @@ def _run(args, load, make_task, dataset, metrics):
         extra=dict(loaded.get("extra") or {}),
         finetune=loaded.get("finetune"),
     )
+    enable_compilation_cache()
     _, out = run_comparison(config, data)
     if loaded.get("after_run"):
         loaded["after_run"](out)

@@ -4,6 +4,7 @@ import keras
 
 from keras_robult.cli.options import backbone_config, comparison_config
 from keras_robult.experiments.comparison import run_comparison
+from keras_robult.experiments.compilation_cache import enable_compilation_cache
 from keras_robult.experiments.image_text import write_raw_models
 from keras_robult.experiments.user_data import (
     is_records_file,
@@ -40,6 +41,7 @@ def train(args):
             f"{keras.backend.backend()}",
             flush=True,
         )
+    enable_compilation_cache()
     _, out = run_comparison(config, data)
     if backbones is not None and backbone.raw_models:
         write_raw_models(backbone, backbones, out, config.verbose)

@@ -5,6 +5,9 @@ from keras_robult.experiments.comparison import (
     ComparisonData,
     run_comparison,
 )
+from keras_robult.experiments.compilation_cache import (
+    enable_compilation_cache,
+)
 from keras_robult.experiments.method import Method, default_encoder
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.experiments.protocol import (
@@ -36,6 +39,7 @@ __all__ = [
     "ComparisonConfig",
     "ComparisonData",
     "run_comparison",
+    "enable_compilation_cache",
     "markdown_table",
     "plot_missing_rate",
     "validate_results",
