@@ -14,6 +14,7 @@ from keras_robult.backbones.backbone_config import (
     BackboneConfig,
 )
 from keras_robult.experiments.comparison import ComparisonConfig
+from keras_robult.experiments.training_backup import DEFAULT_INTERVAL
 from keras_robult.models.robult import LATE_FUSION_RULES
 from keras_robult_cli import (
     BACKENDS,
@@ -114,6 +115,15 @@ def add_run_arguments(parser):
         action="store_true",
         help="forget the finished (method, seed) pairs in --out and start "
         "over (by default a rerun with the same --out resumes)",
+    )
+    parser.add_argument(
+        "--backup-interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between two backups of a training in --out, from "
+        "which a killed run resumes exactly (default: %(default)s; 0: "
+        "every epoch)",
     )
 
 
@@ -230,6 +240,7 @@ def comparison_config(args, **overrides):
         late_fusion=args.late_fusion,
         out=args.out,
         restart=args.restart,
+        backup_interval=args.backup_interval,
         distribute=args.distribute,
         verbose=0 if args.quiet else 1,
     )

@@ -15,6 +15,7 @@ from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.registry import DEFAULT_METHODS, method_factories
 from keras_robult.experiments.report import markdown_table, write_results
 from keras_robult.experiments.run_store import RunStore
+from keras_robult.experiments.training_backup import DEFAULT_INTERVAL
 from keras_robult.models.robult import LATE_FUSION_RULES
 from keras_robult.utils.validation import MASK_KEY
 
@@ -44,6 +45,8 @@ class ComparisonConfig:
             for modality subsets; `None` keeps each variant's own.
         out: the results folder; `None`: `results/<dataset>-<time>`.
         restart: forget the pairs already finished in `out`.
+        backup_interval: seconds between two backups of a fit in `out`
+            (0: every epoch); a rerun resumes from the last one.
         distribute: train data-parallel on every local device.
         verbose: 0 silent; 1 progress and a line per (method, seed).
     """
@@ -60,6 +63,7 @@ class ComparisonConfig:
     late_fusion: str | None = None
     out: str | None = None
     restart: bool = False
+    backup_interval: float = DEFAULT_INTERVAL
     distribute: bool = False
     verbose: int = 1
 
@@ -75,6 +79,11 @@ class ComparisonConfig:
             raise ValueError(
                 "--seeds must be non-negative integers; got "
                 + " ".join(map(str, self.seeds))
+            )
+        if self.backup_interval < 0:
+            raise ValueError(
+                "--backup-interval must be >= 0 seconds; got "
+                f"{self.backup_interval}"
             )
         if self.latent_dim < 2:
             raise ValueError("--latent-dim must be at least 2")
@@ -175,7 +184,7 @@ def default_out(dataset):
     return os.path.join("results", f"{dataset}-{stamp}")
 
 
-def run_comparison(config, data):
+def run_comparison(config, data, callbacks=None):
     """Trains and evaluates every method of `config` on `data` for every
     seed (`run_protocol`), resuming the pairs already finished in the
     results folder, and writes `results.json`, `results.md`,
@@ -184,6 +193,9 @@ def run_comparison(config, data):
     Args:
         config: a `ComparisonConfig`.
         data: a `ComparisonData`.
+        callbacks: optional function `(method_name, seed) -> list` of Keras
+            callbacks for that pair's training and prediction
+            (`run_protocol`).
 
     Returns:
         `(results, out)`: the results dict and the results folder.
@@ -231,6 +243,8 @@ def run_comparison(config, data):
             store=store,
             curve_metric=data.metrics[0] if data.metrics else None,
             train_missing_rate=config.train_missing_rate,
+            callbacks=callbacks,
+            backup_interval=config.backup_interval,
         )
     results.update(config.missing_modality_options())
     results.update(data.extra)

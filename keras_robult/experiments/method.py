@@ -13,7 +13,10 @@ from keras_robult import distribution
 from keras_robult.data.pipeline import make_dataset
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.encoders.sequence_encoder import SequenceEncoder
-from keras_robult.experiments.training_backup import TrainingBackup
+from keras_robult.experiments.training_backup import (
+    DEFAULT_INTERVAL,
+    TrainingBackup,
+)
 from keras_robult.layers.feature_standardization import (
     FeatureStandardization,
 )
@@ -185,6 +188,12 @@ class Method(abc.ABC):
         self.ema_momentum = ema_momentum
         self.patience = patience
         self.modality_dropout = float(modality_dropout)
+        #: Keras callbacks added to every training stage and to `predict`
+        #: (`run_protocol(callbacks=...)`: logging, timing).
+        self.callbacks = []
+        #: Seconds between two backups of a fit with a `backup_dir`
+        #: (`TrainingBackup(interval=...)`; 0: every epoch).
+        self.backup_interval = DEFAULT_INTERVAL
 
     def encoder(self, name):
         return default_encoder(
@@ -304,7 +313,10 @@ class Method(abc.ABC):
         self.seed = seed
         backup = state = None
         if backup_dir is not None:
-            backup = TrainingBackup(stage_backup_dir(backup_dir, "fit"))
+            backup = TrainingBackup(
+                stage_backup_dir(backup_dir, "fit"),
+                interval=self.backup_interval,
+            )
             state = backup.read()
             if state is None:  # later stages' backups depend on this one
                 shutil.rmtree(backup_dir, ignore_errors=True)
@@ -331,6 +343,27 @@ class Method(abc.ABC):
             backup=backup,
         )
         self.after_fit(x, y, batch_size, seed, verbose, backup_dir)
+        return self
+
+    def training_key(self, x, validation=None):
+        """What determines the weights `fit(x, ..., validation=...)`
+        reaches, as a hashable value: two methods of one seed with equal
+        keys train to the same model (they differ in how they predict
+        only), so the protocol trains the first and gives its weights to
+        the others (`adopt`). None (the default): never shared."""
+        return None
+
+    def adopt(self, trained, x, y):
+        """Takes the trained weights of `trained` (a method of the same
+        seed with an equal `training_key`) into a model of its own
+        (built from its own options, so it predicts by its own rule), with
+        its training history, instead of training."""
+        seed = trained.seed
+        self._new_model(y, seed)
+        self._build_on(x)
+        self.model.set_weights(trained.model.get_weights())
+        self.seed = seed
+        self.history = trained.history
         return self
 
     def _build_on(self, x):
@@ -423,7 +456,7 @@ class Method(abc.ABC):
         `TrainingBackup` the caller has read and resumed, replaces
         `backup_dir`)."""
         if backup is None and backup_dir is not None:
-            backup = TrainingBackup(backup_dir)
+            backup = TrainingBackup(backup_dir, interval=self.backup_interval)
             state = backup.read()
             if state is not None:
                 if not self.model.built:
@@ -461,6 +494,7 @@ class Method(abc.ABC):
             )
             stopping = self.early_stopping()
             callbacks.append(stopping)
+        callbacks.extend(self.callbacks)
         if backup is not None:
             backup.early_stopping = stopping
             backup.nan_guard = nan_guard
@@ -492,9 +526,9 @@ class Method(abc.ABC):
     def predict(self, x, batch_size=1024):
         """Predictions in the task output space for `x` (dict with
         `modality_mask`), shape `(samples, output_dim)`."""
-        return self.model.predict(x, batch_size=batch_size, verbose=0)[
-            "prediction"
-        ]
+        return self.model.predict(
+            x, batch_size=batch_size, verbose=0, callbacks=self.callbacks
+        )["prediction"]
 
     def save(self, path):
         """Saves the trained model to a `.keras` file (atomically: a kill

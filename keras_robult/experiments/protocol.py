@@ -36,6 +36,11 @@ def missing_rate_auc(rates, values):
     return float(area / (rates[-1] - rates[0]))
 
 
+#: What `evaluate_predictor` gives `predict` at once, at most (bytes of
+#: input rows; at least one `pad_to` batch).
+EVALUATION_CHUNK_BYTES = 256 * 2**20
+
+
 def evaluate_predictor(
     predict,
     x,
@@ -45,12 +50,22 @@ def evaluate_predictor(
     seed=0,
     rates=MISSING_RATES,
     curve_metric=None,
+    pad_to=1024,
 ):
     """Metrics of one trained predictor on every subset and missing rate.
 
+    Every evaluation (each subset, each missing rate) is a set of (test
+    row, modality mask) pairs; the pairs they share (a random mask of the
+    curve is always some subset's) are predicted once, all of them in a
+    few large `predict` calls of stacked masked copies of the test rows,
+    padded to a multiple of `pad_to` rows (the predictor's batch size), so
+    that a compiled predictor sees one batch shape. A prediction depends
+    on its own row and mask only, so the metrics are those of one
+    `predict` call per evaluation.
+
     Args:
         predict: function of an input dict (with `modality_mask`) to
-            predictions in the task output space.
+            predictions in the task output space, row by row.
         x: dict of test arrays; a `modality_mask` in it marks modalities
             that are missing in the data itself (kept missing). A subset is
             evaluated on the samples that hold every modality of it, and
@@ -63,6 +78,8 @@ def evaluate_predictor(
         rates: the missing rates of the curve.
         curve_metric: the metric of the curve (default: the task's
             primary metric, `PRIMARY`).
+        pad_to: int, the row count of each `predict` call is a multiple
+            of it (the padding repeats a row; its predictions are dropped).
 
     Returns:
         `(subset_metrics, curve)`: dict subset name -> metrics dict, and the
@@ -72,28 +89,60 @@ def evaluate_predictor(
     num = len(labels)
     base = np.asarray(x.get(MASK_KEY, np.ones((num, len(modalities)))))
     primary = curve_metric or PRIMARY[task_name][0]
-
-    def run(mask, keep=None):
-        mask = mask * base
-        if keep is None:
-            keep = mask.sum(axis=1) > 0
-        if not keep.any():
-            return None
-        inputs = {m: np.asarray(x[m])[keep] for m in modalities}
-        inputs[MASK_KEY] = mask[keep].astype("float32")
-        return compute_metrics(task_name, labels[keep], predict(inputs))
-
-    subset_metrics = {}
+    # (name or rate, rows, their masks) of every evaluation.
+    evaluations = []
     for subset in evaluation_subsets(modalities):
         mask = subset_mask(num, modalities, subset)
-        result = run(mask, keep=np.all(base >= mask, axis=1))
-        if result is not None:
-            subset_metrics[subset_name(subset, modalities)] = result
-    curve = []
+        rows = np.flatnonzero(np.all(base >= mask, axis=1))
+        if rows.size:
+            evaluations.append((subset_name(subset, modalities), rows, mask))
     for index, rate in enumerate(rates):
         mask = random_mask(num, len(modalities), rate, seed=seed * 100 + index)
-        curve.append(run(mask)[primary])
+        mask = mask * base
+        rows = np.flatnonzero(mask.sum(axis=1) > 0)
+        evaluations.append((rate, rows, mask))
+    pairs = np.concatenate(
+        [
+            np.column_stack([rows, mask[rows] > 0.5])
+            for _, rows, mask in evaluations
+        ]
+    ).astype("int64")
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    predictions = _predict_pairs(
+        predict, x, modalities, unique[:, 0], unique[:, 1:], pad_to
+    )
+    subset_metrics, curve, offset = {}, [], 0
+    for key, rows, _ in evaluations:
+        taken = inverse.reshape(-1)[offset : offset + rows.size]
+        offset += rows.size
+        metrics = compute_metrics(task_name, labels[rows], predictions[taken])
+        if isinstance(key, str):
+            subset_metrics[key] = metrics
+        else:
+            curve.append(metrics[primary])
     return subset_metrics, curve
+
+
+def _predict_pairs(predict, x, modalities, rows, masks, pad_to):
+    """`predict` on test row `rows[i]` under mask `masks[i]`, for every i,
+    in chunks of at most `EVALUATION_CHUNK_BYTES` of input, each a
+    multiple of `pad_to` rows."""
+    arrays = {m: np.asarray(x[m]) for m in modalities}
+    row_bytes = sum(a[:1].nbytes for a in arrays.values()) or 1
+    chunk = max(1, EVALUATION_CHUNK_BYTES // row_bytes // pad_to) * pad_to
+    outputs = []
+    for start in range(0, len(rows), chunk):
+        index = rows[start : start + chunk]
+        mask = masks[start : start + chunk].astype("float32")
+        padding = -len(index) % pad_to
+        if padding:
+            index = np.concatenate([index, np.repeat(index[-1:], padding)])
+            mask = np.concatenate([mask, np.repeat(mask[-1:], padding, 0)])
+        inputs = {m: a[index] for m, a in arrays.items()}
+        inputs[MASK_KEY] = mask
+        output = np.asarray(predict(inputs))
+        outputs.append(output[: len(output) - padding])
+    return np.concatenate(outputs)
 
 
 def run_protocol(
@@ -114,6 +163,8 @@ def run_protocol(
     store=None,
     curve_metric=None,
     train_missing_rate=0.0,
+    callbacks=None,
+    backup_interval=None,
 ):
     """Trains and evaluates every method on every seed.
 
@@ -153,6 +204,12 @@ def run_protocol(
             labeled indices (`"train_modality_mask"`, one 0/1 row per
             training sample). The validation and test splits keep their
             modalities.
+        callbacks: optional function `(method_name, seed) -> list` of
+            `keras.callbacks.Callback`s given to every training stage and
+            every `predict` call of that pair (logging, timing).
+        backup_interval: seconds between two backups of a fit in the
+            `store` (`TrainingBackup`; 0: every epoch; None: the methods'
+            default, `DEFAULT_INTERVAL`).
 
     A (method, seed) whose training loss turns NaN or infinite is stopped
     and recorded in `results["failures"]` (method, seed, epoch, message);
@@ -186,6 +243,7 @@ def run_protocol(
         if verbose:
             split.log(train_missing_rate)
         statistics = fit_standardization(split.x_train)
+        trained = {}  # training key -> the method of this seed trained so
         for name, factory in methods.items():
             start = time.perf_counter()
             record = store.finished(name, seed) if store else None
@@ -198,11 +256,20 @@ def run_protocol(
                     )
             else:
                 method = factory(task, input_shapes, statistics)
+                if callbacks is not None:
+                    method.callbacks = list(callbacks(name, seed))
+                if backup_interval is not None:
+                    method.backup_interval = backup_interval
+                key = None
+                if hasattr(method, "training_key"):
+                    key = method.training_key(split.x_train, validation)
                 record = _train_and_evaluate(
                     method, name, split, task.name, primary,
                     epochs, batch_size, validation, verbose,
-                    save_models, store,
+                    save_models, store, trained.get(key),
                 )  # fmt: skip
+                if key is not None and "failure" not in record:
+                    trained[key] = method
             tally.add(name, record, time.perf_counter() - start)
     results = summarise_results(
         dataset,
@@ -384,22 +451,33 @@ def _train_and_evaluate(
     verbose,
     save_models,
     store,
+    trained=None,
 ):
-    """Trains one method on one seed's split, evaluates it, saves its
-    model; returns the record a `RunStore` keeps (metrics, or the
-    failure)."""
+    """Trains one method on one seed's split (or, given `trained`, a
+    method of this seed with the same `training_key`, takes its weights),
+    evaluates it, saves its model; returns the record a `RunStore` keeps
+    (metrics, or the failure)."""
     seed = split.seed
     try:
-        method.fit(
-            split.x_train,
-            split.y_train,
-            epochs,
-            batch_size,
-            seed=seed,
-            verbose=verbose,
-            validation=validation,
-            backup_dir=store.backup_dir(name, seed) if store else None,
-        )
+        if trained is not None:
+            method.adopt(trained, split.x_train, split.y_train)
+            if verbose:
+                print(
+                    f"  {name} (seed {seed}): the model {trained.name} "
+                    "trained (the same training), predicting by its own rule",
+                    flush=True,
+                )
+        else:
+            method.fit(
+                split.x_train,
+                split.y_train,
+                epochs,
+                batch_size,
+                seed=seed,
+                verbose=verbose,
+                validation=validation,
+                backup_dir=store.backup_dir(name, seed) if store else None,
+            )
     except TrainingDiverged as error:
         record = {
             "failure": {

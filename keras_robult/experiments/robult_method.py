@@ -1,7 +1,18 @@
 """Robult in the evaluation protocol."""
 
+import inspect
+
+import numpy as np
+
 from keras_robult.experiments.method import Method, stage_backup_dir
-from keras_robult.models.robult import Robult
+from keras_robult.models.robult import DEFAULT_LOSS_WEIGHTS, Robult
+from keras_robult.utils.validation import MASK_KEY
+
+#: Robult's arguments that change how it predicts, not what it learns:
+#: the rule of the full set, and the late fusion of the branches (which
+#: the training objective also uses, but only on samples that miss a
+#: modality: `Robult.pu_loss`, `Robult.pseudo_label_loss`).
+PREDICTION_OPTIONS = ("full_set", "min_fused_modalities", "late_fusion")
 
 
 class RobultMethod(Method):
@@ -74,6 +85,48 @@ class RobultMethod(Method):
     @property
     def monitor_task_metric(self):
         return not self.probe
+
+    def training_key(self, x, validation=None):
+        """Every option of the training (`Robult`'s arguments with their
+        defaults filled in, the loss weights completed) but the prediction
+        rule (`PREDICTION_OPTIONS`): `robult` and `robult-paper` train the
+        same model where every training sample has every modality and no
+        modality dropout applies (the late fusion then never enters the
+        objective). None with a validation split: early stopping watches
+        the predictions, so the rule changes the weights kept."""
+        if validation is not None:
+            return None
+        options = {
+            name: parameter.default
+            for name, parameter in inspect.signature(
+                Robult.__init__
+            ).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        options.update(self.model_kwargs)
+        complete = self.modality_dropout == 0 and bool(
+            np.all(np.asarray(x[MASK_KEY]) > 0.5) if MASK_KEY in x else True
+        )
+        ignored = PREDICTION_OPTIONS if complete else PREDICTION_OPTIONS[:2]
+        for name in ignored + ("loss_weights", "kwargs"):
+            options.pop(name, None)
+        weights = {**DEFAULT_LOSS_WEIGHTS, **(self.loss_weights or {})}
+        training = dict(
+            latent_dim=self.latent_dim,
+            learning_rate=self.learning_rate,
+            jit_compile=self.jit_compile,
+            encoder_dropout=self.encoder_dropout,
+            weight_decay=self.weight_decay,
+            ema_momentum=self.ema_momentum,
+            modality_dropout=self.modality_dropout,
+            probe=self.probe,
+            probe_epochs=self.probe_epochs if self.probe else None,
+            loss_weights=sorted(weights.items()),
+        )
+        return (
+            type(self).__name__,
+            repr(sorted({**options, **training}.items())),
+        )
 
     def after_fit(self, x, y, batch_size, seed, verbose, backup_dir):
         # Linear probe: the task head alone, on the labeled samples (the

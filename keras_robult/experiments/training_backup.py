@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import time
 import warnings
 
 import keras
@@ -17,6 +18,9 @@ STATE_FILE = "state.npz"
 #: What `keras.callbacks.BackupAndRestore` wrote there (older versions).
 LEGACY_FILES = ("latest.weights.h5", "training_metadata.json")
 _EARLY_STOPPING = ("wait", "best", "best_epoch", "stopped_epoch")
+#: Seconds between two backups of the protocol's fits (`robult train
+#: --backup-interval`).
+DEFAULT_INTERVAL = 30.0
 
 
 class BackupDiscarded(UserWarning):
@@ -25,9 +29,9 @@ class BackupDiscarded(UserWarning):
 
 
 class TrainingBackup(keras.callbacks.Callback):
-    """Backs up the whole training state at the end of every epoch, so that
-    a `fit` killed at any moment resumes to exactly the weights an
-    uninterrupted `fit` reaches.
+    """Backs up the whole training state at the end of an epoch (at most
+    every `interval` seconds), so that a `fit` killed at any moment resumes
+    to exactly the weights an uninterrupted `fit` reaches.
 
     `keras.callbacks.BackupAndRestore` keeps the weights, the optimizer and
     the epoch. An exact resume needs more: the state of every
@@ -53,6 +57,13 @@ class TrainingBackup(keras.callbacks.Callback):
             fit, placed before this callback in the callback list.
         nan_guard: optional callback with a `failed_epoch` attribute; a
             diverged epoch is not backed up.
+        interval: seconds between backups: an epoch is backed up when at
+            least this long has passed since the previous backup (or the
+            start), and the final state always is; `0` backs up every
+            epoch. A state is several megabytes: on a small model whose
+            epochs take milliseconds, writing it every epoch costs more
+            than the epoch. A kill loses at most `interval` seconds of
+            training, never exactness.
 
     Example:
 
@@ -62,11 +73,19 @@ class TrainingBackup(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, backup_dir, early_stopping=None, nan_guard=None):
+    def __init__(
+        self, backup_dir, early_stopping=None, nan_guard=None, interval=0.0
+    ):
         super().__init__()
+        if interval < 0:
+            raise ValueError(
+                f"The backup interval must be >= 0 seconds; got {interval}."
+            )
         self.backup_dir = os.fspath(backup_dir)
         self.early_stopping = early_stopping
         self.nan_guard = nan_guard
+        self.interval = float(interval)
+        self._last_backup = None
         self.path = os.path.join(self.backup_dir, STATE_FILE)
         self.restored = None
         self.build = None
@@ -158,6 +177,7 @@ class TrainingBackup(keras.callbacks.Callback):
         self.history = {k: list(v) for k, v in meta.get("history", {}).items()}
 
     def on_train_begin(self, logs=None):
+        self._last_backup = time.monotonic()
         if self.restored is not None:
             self.apply(self.model)
 
@@ -203,7 +223,12 @@ class TrainingBackup(keras.callbacks.Callback):
             return
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        self._save(epoch + 1)
+        now = time.monotonic()
+        if self._last_backup is None or now - self._last_backup >= (
+            self.interval
+        ):
+            self._save(epoch + 1)
+            self._last_backup = time.monotonic()
 
     def on_train_end(self, logs=None):
         if not self._failed():

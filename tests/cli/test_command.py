@@ -600,7 +600,7 @@ def test_a_run_killed_in_the_middle_of_a_fit_resumes_it_exactly(tmp_path):
     data = toy_npz(tmp_path / "toy.npz")
     args = ["train", "--data", data, "--methods", "robult", "--epochs", "40"]
     args += ["--seeds", "0", "--labeled-fraction", "0.2", "--batch-size"]
-    args += ["16"]
+    args += ["16", "--backup-interval", "0"]
     out = str(tmp_path / "killed")
     state = os.path.join(out, "backups", "robult-seed0", "fit", "state.npz")
     kill_once(args, out, state, poll=0.01)

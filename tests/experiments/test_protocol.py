@@ -325,9 +325,10 @@ def test_a_modality_absent_from_the_data_names_no_subset():
     assert list(subsets) == ["m0", "m2", "m0+m2"]
     assert subsets["m0"]["accuracy"] == 1.0
     assert subsets["m2"]["accuracy"] == np.mean(labels == 0)
-    # Each subset's predictor input is exactly that subset, on every row.
-    for mask, subset in zip(given[:3], ([1, 0, 0], [0, 0, 1], [1, 0, 1])):
-        np.testing.assert_array_equal(mask, np.tile(subset, (40, 1)))
+    # The predictor is never given the absent m1: only the three subsets
+    # without it (the curve's masks are among them).
+    given = np.concatenate(given)
+    assert {tuple(row) for row in given} == {(1, 0, 0), (0, 0, 1), (1, 0, 1)}
 
 
 def f1_score_of(predict, x, labels, subset):
@@ -405,3 +406,160 @@ def test_run_protocol_aggregates_seeds_into_known_means_stds_and_auc():
     np.testing.assert_allclose(curve["mean"], mean, rtol=1e-12)
     area = np.sum((mean[1:] + mean[:-1]) * 0.1 / 2) / 0.9
     assert curve["auc"] == pytest.approx(area, rel=1e-12)
+
+
+def reference_evaluation(predict, x, labels, modalities, seed):
+    """The evaluation written plainly: one `predict` call per subset and
+    per missing rate."""
+    from keras_robult.data.masking import evaluation_subsets, subset_mask
+    from keras_robult.experiments.metrics import compute_metrics
+
+    num = len(labels)
+    base = x["modality_mask"]
+    subsets, curve = {}, []
+    for subset in evaluation_subsets(modalities):
+        mask = subset_mask(num, modalities, subset)
+        keep = np.all(base >= mask, axis=1)
+        if keep.any():
+            inputs = {m: x[m][keep] for m in modalities}
+            inputs["modality_mask"] = mask[keep]
+            name = "all" if len(subset) == len(modalities) else "+".join(subset)
+            subsets[name] = compute_metrics(
+                "classification", labels[keep], predict(inputs)
+            )
+    for index, rate in enumerate(MISSING_RATES):
+        mask = random_mask(num, len(modalities), rate, seed * 100 + index)
+        mask = mask * base
+        keep = mask.sum(1) > 0
+        inputs = {m: x[m][keep] for m in modalities}
+        inputs["modality_mask"] = mask[keep]
+        metrics = compute_metrics(
+            "classification", labels[keep], predict(inputs)
+        )
+        curve.append(metrics["accuracy"])
+    return subsets, curve
+
+
+def test_the_stacked_evaluation_equals_one_call_per_evaluation():
+    """Every subset and rate of 40 rows in one padded `predict` call (of a
+    predictor whose output depends on each row's values and mask), with
+    the metrics of one call per evaluation; the padding is dropped."""
+    x, labels = known_data()
+    x["modality_mask"] = np.ones((40, 3), "float32")
+    x["modality_mask"][:6, 1] = 0
+    weights = np.random.default_rng(1).normal(size=(3, 3, 4))
+    calls = []
+
+    def predict(inputs):
+        calls.append(len(inputs["modality_mask"]))
+        scores = sum(
+            (inputs[m] * inputs["modality_mask"][:, i : i + 1]) @ weights[i]
+            for i, m in enumerate(MODALITIES)
+        )
+        return np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
+
+    got = evaluate_predictor(
+        predict, x, labels, "classification", MODALITIES, seed=2, pad_to=64
+    )
+    stacked = calls
+    calls = []
+    expected = reference_evaluation(predict, x, labels, MODALITIES, seed=2)
+    assert got == expected
+    # 7 subsets and 10 rates share 34 x 7 + 6 x 3 distinct (row, mask)
+    # pairs (rows 0..5 lack m1): one call of 4 x 64 rows.
+    assert stacked == [256]
+    assert len(calls) == 17
+
+
+def test_a_trained_model_evaluates_as_with_one_call_per_evaluation():
+    """A Keras model, batch by batch: the same metrics either way (every
+    prediction depends on its own row only)."""
+    x, labels = known_data(60)
+    x["modality_mask"] = np.ones((60, 3), "float32")
+    method = registry.method_factories(["robult"], latent_dim=8)["robult"](
+        tasks.Classification(4), {m: (3,) for m in MODALITIES}, None
+    )
+    y = {"label": labels, "is_labeled": np.ones(60, "float32")}
+    method.fit(x, y, epochs=2, batch_size=16)
+    got_subsets, got_curve = evaluate_predictor(
+        method.predict, x, labels, "classification", MODALITIES, seed=1
+    )
+    subsets, curve = reference_evaluation(
+        method.predict, x, labels, MODALITIES, seed=1
+    )
+    assert got_subsets.keys() == subsets.keys()
+    for name, metrics in subsets.items():
+        for metric, value in metrics.items():
+            assert got_subsets[name][metric] == pytest.approx(value, abs=1e-9)
+    np.testing.assert_allclose(got_curve, curve, atol=1e-9)
+
+
+# ------------------------------- one training, several prediction rules
+def trained_models(tmp_path, names, **options):
+    """`run_protocol` on a small problem (seed 0, 3 epochs); the saved
+    models and the printed log."""
+    import keras
+
+    x, y = make_multimodal(num_samples=60, num_classes=3)
+    folder = tmp_path / "-".join(names)
+    folder.mkdir()
+    run_protocol(
+        x,
+        y["label"],
+        tasks.Classification(3),
+        registry.method_factories(names, latent_dim=8),
+        seeds=(0,),
+        labeled_fraction=0.3,
+        epochs=3,
+        batch_size=16,
+        verbose=1,
+        save_models=lambda name, seed: str(folder / f"{name}.keras"),
+        **options,
+    )
+    return {
+        name: keras.saving.load_model(folder / f"{name}.keras", compile=False)
+        for name in names
+    }
+
+
+def test_robult_and_robult_paper_share_one_training(tmp_path, capsys):
+    """The paper's prediction rule on Robult's trained weights: the
+    weights of a robult-paper trained on its own, its own rule."""
+    shared = trained_models(tmp_path, ["robult", "robult-paper"])
+    log = capsys.readouterr().out
+    assert "robult-paper (seed 0): the model robult trained" in log
+    assert "robult-paper (seed 0)\n" not in log  # no training of its own
+    alone = trained_models(tmp_path, ["robult-paper"])["robult-paper"]
+    assert "robult-paper (seed 0)\n" in capsys.readouterr().out
+    paper = shared["robult-paper"]
+    assert paper.late_fusion == "mean" and paper.full_set == "fused"
+    assert shared["robult"].late_fusion == "product"
+    for got, own, robult in zip(
+        paper.get_weights(), alone.get_weights(), shared["robult"].get_weights()
+    ):
+        np.testing.assert_array_equal(got, robult)
+        np.testing.assert_allclose(got, own, rtol=1e-4, atol=1e-6)
+
+
+def test_training_is_not_shared_where_the_prediction_rule_trains():
+    """Gaps in the training data (the late fusion enters the objective), a
+    validation split (early stopping watches predictions), or another
+    loss: each method trains itself."""
+    factories = registry.method_factories(
+        ["robult", "robult-paper", "robult-pseudo"]
+    )
+    shapes = {m: (3,) for m in MODALITIES}
+    robult, paper, pseudo = (
+        f(tasks.Classification(3), shapes, None) for f in factories.values()
+    )
+    complete = {"modality_mask": np.ones((8, 3), "float32")}
+    gaps = {"modality_mask": np.eye(3, dtype="float32")[np.arange(8) % 3]}
+    validation = ({}, np.zeros(2))
+    assert robult.training_key(complete) == paper.training_key(complete)
+    assert robult.training_key(complete) is not None
+    assert robult.training_key(gaps) != paper.training_key(gaps)
+    assert robult.training_key(complete, validation) is None
+    assert robult.training_key(complete) != pseudo.training_key(complete)
+    paper.modality_dropout = 0.2
+    robult.modality_dropout = 0.2
+    assert robult.training_key(complete) != paper.training_key(complete)

@@ -12,6 +12,7 @@ from keras_robult.experiments.method import StopOnNaN
 from keras_robult.experiments.training_backup import (
     STATE_FILE,
     BackupDiscarded,
+    TrainingBackup,
 )
 from tests.conftest import make_multimodal, to_numpy
 
@@ -40,6 +41,7 @@ def new_method(name, jit_compile=None):
         tasks.Classification(3), shapes, None
     )
     method.patience = 2  # early stopping, with its best weights, can act
+    method.backup_interval = 0  # every epoch
     if name == "robult-no-sup":
         method.probe_epochs = 4
     return method
@@ -150,3 +152,26 @@ def test_a_backup_of_an_older_version_or_another_model_is_discarded(
     with pytest.warns(BackupDiscarded, match="another model"):
         got = fit(new_method("robult", False), tmp_path / "other", epochs=3)
     assert_same(got, expected)
+
+
+def test_backups_wait_for_the_interval_and_the_final_state_is_kept(
+    tmp_path, monkeypatch
+):
+    """Within the interval no epoch is written (a kill then starts the fit
+    over, to the same weights); the finished state always is."""
+    expected = fit(new_method("robult", False), tmp_path / "whole", epochs=4)
+    state = tmp_path / "whole" / "fit" / STATE_FILE
+    assert state.exists()  # the final state, although within the interval
+    slow = new_method("robult", False)
+    slow.backup_interval = 3600.0
+    with monkeypatch.context() as patch:
+        kill_at(patch, 2)
+        with pytest.raises(Killed):
+            fit(slow, tmp_path / "killed", epochs=4)
+    assert not (tmp_path / "killed" / "fit" / STATE_FILE).exists()
+    again = new_method("robult", False)
+    again.backup_interval = 3600.0
+    assert_same(fit(again, tmp_path / "killed", epochs=4), expected)
+    assert (tmp_path / "killed" / "fit" / STATE_FILE).exists()
+    with pytest.raises(ValueError, match="interval must be >= 0"):
+        TrainingBackup(tmp_path / "x", interval=-1)
