@@ -14,6 +14,12 @@ PU loss is skipped).
         --batch-size 256 1024 2048 4096 --modalities 6
     python benchmarks/train_step.py --backends jax --jit on \
         --batch-size 1024 --modalities 2 6 12
+    python benchmarks/train_step.py --methods all \
+        --backends jax tensorflow --jit on      # every compared method
+
+With `--methods`, each method of the comparison (`robult train`'s
+registry: its own model and defaults, mfeat-like inputs) is timed instead,
+next to Robult's step (x robult).
 
 Each configuration runs in a fresh subprocess (the Keras backend is fixed
 at import).
@@ -104,6 +110,108 @@ def worker(args):
     print(json.dumps(result))
 
 
+def method_worker(args):
+    """The fit step of one method of the comparison, as the protocol
+    builds and compiles it (its model, optimizer and defaults)."""
+    import keras
+    import numpy as np
+
+    import keras_robult
+    from keras_robult.experiments.registry import method_factories
+
+    dims = modality_dims(args.modalities)
+    names = [f"m{i}" for i in range(len(dims))]
+    steps = steps_for(args.batch_size, args.steps)
+    factory = method_factories([args.method], latent_dim=args.latent_dim)[
+        args.method
+    ]
+    method = factory(
+        keras_robult.tasks.Classification(10),
+        {name: (dim,) for name, dim in zip(names, dims)},
+        None,
+        jit_compile=args.jit,
+    )
+    rng = np.random.default_rng(0)
+    n = args.batch_size * steps
+    x = {
+        name: rng.normal(size=(n, dim)).astype("float32")
+        for name, dim in zip(names, dims)
+    }
+    x["modality_mask"] = np.ones((n, len(dims)), "float32")
+    y = {
+        "label": rng.integers(0, 10, n),
+        "is_labeled": (rng.uniform(size=n) < 0.05).astype("float32"),
+    }
+    keras.utils.set_random_seed(0)
+    method.seed = 0
+    model = method.build_model()
+    model.compile(optimizer=method.optimizer(), jit_compile=args.jit)
+    first = {k: v[: args.batch_size] for k, v in x.items()}
+    start = time.perf_counter()
+    model.train_on_batch(first, {k: v[: args.batch_size] for k, v in y.items()})
+    compile_s = time.perf_counter() - start
+    model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+        times.append((time.perf_counter() - start) / steps)
+    print(
+        json.dumps(
+            {
+                "compile_s": compile_s,
+                "step_ms": 1e3 * float(np.median(times)),
+                "params": int(model.count_params()),
+            }
+        )
+    )
+
+
+def methods_table(args):
+    """Every method of `--methods` at every batch size, backend and jit
+    setting: compile seconds, step ms and the ratio to Robult's step."""
+    from keras_robult.experiments.registry import DEFAULT_METHODS
+
+    methods = DEFAULT_METHODS if args.methods == ["all"] else args.methods
+    if "robult" not in methods:
+        methods = ["robult", *methods]
+    print(
+        f"fit step of each method (ms, median of {args.repeats} epochs of "
+        f"{args.steps} steps at batch 256 or the same samples), "
+        f"{args.modalities[0]} modalities, latent {args.latent_dim}"
+    )
+    header = "| method | params | batch | backend | jit | compile s | "
+    header += "step ms | x robult |"
+    print(header)
+    print("|" + "---|" * 8)
+    for batch_size in args.batch_size:
+        for backend in args.backends:
+            for jit in args.jit:
+                robult_ms = None
+                for method in methods:
+                    r = run_worker(
+                        args,
+                        backend,
+                        batch_size,
+                        args.modalities[0],
+                        jit,
+                        method=method,
+                    )
+                    cells = f"| {method} | "
+                    if not isinstance(r, dict):
+                        print(f"{cells} failed: {r[:60]} |", flush=True)
+                        continue
+                    if method == "robult":
+                        robult_ms = r["step_ms"]
+                    ratio = r["step_ms"] / robult_ms if robult_ms else 0.0
+                    print(
+                        f"{cells}{r['params']:,} | {batch_size} | {backend} | "
+                        f"{jit} | {r['compile_s']:.1f} | {r['step_ms']:.1f} | "
+                        f"{ratio:.2f} |",
+                        flush=True,
+                    )
+
+
 def pipeline_worker(args):
     """Batches/s of the package's `tf.data` pipeline alone (shuffled,
     standardised, batched, prefetched), on the benchmark's data."""
@@ -156,7 +264,9 @@ def reference_worker(args):
     print(json.dumps({"compile_s": compile_s, "step_ms": 1e3 * step_s}))
 
 
-def run_worker(args, backend, batch_size, modalities, jit, reference=False):
+def run_worker(
+    args, backend, batch_size, modalities, jit, reference=False, method=None
+):
     """The worker's JSON result, or the last line of its error."""
     command = [
         sys.executable,
@@ -177,6 +287,7 @@ def run_worker(args, backend, batch_size, modalities, jit, reference=False):
     command += ["--pu-share"] if args.pu_share else []
     command += ["--reference"] if reference == "hand" else []
     command += ["--pipeline"] if reference == "pipeline" else []
+    command += ["--method", method] if method else []
     env = dict(os.environ, KERAS_BACKEND=backend)
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line[:1] == "{"]
@@ -214,6 +325,14 @@ def main():
         action="store_true",
         help="also time a model without the PU loss (twice the time)",
     )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="time these methods of the comparison (`all`: every one) "
+        "instead of the Robult / hand-written table",
+    )
+    parser.add_argument("--method", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--jit-on", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -227,12 +346,17 @@ def main():
         args.jit = args.jit_on
         args.batch_size = args.batch_size[0]
         args.modalities = args.modalities[0]
-        if args.pipeline:
+        if args.method:
+            method_worker(args)
+        elif args.pipeline:
             pipeline_worker(args)
         elif args.reference_worker:
             reference_worker(args)
         else:
             worker(args)
+        return
+    if args.methods:
+        methods_table(args)
         return
 
     print(
