@@ -211,6 +211,11 @@ def run_protocol(
             `store` (`TrainingBackup`; 0: every epoch; None: the methods'
             default, `DEFAULT_INTERVAL`).
 
+    Methods of one seed whose `training_key` is equal (and not None) share
+    one training: the first trains, the others take its weights
+    (`Method.adopt`) and predict by their own rule (`robult` and
+    `robult-paper` on complete training data).
+
     A (method, seed) whose training loss turns NaN or infinite is stopped
     and recorded in `results["failures"]` (method, seed, epoch, message);
     the other pairs still run.
