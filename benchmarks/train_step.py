@@ -40,9 +40,48 @@ def steps_for(batch_size, steps):
     return max(5, min(steps, steps * 1024 // batch_size))
 
 
+def synthetic_data(args):
+    """`(x, y, steps)`: `steps` batches of a 10-class problem with
+    mfeat's widths (modalities `m0`, `m1`, ...), 5 % labeled."""
+    import numpy as np
+
+    dims = modality_dims(args.modalities)
+    steps = steps_for(args.batch_size, args.steps)
+    rng = np.random.default_rng(0)
+    n = args.batch_size * steps
+    x = {
+        f"m{i}": rng.normal(size=(n, d)).astype("float32")
+        for i, d in enumerate(dims)
+    }
+    x["modality_mask"] = np.ones((n, len(dims)), "float32")
+    y = {
+        "label": rng.integers(0, 10, n),
+        "is_labeled": (rng.uniform(size=n) < 0.05).astype("float32"),
+    }
+    return x, y, steps
+
+
+def time_fit(model, x, y, batch_size, steps, repeats):
+    """`(compile seconds, steady seconds per step)` of a compiled model:
+    the first batch, then the median of `repeats` one-epoch `fit`s of
+    `steps` batches (after one unmeasured epoch)."""
+    import numpy as np
+
+    first = {k: v[:batch_size] for k, v in x.items()}
+    start = time.perf_counter()
+    model.train_on_batch(first, {k: v[:batch_size] for k, v in y.items()})
+    compile_s = time.perf_counter() - start
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+        times.append((time.perf_counter() - start) / steps)
+    return compile_s, float(np.median(times))
+
+
 def worker(args):
     import keras
-    import numpy as np
     from keras import ops
 
     import keras_robult
@@ -53,7 +92,6 @@ def worker(args):
             return zero, zero
 
     dims = modality_dims(args.modalities)
-    steps = steps_for(args.batch_size, args.steps)
 
     def make(cls):
         encoders = {
@@ -73,34 +111,12 @@ def worker(args):
         model.compile(optimizer="adam", jit_compile=args.jit)
         return model
 
-    rng = np.random.default_rng(0)
-    n = args.batch_size * steps
-    x = {
-        f"m{i}": rng.normal(size=(n, d)).astype("float32")
-        for i, d in enumerate(dims)
-    }
-    x["modality_mask"] = np.ones((n, len(dims)), "float32")
-    y = {
-        "label": rng.integers(0, 10, n),
-        "is_labeled": (rng.uniform(size=n) < 0.05).astype("float32"),
-    }
+    x, y, steps = synthetic_data(args)
 
     def measure(cls):
         keras.utils.set_random_seed(0)
         model = make(cls)
-        first = {k: v[: args.batch_size] for k, v in x.items()}
-        first_y = {k: v[: args.batch_size] for k, v in y.items()}
-        start = time.perf_counter()
-        model.train_on_batch(first, first_y)
-        compile_s = time.perf_counter() - start
-        # Steady state: the median of `repeats` epochs of `steps` batches.
-        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-        times = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-            times.append((time.perf_counter() - start) / steps)
-        return compile_s, float(np.median(times))
+        return time_fit(model, x, y, args.batch_size, steps, args.repeats)
 
     compile_s, step_s = measure(keras_robult.Robult)
     result = {"compile_s": compile_s, "step_ms": 1e3 * step_s}
@@ -114,53 +130,33 @@ def method_worker(args):
     """The fit step of one method of the comparison, as the protocol
     builds and compiles it (its model, optimizer and defaults)."""
     import keras
-    import numpy as np
 
     import keras_robult
     from keras_robult.experiments.registry import method_factories
 
-    dims = modality_dims(args.modalities)
-    names = [f"m{i}" for i in range(len(dims))]
-    steps = steps_for(args.batch_size, args.steps)
+    x, y, steps = synthetic_data(args)
+    shapes = {k: v.shape[1:] for k, v in x.items() if k != "modality_mask"}
     factory = method_factories([args.method], latent_dim=args.latent_dim)[
         args.method
     ]
     method = factory(
         keras_robult.tasks.Classification(10),
-        {name: (dim,) for name, dim in zip(names, dims)},
+        shapes,
         None,
         jit_compile=args.jit,
     )
-    rng = np.random.default_rng(0)
-    n = args.batch_size * steps
-    x = {
-        name: rng.normal(size=(n, dim)).astype("float32")
-        for name, dim in zip(names, dims)
-    }
-    x["modality_mask"] = np.ones((n, len(dims)), "float32")
-    y = {
-        "label": rng.integers(0, 10, n),
-        "is_labeled": (rng.uniform(size=n) < 0.05).astype("float32"),
-    }
     keras.utils.set_random_seed(0)
     method.seed = 0
     model = method.build_model()
     model.compile(optimizer=method.optimizer(), jit_compile=args.jit)
-    first = {k: v[: args.batch_size] for k, v in x.items()}
-    start = time.perf_counter()
-    model.train_on_batch(first, {k: v[: args.batch_size] for k, v in y.items()})
-    compile_s = time.perf_counter() - start
-    model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-        times.append((time.perf_counter() - start) / steps)
+    compile_s, step_s = time_fit(
+        model, x, y, args.batch_size, steps, args.repeats
+    )
     print(
         json.dumps(
             {
                 "compile_s": compile_s,
-                "step_ms": 1e3 * float(np.median(times)),
+                "step_ms": 1e3 * step_s,
                 "params": int(model.count_params()),
             }
         )

@@ -20,8 +20,8 @@ def enable_compilation_cache(
     step compiled once is loaded, not compiled again, wherever the same
     program comes back: the next seed of a method (the same model, other
     initial weights: the same program), the next run of the same command.
-    On mfeat's default comparison, compiling is about half of a Robult
-    (method, seed) pair's time on a 2-core CPU. A cached program is the
+    On mfeat's default comparison, compiling is about 15 s of a Robult
+    (method, seed) pair's 45 s on a 2-core CPU. A cached program is the
     one compilation would produce, so results do not change.
 
     JAX's own settings win: with `JAX_COMPILATION_CACHE_DIR` set, that
