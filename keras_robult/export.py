@@ -46,6 +46,16 @@ from keras_robult.data.image_text_pipeline import decode_image_bytes
 from keras_robult.models.multimodal_model import MultimodalModel
 from keras_robult.utils.validation import MASK_KEY
 
+__all__ = [
+    "export_saved_model",
+    "rest_request",
+    "grpc_request",
+    "input_specs",
+    "image_modalities",
+    "SERVING_OUTPUTS",
+    "ROUTES",
+]
+
 #: Outputs of every serving endpoint.
 SERVING_OUTPUTS = ("prediction", "modality_predictions", "num_modalities")
 ROUTES = ("tensorflow", "jax2tf", "reload")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs keras_robult with every backend into a virtual environment, lints,
-# and runs the whole test suite once per Keras backend. Fails if any fails.
+# builds the documentation site, and runs the whole test suite once per Keras backend. Fails if any fails.
 #   bash scripts/test.sh               # fast suite
 #   bash scripts/test.sh --run-large   # plus the slow tests
 set -uo pipefail
@@ -13,7 +13,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY" -m venv "$VENV" || exit 1
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" -e ".[jax,torch,dev]" \
+"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" -e ".[jax,torch,dev,docs]" \
   || { echo "install failed"; exit 1; }
 
 echo "== ruff"
@@ -22,6 +22,9 @@ echo "== lint-imports (the package's floors: pyproject.toml)"
 "$VENV/bin/lint-imports" || exit 1
 
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+echo "== mkdocs build --strict (the documentation site)"
+NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet \
+  --site-dir "${SITE_DIR:-site}" || exit 1
 # Tests run in parallel (pytest-xdist): most of a test's time is one-threaded
 # XLA compilation. PYTEST_WORKERS=0 runs them in this process.
 WORKERS=${PYTEST_WORKERS:-2}

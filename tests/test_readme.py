@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def python_example():
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
         text = handle.read()
-    section = text[text.index("## Python API") :]
+    section = text[text.index("## In Python") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

@@ -43,9 +43,10 @@ def compute_features(
 
     Args:
         records: `ImageTextRecords`.
-        image_encoder, text_encoder: callables on a batch of images
-            `(batch, h, w, 3)` in [0, 255] / token ids `(batch, length)`
-            returning `(batch, width)` (e.g. `PooledBackbone`).
+        image_encoder: a callable on a batch of images `(batch, h, w, 3)`
+            in [0, 255] returning `(batch, width)` (e.g. `PooledBackbone`).
+        text_encoder: a callable on token ids `(batch, length)` returning
+            `(batch, width)`.
         tokenizer: keras-hub tokenizer of the text backbone.
         image_size: `(height, width)`.
         sequence_length: int.

@@ -13,7 +13,8 @@ class Backbones:
     """The loaded backbones of a `BackboneConfig`.
 
     Args:
-        image_encoder, text_encoder: frozen `PooledBackbone`s.
+        image_encoder: the frozen image `PooledBackbone`.
+        text_encoder: the frozen text `PooledBackbone`.
         tokenizer: the text preset's keras-hub tokenizer.
         settings: what keys their cached features (preset identities,
             sizes, pooling).

@@ -26,9 +26,10 @@ def raw_input_model(
 
     Args:
         model: the trained keras_robult model (modalities `image`, `text`).
-        image_encoder, text_encoder: the `PooledBackbone`s the features
-            were computed with; `None` for a fine-tuned model (its
-            encoders hold their backbones already).
+        image_encoder: the image `PooledBackbone` the features were
+            computed with; `None` for a fine-tuned model (its encoders
+            hold their backbones already).
+        text_encoder: the text `PooledBackbone`, likewise.
         tokenizer: the text preset's keras-hub tokenizer.
         image_size: `(height, width)` the features were computed at.
         length: the sequence length the features were computed with.

@@ -45,10 +45,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     before anything is called. `copyreg._reconstructor` is allowed for
     Python 2 pickles of NumPy arrays, and only to rebuild an `ndarray`.
 
-    Args:
-        file: a binary file object.
-        **kwargs: `pickle.Unpickler` arguments (e.g. `encoding="latin1"`
-            for Python 2 pickles).
+    It takes `pickle.Unpickler`'s arguments: a binary file object, then
+    keywords such as `encoding="latin1"` for Python 2 pickles.
 
     Example:
 

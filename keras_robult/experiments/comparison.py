@@ -126,9 +126,11 @@ class ComparisonData:
         y: labels `(samples,)` or `(samples, labels)`.
         task: a `keras_robult.tasks.Task`.
         dataset: the name in the results and the default folder.
-        test_mask, validation_mask, is_labeled: optional boolean
-            `(samples,)` arrays (see `run_protocol`); without a test mask
-            each seed draws a stratified 70/30 split.
+        test_mask: optional boolean `(samples,)` test split (see
+            `run_protocol`); without it each seed draws a stratified 70/30
+            split.
+        validation_mask: optional boolean `(samples,)` validation split.
+        is_labeled: optional boolean `(samples,)` labeled flags.
         metrics: the metrics of `results.md`, one table each; the first is
             also the missing-rate curve's (default: the task's primary).
         record: what identifies the data in the run configuration (e.g.

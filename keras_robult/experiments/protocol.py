@@ -177,7 +177,8 @@ def run_protocol(
         seeds: seeds of the split, the labeled subset and the training.
         labeled_fraction: fraction of the training split that is labeled
             (ignored when `is_labeled` is given).
-        epochs, batch_size: training budget, the same for every method.
+        epochs: training budget, the same for every method.
+        batch_size: batch size, the same for every method.
         test_mask: optional boolean `(samples,)` test split; default a
             stratified 70/30 split per seed.
         is_labeled: optional boolean `(samples,)` labeled flags.

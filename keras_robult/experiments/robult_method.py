@@ -18,10 +18,11 @@ PREDICTION_OPTIONS = ("full_set", "min_fused_modalities", "late_fusion")
 class RobultMethod(Method):
     """Robult in the evaluation protocol (also its Table 3 ablations).
 
+    `task`, `input_shapes`, `statistics`, `latent_dim`, `learning_rate`,
+    `jit_compile`, `encoder_dropout`, `weight_decay`, `ema_momentum`,
+    `patience` and `modality_dropout` are those of `Method`.
+
     Args:
-        task, input_shapes, statistics, latent_dim, learning_rate,
-            jit_compile, encoder_dropout, weight_decay, ema_momentum,
-            patience, modality_dropout: see `Method`.
         loss_weights: dict of Robult loss weights (ablations set one to 0).
         probe: bool, after training, freeze everything but the task head
             and fit it alone on the labeled samples (the "no L_sup +
