@@ -1,5 +1,5 @@
 """Training on data with gaps: every method at several training missing
-rates on mfeat (issue 13), tested on the usual subsets.
+rates on mfeat, tested on the usual subsets.
 
 For each rate `p`, `robult train --train-missing-rate p` (each present
 modality of each training sample dropped with probability `p`, at least

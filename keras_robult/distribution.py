@@ -1,5 +1,5 @@
-"""Data-parallel training on the engines Keras already has (DESIGN.md
-section 12): `keras.distribution.DataParallel` on JAX,
+"""Data-parallel training on the engines Keras already has
+(docs/scaling.md): `keras.distribution.DataParallel` on JAX,
 `tf.distribute.MirroredStrategy` on TensorFlow. Nothing home-made.
 
 The losses of the package couple the samples of a batch (the PU loss

@@ -97,8 +97,7 @@ def summary_table(results, methods=SUMMARY_METHODS):
     """The compact markdown table of `summary`."""
     metric = primary_metric(results)
     lines = [
-        "| method | single-modality mean | all modalities | "
-        "missing-rate AUC |",
+        "| method | single-modality mean | all modalities | missing-rate AUC |",
         "|---|---|---|---|",
     ]
     for method, row in summary(results, methods, metric).items():
@@ -113,7 +112,8 @@ def provenance(about, results):
     """One paragraph: what was run, where, when."""
     seeds = ", ".join(map(str, results["seeds"]))
     return (
-        f"`{about['command']}`: {about['description']} Seeds {seeds}; "
+        f"Produced by `{about['command']}`, {about['description']} "
+        f"Seeds {seeds}; "
         f"{about['backend']}; {about['machine']}; about "
         f"{about['wall_time_minutes']} minutes; {about['date']}. The "
         f"numbers come from [`results.json`](results/"

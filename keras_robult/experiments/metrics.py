@@ -1,4 +1,4 @@
-"""Task metrics as reported in results tables (DESIGN.md s. 7), from
+"""Task metrics as reported in results tables (docs/concepts.md), from
 scikit-learn and SciPy."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The evaluation protocol of DESIGN.md section 7, as one function.
+"""The evaluation protocol (docs/concepts.md), as one function.
 
 Methods side by side on the same split and seeds; every modality subset of
 `evaluation_subsets`; a missing-rate curve; mean and standard deviation over

@@ -82,7 +82,7 @@ class Robult(MultimodalModel):
     with two or more modalities). **The paper's exact method** is one
     argument away: `Robult(..., **keras_robult.models.robult.PAPER_OPTIONS)`
     (`robult-paper` in `robult train`). Why each default, and the
-    validation numbers behind it: `docs/model.md`.
+    validation numbers behind it: `docs/concepts.md`.
 
     Prediction is per sample, from whatever modalities it has: with at
     least `min_fused_modalities` present (all of them when None), the
@@ -109,7 +109,7 @@ class Robult(MultimodalModel):
         unique_dim: int, width `d_u` of `U^m`; `d_u + d_z` must equal `d`.
             Defaults to the rest of `latent_dim`.
         temperature: float, `tau` of the PU contrastive loss (default
-            chosen on a validation split of mfeat: `docs/model.md`).
+            chosen on a validation split of mfeat: `docs/concepts.md`).
         rbf_bandwidth: float, `sigma` of the RBF weight on the cosine scale.
         loss_weights: dict with any of the keys `"lb"`, `"ulb"`, `"rec"`,
             `"sup"` (default 1.0 each; 0 switches a term off: the ablations
@@ -133,7 +133,7 @@ class Robult(MultimodalModel):
             default `FusionEncoder` (ignored when `fusion` is given).
         pseudo_threshold: float in `[0, 1]`, the confidence a pseudo-label
             needs to enter `L_pseudo` (see `Task.pseudo_labels`; default
-            chosen on mfeat's validation split: `docs/model.md`).
+            chosen on mfeat's validation split: `docs/concepts.md`).
         late_fusion: how the present branches' outputs combine where the
             fused branch does not predict: `"product"` (default; product of
             experts: the normalised geometric mean of the branches'

@@ -10,7 +10,7 @@ from tests.conftest import to_numpy
 def reference_soft_pu(
     sim, labeled, same, q, anchor, key, tau, sigma, min_q=0.0, w_sim=None
 ):
-    """Loop-by-loop NumPy implementation of DESIGN.md section 4. With
+    """Loop-by-loop NumPy soft-PU loss of docs/concepts.md. With
     `w_sim`, the reference similarity and the RBF weights are computed from
     it (held constant, as the package's stop-gradient does)."""
     batch = sim.shape[0]

@@ -1,6 +1,6 @@
 """An independent NumPy implementation of Robult and GMC, written from
-DESIGN.md sections 2-4 (and GMC's paper for GMC), in float64, loop by loop
-where the formula is a sum over pairs.
+docs/concepts.md (the model, the tasks, the losses; GMC's paper for
+GMC), in float64, loop by loop where the formula is a sum over pairs.
 
 It reads the weights from the Keras layers and recomputes everything else:
 the forward pass, the soft targets, the PU terms, the reconstruction term,
@@ -115,7 +115,7 @@ def sigmoid(x):
 
 
 class NumpyTask:
-    """DESIGN.md section 3, one task, written out."""
+    """The task rules of docs/concepts.md, one task, written out."""
 
     def __init__(self, task):
         self.kind = task.name
@@ -197,7 +197,7 @@ class NumpyTask:
 
 
 def robult_forward(model, x):
-    """Every tensor of DESIGN.md section 2, as float64 arrays."""
+    """Every tensor of the model (docs/concepts.md), as float64 arrays."""
     task = NumpyTask(model.task)
     mask = np.asarray(x["modality_mask"], "float64")
     h = modality_latents(model, x, mask)
@@ -282,7 +282,7 @@ def candidate_pair_probabilities(model, f, mask, labels, labeled):
 
 
 def soft_pu_terms(model, f, mask, labels, labeled):
-    """`(mean_m L_lb^m, mean_m L_ulb^m)` of DESIGN.md section 4."""
+    """`(mean_m L_lb^m, mean_m L_ulb^m)` of docs/concepts.md."""
     task = NumpyTask(model.task)
     tau, sigma = model.temperature, model.rbf_bandwidth
     min_q = model.min_pair_probability

@@ -31,7 +31,8 @@ def snapshot(model):
 
 # ------------------------------------------------------------------ routing
 def variable_groups(model):
-    """The named parts of DESIGN.md section 5, as lists of variables.
+    """The named parts of the gradient routing (docs/concepts.md), as
+    lists of variables.
 
     Asserts that they partition the model's trainable variables: a new
     layer that belongs to no group (or to two) fails every routing test.

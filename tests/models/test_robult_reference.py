@@ -2,7 +2,7 @@
 `tests/models/numpy_reference.py`.
 
 Run under each backend, this pins every backend to the same numbers: the
-prediction rule, the branch wiring of DESIGN.md section 2 and the layers.
+prediction rule, the branch wiring of docs/concepts.md and the layers.
 """
 
 import numpy as np
