@@ -3,9 +3,11 @@ largest difference over the rows and the differences on the rows a
 comparison is judged by (the single-modality mean, the missing-rate AUC,
 all modalities).
 
-    python benchmarks/compare_tables.py README.md results/mfeat-.../results.md
+    python benchmarks/compare_tables.py docs/results/mfeat/results.json \
+        results/mfeat-.../results.md
 
-Each file's first markdown table whose header starts with `| subset |`
+A `results.json` is read as its primary metric's table; of a markdown
+file, the first table whose header starts with `| subset |`
 is read (cells `mean ± std` or `mean`); methods and rows present in both
 are compared.
 """
@@ -19,22 +21,31 @@ def first_table(path):
     """`(methods, {row: {method: mean}})` of the file's first results
     table."""
     methods, rows = None, {}
-    with open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if methods is None:
-                if line.startswith("| subset |"):
-                    methods = [c.strip() for c in line.strip("|").split("|")]
-                    methods = methods[1:]
-                continue
-            if not line.startswith("|"):
-                break
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if set(cells[0]) <= {"-"}:
-                continue
-            rows[cells[0]] = {
-                m: float(c.split("±")[0]) for m, c in zip(methods, cells[1:])
-            }
+    if path.endswith(".json"):
+        import json
+
+        from keras_robult.experiments import markdown_table
+
+        with open(path) as handle:
+            lines = markdown_table(json.load(handle)).splitlines()
+    else:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    for line in lines:
+        line = line.strip()
+        if methods is None:
+            if line.startswith("| subset |"):
+                methods = [c.strip() for c in line.strip("|").split("|")]
+                methods = methods[1:]
+            continue
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if set(cells[0]) <= {"-"}:
+            continue
+        rows[cells[0]] = {
+            m: float(c.split("±")[0]) for m, c in zip(methods, cells[1:])
+        }
     if methods is None:
         raise SystemExit(f"{path}: no results table (| subset | ...)")
     return methods, rows
@@ -42,7 +53,9 @@ def first_table(path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reference", help="e.g. README.md")
+    parser.add_argument(
+        "reference", help="e.g. docs/results/mfeat/results.json"
+    )
     parser.add_argument("new", help="e.g. a run's results.md")
     args = parser.parse_args()
     ref_methods, ref = first_table(args.reference)

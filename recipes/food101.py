@@ -17,7 +17,7 @@ skipped and counted (`skipped_images` in results.json). Metric: accuracy
 over 101 classes. Writes results.json, results.md, missing_rate.png,
 labeled_indices.json and the models to --out (default results/food101).
 
-Paper (Robult, Table 2, 5 % labels): see the README.
+Paper (Robult, Table 2, 5 % labels): see docs/recipes.md.
 """
 
 import sys

@@ -16,7 +16,7 @@ images skipped and counted, as in recipes/food101.py. Metrics: AUROC
 (primary, the paper's) and accuracy. Writes the files of the other
 recipes to --out (default results/hateful_memes).
 
-Paper (Robult, Table 2, 5 % labels): see the README.
+Paper (Robult, Table 2, 5 % labels): see docs/recipes.md.
 """
 
 import sys

@@ -20,8 +20,8 @@ through frozen keras-hub backbones (`--text-preset`, `--image-preset`),
 their features cached in `--cache-dir`, as in recipes/food101.py.
 
 Time per epoch of Robult here (2-core CPU, JAX, batch 256, synthetic data
-of MM-IMDb's size and shape, `python benchmarks/recipes.py`): see the
-README.
+of MM-IMDb's size and shape, `python benchmarks/recipes.py`): see
+docs/recipes.md.
 
 Paper (Table 2, Robult, 5 % labels), F1-macro: text 0.321, image 0.298,
 full 0.332.

@@ -16,7 +16,7 @@ metric), missing_rate.png, labeled_indices.json and the models to --out
 (default results/mosei).
 
 Time per epoch of Robult here (2-core CPU, JAX, batch 256, synthetic data
-of MOSEI's size and shape, `python benchmarks/recipes.py`): see the README.
+of MOSEI's size and shape, `python benchmarks/recipes.py`): see docs/recipes.md.
 
 Paper (Table 1, Robult, 5 % labels), MAE / Corr / F1 / Acc: text 0.784 /
 0.459 / 0.739 / 0.732; audio 0.825 / 0.221 / 0.679 / 0.650; vision 0.826 /

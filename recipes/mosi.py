@@ -15,7 +15,7 @@ metric), missing_rate.png, labeled_indices.json and the models to --out
 (default results/mosi).
 
 Time per epoch of Robult here (2-core CPU, JAX, batch 256, synthetic data
-of MOSI's size and shape, `python benchmarks/recipes.py`): see the README.
+of MOSI's size and shape, `python benchmarks/recipes.py`): see docs/recipes.md.
 
 Paper (Table 1, Robult, 5 % labels), MAE / Corr / F1 / Acc: text 1.397 /
 0.144 / 0.578 / 0.569; audio 1.415 / 0.085 / 0.539 / 0.535; vision 1.425 /

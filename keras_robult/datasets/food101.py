@@ -13,7 +13,7 @@ train, stratified by class, with a seed. Classes are the sorted class
 names (101 in the release). A row whose image file is absent keeps its
 path: the streaming pipeline skips it and counts it.
 
-Paper (Robult, Table 2, 5 % labels), accuracy: see the README.
+Paper (Robult, Table 2, 5 % labels), accuracy: see docs/recipes.md.
 """
 
 import csv

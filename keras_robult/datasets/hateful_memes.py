@@ -9,7 +9,7 @@ Expected layout (Facebook AI's release; not downloadable from here):
 relative to the folder (`"img/01235.png"`). Phase 1's `test.jsonl` has no
 `label`: it can be predicted on, never evaluated.
 
-Paper (Robult, Table 2, 5 % labels), AUROC: see the README.
+Paper (Robult, Table 2, 5 % labels), AUROC: see docs/recipes.md.
 """
 
 import json
