@@ -152,7 +152,8 @@ class Robult(MultimodalModel):
             (default: all present).
         training: bool.
 
-    Returns (from `call`, `predict`): a dict with
+    Returns:
+        From `call` and `predict`, a dict with
         `prediction` `(batch, output_dim)` (for a sample with no modality
         present: the training-label prior, see `set_label_prior`);
         `num_modalities` `(batch,)` int32, the present count;
