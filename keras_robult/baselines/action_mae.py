@@ -60,6 +60,13 @@ class ActionMAE(MultimodalModel):
         inputs: dict of modality tensors plus `"modality_mask"`.
         training: bool (drops modalities at random when True).
 
+    Returns:
+        a dict with `prediction` `(batch, output_dim)` (the task
+        activation of the summed position logits), `logits`,
+        `modality_predictions` `(batch, M, output_dim)`, `tokens` and
+        `reconstruction` `(batch, M, width)`, `keep` `(batch, M)` (the
+        modalities kept this call) and `num_modalities` `(batch,)`.
+
     Example:
 
     ```python

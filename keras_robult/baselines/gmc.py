@@ -45,6 +45,12 @@ class GMC(MultimodalModel):
         inputs: dict of modality tensors plus `"modality_mask"`.
         training: bool.
 
+    Returns:
+        a dict with `prediction` `(batch, output_dim)`, `branch_logits`
+        (joint, then each modality), `joint_projection`,
+        `modality_projections`, `modality_predictions` `(batch, M,
+        output_dim)` and `num_modalities` `(batch,)`.
+
     Example:
 
     ```python

@@ -61,6 +61,10 @@ class PromptTransformer(MultimodalModel):
         inputs: dict of modality tensors plus `"modality_mask"`.
         training: bool.
 
+    Returns:
+        a dict with `prediction` `(batch, output_dim)`, `logits` and
+        `num_modalities` `(batch,)`.
+
     Example:
 
     ```python

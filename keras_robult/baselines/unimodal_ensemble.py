@@ -25,6 +25,12 @@ class UnimodalEnsemble(MultimodalModel):
         inputs: dict of modality tensors plus `"modality_mask"`.
         training: bool.
 
+    Returns:
+        a dict with `prediction` `(batch, output_dim)` (the late fusion
+        of the present modalities), `modality_logits`,
+        `modality_predictions` `(batch, M, output_dim)` and
+        `num_modalities` `(batch,)`.
+
     Example:
 
     ```python

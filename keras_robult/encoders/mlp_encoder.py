@@ -21,6 +21,9 @@ class MLPEncoder(keras.layers.Layer):
         inputs: float tensor `(..., features)`.
         training: bool, enables dropout.
 
+    Returns:
+        `(..., units)`.
+
     Example:
 
     ```python

@@ -36,6 +36,9 @@ class SequenceEncoder(keras.layers.Layer):
         inputs: float tensor `(batch, time, features)`.
         training: bool, enables dropout.
 
+    Returns:
+        `(batch, units)`.
+
     Example:
 
     ```python

@@ -21,6 +21,9 @@ class FeatureStandardization(keras.layers.Layer):
     Call arguments:
         inputs: float tensor `(..., features)`.
 
+    Returns:
+        the standardised tensor, of the input's shape.
+
     Example:
 
     ```python

@@ -35,6 +35,9 @@ class FusionEncoder(keras.layers.Layer):
         modality_mask: float tensor `(batch, M)`, 1 = present.
         training: bool, enables dropout.
 
+    Returns:
+        the fused latent `H^0`, `(batch, latent_dim)`.
+
     Example:
 
     ```python

@@ -16,6 +16,9 @@ class LatentProjection(keras.layers.Layer):
     Call arguments:
         inputs: float tensor `(batch, features)`.
 
+    Returns:
+        `(batch, latent_dim)`.
+
     Example:
 
     ```python

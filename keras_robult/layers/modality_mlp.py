@@ -24,6 +24,9 @@ class ModalityMLP(keras.layers.Layer):
         inputs: float tensor `(batch, M, features)`.
         training: bool, enables dropout.
 
+    Returns:
+        `(batch, M, units)`, one MLP per modality.
+
     Example:
 
     ```python

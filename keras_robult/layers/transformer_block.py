@@ -22,6 +22,9 @@ class TransformerBlock(keras.layers.Layer):
             may attend to key j where True.
         training: bool.
 
+    Returns:
+        `(batch, tokens, width)`.
+
     Example:
 
     ```python
