@@ -108,7 +108,7 @@ def summary_table(results, methods=SUMMARY_METHODS):
     return "\n".join(lines) + "\n"
 
 
-def provenance(about, results):
+def provenance(name, about, results):
     """One paragraph: what was run, where, when."""
     seeds = ", ".join(map(str, results["seeds"]))
     return (
@@ -117,7 +117,7 @@ def provenance(about, results):
         f"{about['backend']}; {about['machine']}; about "
         f"{about['wall_time_minutes']} minutes; {about['date']}. The "
         f"numbers come from [`results.json`](results/"
-        f"{about.get('name', '')}/results.json)."
+        f"{name}/results.json)."
     )
 
 
@@ -127,9 +127,8 @@ def results_section(name):
     from keras_robult.experiments import markdown_table
 
     results, about = load_run(name)
-    about = dict(about, name=name)
     metrics = list(dict.fromkeys(r["metric"] for r in results["results"]))
-    parts = [provenance(about, results), ""]
+    parts = [provenance(name, about, results), ""]
     for metric in metrics:
         parts += [markdown_table(results, metric), ""]
     if os.path.exists(os.path.join(RESULTS_DIR, name, "missing_rate.png")):
