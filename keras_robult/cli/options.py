@@ -13,7 +13,7 @@ from keras_robult.backbones.backbone_config import (
     MINILM,
     BackboneConfig,
 )
-from keras_robult.experiments.comparison import ComparisonConfig
+from keras_robult.experiments.comparison import GRIDS, ComparisonConfig
 from keras_robult.experiments.training_backup import DEFAULT_INTERVAL
 from keras_robult.models.robult import LATE_FUSION_RULES
 from keras_robult_cli import (
@@ -136,7 +136,8 @@ def add_verbose_argument(parser):
 
 
 def add_missing_modality_arguments(parser):
-    """`--train-missing-rate`, `--modality-dropout` and `--late-fusion`."""
+    """`--train-missing-rate`, the missing-type protocol's options,
+    `--modality-dropout` and `--late-fusion`."""
     parser.add_argument(
         "--train-missing-rate",
         type=float,
@@ -145,6 +146,42 @@ def add_missing_modality_arguments(parser):
         "training sample is dropped with this probability (at least one "
         "kept), drawn once per seed and saved with the labeled indices; "
         "every method trains on the same gaps",
+    )
+    parser.add_argument(
+        "--train-missing",
+        metavar="TYPE:RATE",
+        help="train on data with gaps under the missing-type protocol of "
+        "the image+text literature: RATE of the training samples are "
+        "incomplete, each losing one modality: TYPE (a modality name), "
+        "split across all of them (both / all), or across the listed ones "
+        "(names joined by ','); drawn once per seed, the same for every "
+        "method",
+    )
+    parser.add_argument(
+        "--test-missing",
+        metavar="TYPE:RATE",
+        action="append",
+        default=[],
+        help="also test under this missing-type spec (as --train-missing, "
+        "on the test split); repeat it for several rows of the "
+        "missing-type table",
+    )
+    parser.add_argument(
+        "--both-ratio",
+        type=float,
+        default=0.5,
+        help="with two modalities, the share of the incomplete samples of "
+        "a both spec that lose the first modality (the image in the "
+        "image+text recipes), the rest the second",
+    )
+    parser.add_argument(
+        "--grid",
+        choices=GRIDS,
+        help="literature: the standard table of the missing-aware prompts "
+        "papers, one comparison per training spec in --out/train-TYPE-RATE: "
+        "trained and tested at 0.7 for each modality and for both (all "
+        "beyond two modalities), the both-trained model also tested at "
+        "each modality",
     )
     parser.add_argument(
         "--modality-dropout",
@@ -236,6 +273,10 @@ def comparison_config(args, **overrides):
         latent_dim=args.latent_dim,
         patience=getattr(args, "patience", None),
         train_missing_rate=args.train_missing_rate,
+        train_missing=args.train_missing,
+        test_missing=tuple(args.test_missing),
+        both_ratio=args.both_ratio,
+        grid=args.grid,
         modality_dropout=args.modality_dropout,
         late_fusion=args.late_fusion,
         out=args.out,

@@ -54,6 +54,10 @@ RECIPE_OPTIONS = (
     "verbose",
     "distribute",
     "train_missing_rate",
+    "train_missing",
+    "test_missing",
+    "both_ratio",
+    "grid",
     "modality_dropout",
     "late_fusion",
 )

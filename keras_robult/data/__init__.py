@@ -7,6 +7,7 @@ from keras_robult.data.masking import (
     subset_mask,
     training_mask,
 )
+from keras_robult.data.missing_spec import MissingSpec, literature_grid
 from keras_robult.data.npz import infer_task_name, load_npz
 from keras_robult.data.pipeline import make_dataset
 from keras_robult.data.splits import labeled_mask, strata, train_test_split
@@ -23,6 +24,8 @@ __all__ = [
     "subset_mask",
     "random_mask",
     "training_mask",
+    "MissingSpec",
+    "literature_grid",
     "evaluation_subsets",
     "make_dataset",
     "load_npz",

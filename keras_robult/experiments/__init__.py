@@ -18,12 +18,18 @@ from keras_robult.experiments.protocol import (
     summarise_results,
 )
 from keras_robult.experiments.report import (
+    cost_table,
     markdown_table,
+    missing_type_table,
     plot_missing_rate,
     validate_results,
     write_results,
 )
 from keras_robult.experiments.robult_method import RobultMethod
+from keras_robult.experiments.robustness import (
+    effective_robustness,
+    relative_robustness,
+)
 
 __all__ = [
     "Method",
@@ -41,6 +47,10 @@ __all__ = [
     "run_comparison",
     "enable_compilation_cache",
     "markdown_table",
+    "missing_type_table",
+    "cost_table",
+    "relative_robustness",
+    "effective_robustness",
     "plot_missing_rate",
     "validate_results",
     "write_results",

@@ -10,14 +10,27 @@ import os
 import keras
 import numpy as np
 
+from keras_robult.data.missing_spec import (
+    MissingSpec,
+    literature_grid,
+    missing_specs,
+)
 from keras_robult.distribution import training_context
 from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.registry import DEFAULT_METHODS, method_factories
-from keras_robult.experiments.report import markdown_table, write_results
+from keras_robult.experiments.report import (
+    missing_type_table,
+    report_tables,
+    write_results,
+)
 from keras_robult.experiments.run_store import RunStore
 from keras_robult.experiments.training_backup import DEFAULT_INTERVAL
 from keras_robult.models.robult import LATE_FUSION_RULES
+from keras_robult.utils.atomic import write_json, write_text
 from keras_robult.utils.validation import MASK_KEY
+
+#: The grids of `--grid`.
+GRIDS = ("literature",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +52,16 @@ class ComparisonConfig:
         patience: early-stopping patience on the validation split; `None`
             keeps each method's own default.
         train_missing_rate: training data with gaps (drawn once per seed:
-            `run_protocol`).
+            `run_protocol`), each modality of a sample independently.
+        train_missing: `"TYPE:RATE"`, training data with gaps under the
+            missing-type protocol (`keras_robult.data.MissingSpec`).
+        test_missing: `"TYPE:RATE"` specs, each a row of the missing-type
+            table.
+        both_ratio: the share of the incomplete samples of a two-modality
+            `both` spec that lose the first modality.
+        grid: `"literature"`: one comparison per training spec of
+            `literature_grid` (in `out/train-<TYPE>-<RATE>/`), each tested
+            at its specs, and their missing-type tables merged in `out`.
         modality_dropout: augmentation, new draws every epoch.
         late_fusion: `"mean"` or `"product"`: every Robult variant's rule
             for modality subsets; `None` keeps each variant's own.
@@ -59,6 +81,10 @@ class ComparisonConfig:
     latent_dim: int = 128
     patience: int | None = None
     train_missing_rate: float = 0.0
+    train_missing: str | None = None
+    test_missing: tuple = ()
+    both_ratio: float = 0.5
+    grid: str | None = None
     modality_dropout: float = 0.0
     late_fusion: str | None = None
     out: str | None = None
@@ -92,6 +118,20 @@ class ComparisonConfig:
             if not 0 <= value < 1:
                 flag = "--" + name.replace("_", "-")
                 raise ValueError(f"{flag} must be in [0, 1); got {value}")
+        if self.train_missing is not None and self.train_missing_rate > 0:
+            raise ValueError(
+                "--train-missing and --train-missing-rate are two protocols "
+                "of training gaps; give one of them."
+            )
+        if self.grid not in (None, *GRIDS):
+            raise ValueError(f"--grid must be one of {GRIDS}; got {self.grid}")
+        if self.grid and (self.train_missing or self.test_missing):
+            raise ValueError(
+                "--grid literature chooses the training and test specs "
+                "itself; leave out --train-missing and --test-missing."
+            )
+        # Syntax, rates and duplicates here; modality names with the data.
+        _ = (self.train_spec, self.test_specs)
         if self.late_fusion not in (None, *LATE_FUSION_RULES):
             raise ValueError(
                 f"--late-fusion must be one of {LATE_FUSION_RULES}; got "
@@ -113,7 +153,23 @@ class ComparisonConfig:
         for name in ("train_missing_rate", "modality_dropout"):
             if getattr(self, name) > 0:
                 options[name] = float(getattr(self, name))
+        if self.train_missing:
+            options["train_missing"] = str(self.train_spec)
+        if self.test_missing:
+            options["test_missing"] = [str(s) for s in self.test_specs]
+        if self.both_ratio != 0.5:
+            options["both_ratio"] = float(self.both_ratio)
         return options
+
+    @property
+    def train_spec(self):
+        if self.train_missing is None:
+            return None
+        return MissingSpec.parse(self.train_missing, self.both_ratio)
+
+    @property
+    def test_specs(self):
+        return missing_specs(self.test_missing, self.both_ratio)
 
 
 @dataclasses.dataclass
@@ -191,6 +247,9 @@ def run_comparison(config, data, callbacks=None):
     seed (`run_protocol`), resuming the pairs already finished in the
     results folder, and writes `results.json`, `results.md`,
     `missing_rate.png`, `labeled_indices.json` and the models there.
+    With `config.grid`, one such comparison per training spec of the
+    grid, each in a folder of `out`, and `out/results.json` and
+    `out/results.md` hold their merged missing-type cells.
 
     Args:
         config: a `ComparisonConfig`.
@@ -203,6 +262,8 @@ def run_comparison(config, data, callbacks=None):
         `(results, out)`: the results dict and the results folder.
     """
     out = config.out or default_out(data.dataset)
+    if config.grid:
+        return _run_grid(config, data, out, callbacks)
     store = RunStore(out, _run_configuration(config, data), config.restart)
     models_dir = os.path.join(out, "models")
 
@@ -247,16 +308,69 @@ def run_comparison(config, data, callbacks=None):
             train_missing_rate=config.train_missing_rate,
             callbacks=callbacks,
             backup_interval=config.backup_interval,
+            train_missing=config.train_spec,
+            test_missing=config.test_specs,
         )
     results.update(config.missing_modality_options())
     results.update(data.extra)
     paths = write_results(results, splits, out, metrics=data.metrics)
-    for metric in data.metrics or [None]:
+    for table in report_tables(results, data.metrics):
         print()
-        print(markdown_table(results, metric))
+        print(table)
     names = ", ".join(os.path.basename(p) for p in paths.values())
     print(f"Results written to {out}/ ({names})", flush=True)
     return results, out
+
+
+def _run_grid(config, data, out, callbacks):
+    """`run_comparison` of each training spec of `config.grid`, then the
+    merged missing-type cells in `out`."""
+    grid = literature_grid(data.modalities, both_ratio=config.both_ratio)
+    merged, runs = None, {}
+    for train, tests in grid:
+        folder = f"train-{train.kind}-{train.rate:g}"
+        if config.verbose:
+            print(
+                f"grid: trained at {train}, tested at "
+                + ", ".join(map(str, tests))
+                + f" ({folder}/)",
+                flush=True,
+            )
+        results, _ = run_comparison(
+            dataclasses.replace(
+                config,
+                grid=None,
+                train_missing=str(train),
+                test_missing=tuple(str(t) for t in tests),
+                out=os.path.join(out, folder),
+            ),
+            data,
+            callbacks,
+        )
+        runs[str(train)] = folder
+        if merged is None:
+            merged = {
+                k: v
+                for k, v in results.items()
+                if k not in ("missing_type", "train_missing", "test_missing")
+            }
+            merged["missing_type"], merged["cost"] = [], []
+        merged["missing_type"] += results["missing_type"]
+        merged["cost"] += [
+            dict(c, train=str(train)) for c in results.get("cost", [])
+        ]
+    merged.update(grid=config.grid, grid_runs=runs)
+    # The subset tables and curves are each training's own (in its folder).
+    merged["results"], merged["missing_rate_curves"] = [], []
+    merged["robustness"] = []
+    write_json(os.path.join(out, "results.json"), merged)
+    tables = [missing_type_table(merged, m) for m in data.metrics or [None]]
+    write_text(os.path.join(out, "results.md"), "\n".join(tables))
+    for table in tables:
+        print()
+        print(table)
+    print(f"Grid results written to {out}/ (results.json, results.md)")
+    return merged, out
 
 
 def _run_configuration(config, data):

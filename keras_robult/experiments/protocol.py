@@ -8,6 +8,7 @@ seeds; results in the `results.json` schema the `robult` command writes.
 import dataclasses
 import time
 
+import keras
 import numpy as np
 
 from keras_robult.data.masking import (
@@ -18,10 +19,16 @@ from keras_robult.data.masking import (
     subset_name,
     training_mask,
 )
+from keras_robult.data.missing_spec import MissingSpec, missing_specs
 from keras_robult.data.splits import labeled_mask, train_test_split
 from keras_robult.data.standardization import fit_standardization
 from keras_robult.experiments.method import TrainingDiverged
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
+from keras_robult.experiments.robustness import (
+    effective_robustness,
+    relative_robustness,
+)
+from keras_robult.utils.peak_memory import PeakMemory
 from keras_robult.utils.validation import MASK_KEY, check_arrays
 
 MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))
@@ -29,11 +36,9 @@ MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))
 
 def missing_rate_auc(rates, values):
     """Trapezoidal area under the metric-vs-rate curve divided by the rate
-    range: the curve's average level, on the metric's own scale."""
-    rates = np.asarray(rates, "float64")
-    values = np.asarray(values, "float64")
-    area = np.sum((values[1:] + values[:-1]) * np.diff(rates)) / 2.0
-    return float(area / (rates[-1] - rates[0]))
+    range: the curve's average level, on the metric's own scale
+    (MultiBench's relative robustness, `relative_robustness`)."""
+    return relative_robustness(rates, values)
 
 
 #: What `evaluate_predictor` gives `predict` at once, at most (bytes of
@@ -51,8 +56,10 @@ def evaluate_predictor(
     rates=MISSING_RATES,
     curve_metric=None,
     pad_to=1024,
+    masks=None,
 ):
-    """Metrics of one trained predictor on every subset and missing rate.
+    """Metrics of one trained predictor on every subset and missing rate
+    (and on every mask of `masks`).
 
     Every evaluation (each subset, each missing rate) is a set of (test
     row, modality mask) pairs; the pairs they share (a random mask of the
@@ -80,10 +87,14 @@ def evaluate_predictor(
             primary metric, `PRIMARY`).
         pad_to: int, the row count of each `predict` call is a multiple
             of it (the padding repeats a row; its predictions are dropped).
+        masks: optional dict name -> `(samples, M)` mask (e.g. a
+            `MissingSpec` applied to the test rows), each evaluated on the
+            samples it leaves a modality.
 
     Returns:
         `(subset_metrics, curve)`: dict subset name -> metrics dict, and the
-        list of the curve metric at each rate.
+        list of the curve metric at each rate; given `masks`, a third item,
+        dict name -> metrics dict.
     """
     labels = np.asarray(labels)
     num = len(labels)
@@ -101,6 +112,10 @@ def evaluate_predictor(
         mask = mask * base
         rows = np.flatnonzero(mask.sum(axis=1) > 0)
         evaluations.append((rate, rows, mask))
+    for name, mask in (masks or {}).items():
+        mask = np.asarray(mask, "float32") * base
+        rows = np.flatnonzero(mask.sum(axis=1) > 0)
+        evaluations.append((("mask", name), rows, mask))
     pairs = np.concatenate(
         [
             np.column_stack([rows, mask[rows] > 0.5])
@@ -111,15 +126,19 @@ def evaluate_predictor(
     predictions = _predict_pairs(
         predict, x, modalities, unique[:, 0], unique[:, 1:], pad_to
     )
-    subset_metrics, curve, offset = {}, [], 0
+    subset_metrics, curve, masked, offset = {}, [], {}, 0
     for key, rows, _ in evaluations:
         taken = inverse.reshape(-1)[offset : offset + rows.size]
         offset += rows.size
         metrics = compute_metrics(task_name, labels[rows], predictions[taken])
         if isinstance(key, str):
             subset_metrics[key] = metrics
+        elif isinstance(key, tuple):
+            masked[key[1]] = metrics
         else:
             curve.append(metrics[primary])
+    if masks is not None:
+        return subset_metrics, curve, masked
     return subset_metrics, curve
 
 
@@ -165,6 +184,8 @@ def run_protocol(
     train_missing_rate=0.0,
     callbacks=None,
     backup_interval=None,
+    train_missing=None,
+    test_missing=(),
 ):
     """Trains and evaluates every method on every seed.
 
@@ -211,6 +232,18 @@ def run_protocol(
         backup_interval: seconds between two backups of a fit in the
             `store` (`TrainingBackup`; 0: every epoch; None: the methods'
             default, `DEFAULT_INTERVAL`).
+        train_missing: optional `MissingSpec` (or `"TYPE:RATE"`): training
+            data with gaps under the missing-type protocol instead of
+            `train_missing_rate`; drawn once per seed and saved like it.
+        test_missing: `MissingSpec`s (or `"TYPE:RATE"` strings): each is
+            applied to the test split once per seed (the same draw for
+            every method, saved as `"test_modality_masks"`) and reported in
+            `results["missing_type"]`, one entry per (test spec, metric).
+
+    Every (method, seed) also reports its cost (`results["cost"]`): its
+    parameters, training seconds per epoch, the peak resident memory of
+    the process while it trained (and the GPU's, on a GPU), and the
+    seconds per 1,000 test samples of a warm `predict`.
 
     Methods of one seed whose `training_key` is equal (and not None) share
     one training: the first trains, the others take its weights
@@ -229,6 +262,18 @@ def run_protocol(
     y = np.asarray(y)
     check_arrays(x, {"label": y}, modalities, task)
     check_rate(train_missing_rate, "train_missing_rate")
+    if train_missing is not None and train_missing_rate > 0:
+        raise ValueError(
+            "Training gaps come from train_missing_rate or train_missing, "
+            "not both."
+        )
+    train_missing = (
+        None if train_missing is None else MissingSpec.parse(train_missing)
+    )
+    test_missing = missing_specs(test_missing)
+    for spec in [train_missing, *test_missing]:
+        if spec is not None:
+            spec.missing_modalities(modalities)  # unknown names fail here
     primary = curve_metric or PRIMARY[task.name][0]
     full_mask = np.asarray(
         x.get(MASK_KEY, np.ones((len(y), len(modalities)))), "float32"
@@ -243,11 +288,12 @@ def run_protocol(
         split = _seed_split(
             x, y, full_mask, modalities, task, seed, valid,
             test_mask, is_labeled, labeled_fraction, train_missing_rate,
+            train_missing, test_missing,
         )  # fmt: skip
         fractions.append(float(split.labeled.mean()))
         splits[seed] = split.indices
         if verbose:
-            split.log(train_missing_rate)
+            split.log(train_missing_rate or train_missing)
         statistics = fit_standardization(split.x_train)
         trained = {}  # training key -> the method of this seed trained so
         for name, factory in methods.items():
@@ -288,9 +334,14 @@ def run_protocol(
         modalities,
         tally.per_subset,
         tally.curves,
+        per_missing=tally.per_missing,
+        train_spec=str(train_missing) if train_missing else None,
+        costs=tally.costs,
     )
     if train_missing_rate > 0:
         results["train_missing_rate"] = float(train_missing_rate)
+    if train_missing is not None:
+        results["train_missing"] = str(train_missing)
     if tally.failures:
         results["failures"] = tally.failures
     return results, splits
@@ -328,16 +379,22 @@ class SeedSplit:
     x_test: dict
     y_test: np.ndarray
     indices: dict  # what labeled_indices.json records
+    test_masks: dict = dataclasses.field(default_factory=dict)
 
     @property
     def modalities(self):
         return [m for m in self.x_test if m != MASK_KEY]
 
-    def log(self, train_missing_rate):
+    def log(self, train_gaps):
         gaps = ""
-        if train_missing_rate > 0:
-            absent = 1.0 - self.x_train[MASK_KEY].mean()
-            gaps = f", {absent:.0%} of training modalities missing"
+        if train_gaps:
+            mask = self.x_train[MASK_KEY]
+            absent = 1.0 - mask.mean()
+            incomplete = np.mean(mask.min(axis=1) < 0.5)
+            gaps = (
+                f", {absent:.0%} of training modalities missing "
+                f"({incomplete:.0%} of the samples incomplete)"
+            )
         print(
             f"seed {self.seed}: {len(self.train)} train "
             f"({int(self.labeled.sum())} labeled), {len(self.test)} "
@@ -358,10 +415,13 @@ def _seed_split(
     is_labeled,
     labeled_fraction,
     train_missing_rate,
+    train_missing=None,
+    test_missing=(),
 ):
     """The `SeedSplit` of `seed`: the given test split, or a stratified
     70/30 one; the file's labeled flags, or a stratified labeled subset;
-    the training gaps of `train_missing_rate`."""
+    the training gaps of `train_missing_rate` or `train_missing`; the test
+    masks of `test_missing`."""
     if test_mask is not None:
         test = np.flatnonzero(test_mask)
         outside = np.ones(len(y), bool)
@@ -389,9 +449,23 @@ def _seed_split(
         x_train[MASK_KEY] = training_mask(
             full_mask[train], train_missing_rate, seed=[seed, 1]
         )
+    if train_missing is not None:
+        x_train[MASK_KEY] = train_missing.apply(
+            full_mask[train], modalities, seed=[seed, 2]
+        )
+    if train_missing_rate > 0 or train_missing is not None:
         indices["train_modality_mask"] = x_train[MASK_KEY].astype(int).tolist()
     x_test = {m: np.asarray(x[m])[test] for m in modalities}
     x_test[MASK_KEY] = full_mask[test]
+    # The same test draw for every method and every training spec.
+    test_masks = {
+        str(spec): spec.apply(full_mask[test], modalities, seed=[seed, 3])
+        for spec in test_missing
+    }
+    if test_masks:
+        indices["test_modality_masks"] = {
+            name: mask.astype(int).tolist() for name, mask in test_masks.items()
+        }
     return SeedSplit(
         seed,
         train,
@@ -402,6 +476,7 @@ def _seed_split(
         x_test,
         y[test],
         indices,
+        test_masks,
     )
 
 
@@ -413,6 +488,8 @@ class _Tally:
         self.verbose = verbose
         self.per_subset = {}  # (method, subset, metric) -> [per seed]
         self.curves = {}  # method -> [per seed curve]
+        self.per_missing = {}  # (method, test spec, metric) -> [per seed]
+        self.costs = {}  # method -> [per seed cost dict]
         self.failures = []
 
     def add(self, name, record, seconds):
@@ -427,6 +504,12 @@ class _Tally:
                 key = (name, subset, metric)
                 self.per_subset.setdefault(key, []).append(value)
         self.curves.setdefault(name, []).append(record["curve"])
+        for spec, metrics in record.get("missing_type", {}).items():
+            for metric, value in metrics.items():
+                key = (name, spec, metric)
+                self.per_missing.setdefault(key, []).append(value)
+        if "cost" in record:
+            self.costs.setdefault(name, []).append(record["cost"])
         if not self.verbose:
             return
         primary = self.primary
@@ -467,6 +550,9 @@ def _train_and_evaluate(
     try:
         if trained is not None:
             method.adopt(trained, split.x_train, split.y_train)
+            method.training_cost = dict(
+                trained.training_cost, shared_with=trained.name
+            )
             if verbose:
                 print(
                     f"  {name} (seed {seed}): the model {trained.name} "
@@ -474,15 +560,24 @@ def _train_and_evaluate(
                     flush=True,
                 )
         else:
-            method.fit(
-                split.x_train,
-                split.y_train,
-                epochs,
-                batch_size,
-                seed=seed,
-                verbose=verbose,
-                validation=validation,
-                backup_dir=store.backup_dir(name, seed) if store else None,
+            epochs_run = EpochCounter()
+            given = list(getattr(method, "callbacks", []))
+            method.callbacks = [*given, epochs_run]
+            start = time.perf_counter()
+            with PeakMemory() as memory:
+                method.fit(
+                    split.x_train,
+                    split.y_train,
+                    epochs,
+                    batch_size,
+                    seed=seed,
+                    verbose=verbose,
+                    validation=validation,
+                    backup_dir=store.backup_dir(name, seed) if store else None,
+                )
+            method.callbacks = given
+            method.training_cost = _training_cost(
+                time.perf_counter() - start, epochs_run.epochs, memory
             )
     except TrainingDiverged as error:
         record = {
@@ -494,7 +589,7 @@ def _train_and_evaluate(
             }
         }
     else:
-        subset_metrics, curve = evaluate_predictor(
+        subset_metrics, curve, masked = evaluate_predictor(
             method.predict,
             split.x_test,
             split.y_test,
@@ -502,8 +597,18 @@ def _train_and_evaluate(
             split.modalities,
             seed,
             curve_metric=curve_metric,
+            masks=split.test_masks,
         )
         record = {"subsets": subset_metrics, "curve": curve}
+        if masked:
+            record["missing_type"] = masked
+        record["cost"] = dict(
+            method.training_cost,
+            predict_seconds_per_1000=_predict_seconds(method, split.x_test),
+        )
+        model = getattr(method, "model", None)
+        if model is not None:
+            record["cost"]["parameters"] = int(model.count_params())
         if save_models is not None:
             path = save_models(name, seed)
             if path:
@@ -511,6 +616,43 @@ def _train_and_evaluate(
     if store is not None:
         store.save(name, seed, record)
     return record
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Counts the epochs of every `fit` it is given to (all stages)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+def _training_cost(seconds, epochs, memory):
+    """The training half of a cost record (`run_protocol`). A resumed fit
+    counts the epochs it ran in this process only."""
+    cost = {
+        "train_seconds": float(seconds),
+        "epochs": int(epochs),
+        "train_seconds_per_epoch": float(seconds / max(epochs, 1)),
+        "peak_host_mib": memory.host_bytes / 2**20,
+    }
+    if memory.device_bytes is not None:
+        cost["peak_device_mib"] = memory.device_bytes / 2**20
+    return cost
+
+
+def _predict_seconds(method, x_test, pad_to=1024):
+    """Seconds per 1,000 samples of `method.predict` on the test split
+    with every modality it holds, padded to a multiple of `pad_to` rows
+    as in `evaluate_predictor`, whose calls compiled it already."""
+    rows = len(x_test[MASK_KEY])
+    index = np.arange(rows + (-rows % pad_to)) % rows
+    inputs = {k: np.asarray(v)[index] for k, v in x_test.items()}
+    start = time.perf_counter()
+    method.predict(inputs)
+    return float((time.perf_counter() - start) / len(index) * 1000)
 
 
 def check_split(task, y, train, test, labeled, seed):
@@ -561,11 +703,22 @@ def summarise_results(
     modalities,
     per_subset,
     curves,
+    per_missing=None,
+    train_spec=None,
+    costs=None,
+    reference="unimodal",
 ):
     """The `results.json` dict of per-seed metrics: `per_subset` maps
     `(method, subset name, metric)` to the per-seed values, `curves` a
     method to its per-seed missing-rate curves of `primary`; each gets its
-    mean and standard deviation over the seeds."""
+    mean and standard deviation over the seeds.
+
+    `per_missing` maps `(method, test spec, metric)` to per-seed values
+    (`"missing_type"` entries, with `train_spec`, `"none"` without one);
+    `costs` a method to its per-seed cost records (`"cost"`, their means).
+    Every curve gets a `"robustness"` entry: relative robustness, and
+    effective robustness against the `reference` method's curve when the
+    run has it."""
     results = []
     for (method, subset, metric), values in per_subset.items():
         results.append(
@@ -590,7 +743,7 @@ def summarise_results(
                 "auc": missing_rate_auc(MISSING_RATES, mean),
             }
         )
-    return {
+    summary = {
         "dataset": dataset,
         "task": task.name,
         "labeled_fraction": float(labeled_fraction),
@@ -598,4 +751,68 @@ def summarise_results(
         "modalities": list(modalities),
         "results": results,
         "missing_rate_curves": missing,
+        "robustness": _robustness(missing, reference),
     }
+    if per_missing:
+        summary["missing_type"] = [
+            {
+                "method": method,
+                "train": train_spec or "none",
+                "test": spec,
+                "metric": metric,
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values)),
+                "per_seed": [float(v) for v in values],
+            }
+            for (method, spec, metric), values in per_missing.items()
+        ]
+    if costs:
+        summary["cost"] = [
+            _mean_cost(method, records) for method, records in costs.items()
+        ]
+    return summary
+
+
+def _robustness(curves, reference):
+    """One `"robustness"` entry per missing-rate curve."""
+    base = next((c for c in curves if c["method"] == reference), None)
+    entries = []
+    for curve in curves:
+        entry = {
+            "method": curve["method"],
+            "metric": curve["metric"],
+            "relative": relative_robustness(curve["rates"], curve["mean"]),
+            "effective": None,
+            "reference": reference if base else None,
+        }
+        if base is not None:
+            entry["effective"] = effective_robustness(
+                curve["rates"], curve["mean"], base["mean"]
+            )
+        entries.append(entry)
+    return entries
+
+
+def _mean_cost(method, records):
+    """A method's cost: each measured field's mean over its seeds."""
+    entry = {"method": method, "seeds": len(records)}
+    for field in COST_FIELDS:
+        values = [r[field] for r in records if r.get(field) is not None]
+        if values:
+            entry[field] = float(np.mean(values))
+    shared = {r["shared_with"] for r in records if r.get("shared_with")}
+    if shared:
+        entry["shared_with"] = sorted(shared)[0]
+    return entry
+
+
+#: The measured fields of a cost record, in table order.
+COST_FIELDS = (
+    "parameters",
+    "train_seconds_per_epoch",
+    "epochs",
+    "train_seconds",
+    "peak_host_mib",
+    "peak_device_mib",
+    "predict_seconds_per_1000",
+)

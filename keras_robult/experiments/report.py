@@ -44,6 +44,17 @@ def validate_results(results):
     for failure in results.get("failures", []):
         if set(failure) != {"method", "seed", "epoch", "message"}:
             raise ValueError(f"Malformed failure entry: {sorted(failure)}.")
+    for entry in results.get("missing_type", []):
+        if set(entry) != {
+            "method",
+            "train",
+            "test",
+            "metric",
+            "mean",
+            "std",
+            "per_seed",
+        }:
+            raise ValueError(f"Malformed missing-type entry: {sorted(entry)}.")
     for curve in results["missing_rate_curves"]:
         if set(curve) != {"method", "metric", "rates", "mean", "auc"}:
             raise ValueError(f"Malformed curve entry: {sorted(curve)}.")
@@ -115,6 +126,20 @@ def markdown_table(results, metric=None):
             )
             + " |"
         )
+    effective = {
+        r["method"]: r["effective"]
+        for r in results.get("robustness", [])
+        if r.get("effective") is not None and r["metric"] == metric
+    }
+    if effective:
+        lines.append(
+            f"| effective robustness (vs {_reference(results)}) | "
+            + " | ".join(
+                f"{effective[m]:+.3f}" if m in effective else "–"
+                for m in methods
+            )
+            + " |"
+        )
     for failure in results.get("failures", []):
         lines.append(
             f"\nFailed: {failure['method']}, seed {failure['seed']} (loss "
@@ -122,6 +147,98 @@ def markdown_table(results, metric=None):
             "left out of the means above."
         )
     return "\n".join(lines) + "\n"
+
+
+def _reference(results):
+    return next(
+        (r["reference"] for r in results["robustness"] if r["reference"]),
+        None,
+    )
+
+
+def missing_type_table(results, metric=None):
+    """The missing-type protocol's cells: a row per (train spec, test
+    spec), methods as columns, `mean ± std` of `metric`; "" without
+    cells."""
+    metric = metric or PRIMARY[results["task"]][0]
+    entries = [
+        e for e in results.get("missing_type", []) if e["metric"] == metric
+    ]
+    if not entries:
+        return ""
+    methods = list(dict.fromkeys(e["method"] for e in entries))
+    rows = list(dict.fromkeys((e["train"], e["test"]) for e in entries))
+    cells = {(e["method"], e["train"], e["test"]): e for e in entries}
+    one = len(results["seeds"]) == 1
+    lines = [
+        f"{metric} under the missing-type protocol (TYPE:RATE, RATE the "
+        "fraction of incomplete samples) on "
+        f"{results['dataset']}, {_setting(results)}",
+        "",
+        "| train | test | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
+    for train, test in rows:
+        values = []
+        for method in methods:
+            entry = cells.get((method, train, test))
+            values.append(
+                "–"
+                if entry is None
+                else f"{entry['mean']:.3f}"
+                if one
+                else f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+            )
+        lines.append(f"| {train} | {test} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def cost_table(results):
+    """Parameters, training time, peak memory and prediction time per
+    method (means over seeds; times depend on the machine); "" without a
+    cost report."""
+    costs = results.get("cost", [])
+    if not costs:
+        return ""
+    device = any("peak_device_mib" in c for c in costs)
+    header = (
+        "| method | parameters | s / epoch | epochs | peak host MiB | "
+        + ("peak device MiB | " if device else "")
+        + "s / 1,000 predictions |"
+    )
+    lines = [
+        f"Cost on {results['dataset']} (this machine; training shared "
+        "between methods is the training method's)",
+        "",
+        header,
+        "|---|" + "---|" * (header.count("|") - 2),
+    ]
+    for cost in costs:
+        name = cost["method"]
+        if cost.get("shared_with"):
+            name += f" (trained as {cost['shared_with']})"
+        cells = [
+            name,
+            f"{cost['parameters']:,.0f}" if "parameters" in cost else "–",
+            f"{cost['train_seconds_per_epoch']:.3f}",
+            f"{cost['epochs']:.0f}",
+            f"{cost['peak_host_mib']:,.0f}",
+        ]
+        if device:
+            peak = cost.get("peak_device_mib")
+            cells.append("–" if peak is None else f"{peak:,.0f}")
+        cells.append(f"{cost['predict_seconds_per_1000']:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report_tables(results, metrics=None):
+    """Every table of `results.md`: the subset table of each metric, the
+    missing-type table of each, then the cost table."""
+    tables = [markdown_table(results, m) for m in metrics or [None]]
+    tables += [missing_type_table(results, m) for m in metrics or [None]]
+    tables.append(cost_table(results))
+    return [t for t in tables if t]
 
 
 def _percent(fraction):
@@ -193,10 +310,7 @@ def write_results(results, splits, out_dir, metrics=None):
     # Each file under a temporary name, then renamed into place: an
     # interruption leaves the previous file or the new one, never half.
     write_json(paths["json"], results)
-    write_text(
-        paths["markdown"],
-        "\n".join(markdown_table(results, m) for m in metrics or [None]),
-    )
+    write_text(paths["markdown"], "\n".join(report_tables(results, metrics)))
     write_json(
         paths["splits"],
         {f"seed_{k}": v for k, v in splits.items()},

@@ -612,7 +612,11 @@ def test_a_run_killed_in_the_middle_of_a_fit_resumes_it_exactly(tmp_path):
     with open(os.path.join(out, "results.json")) as handle:
         got = json.load(handle)
     with open(tmp_path / "whole" / "results.json") as handle:
-        assert got == json.load(handle)
+        whole = json.load(handle)
+    # Every number but the measured cost of this machine.
+    assert [c["method"] for c in got.pop("cost")] == ["unimodal", "gmc"]
+    whole.pop("cost")
+    assert got == whole
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
@@ -634,9 +638,114 @@ def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
     with open(os.path.join(out, "results.json")) as handle:
         got = json.load(handle)
     with open(tmp_path / "whole" / "results.json") as handle:
-        assert got == json.load(handle)
+        whole = json.load(handle)
+    # Every number but the measured cost of this machine.
+    assert [c["method"] for c in got.pop("cost")] == ["unimodal", "gmc"]
+    whole.pop("cost")
+    assert got == whole
     changed = robult(*args[:-2], "--batch-size", "8", "--out", out)
     assert changed.returncode == 2
     assert "holds a run with other options (batch_size: 16 there, 8 now)" in (
         changed.stderr
     )
+
+
+def test_missing_type_specs_from_the_command_line(tmp_path):
+    data = toy_npz(tmp_path / "toy.npz")
+    out = tmp_path / "out"
+    args = ["train", "--data", data, "--seeds", "0", "--epochs", "1"]
+    args += ["--methods", "unimodal", "--labeled-fraction", "0.3"]
+    args += ["--out", str(out), "--quiet", "--train-missing", "b:0.5"]
+    specs = ["--test-missing", "a:0.7", "--test-missing", "both:0.7"]
+    run = robult(*args, *specs)
+    assert run.returncode == 0, run.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["train_missing"] == "b:0.5"
+    assert results["test_missing"] == ["a:0.7", "both:0.7"]
+    cells = {
+        (e["train"], e["test"])
+        for e in results["missing_type"]
+        if e["metric"] == "accuracy"
+    }
+    assert cells == {("b:0.5", "a:0.7"), ("b:0.5", "both:0.7")}
+    (cost,) = results["cost"]
+    assert cost["parameters"] > 0 and cost["peak_host_mib"] > 0
+    table = (out / "results.md").read_text()
+    assert "| b:0.5 | both:0.7 |" in table and "| unimodal |" in table
+    assert "| b:0.5 | both:0.7 |" in run.stdout
+    splits = json.loads((out / "labeled_indices.json").read_text())["seed_0"]
+    train_mask = np.asarray(splits["train_modality_mask"])
+    assert (1 - train_mask).sum(0).tolist() == [0, len(splits["train"]) // 2]
+    test_mask = np.asarray(splits["test_modality_masks"]["both:0.7"])
+    incomplete = int(len(splits["test"]) * 0.7)
+    assert (test_mask.sum(1) == 1).sum() == incomplete
+    # Another test spec in the same folder is another run: refused.
+    again = robult(*args, "--test-missing", "a:0.5")
+    assert again.returncode == 2 and "test_missing" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--test-missing", "c:0.5"], "unknown modality 'c'"),
+        (["--test-missing", "a:2"], "rate must be in [0, 1]"),
+        (["--train-missing", "a"], "expected TYPE:RATE"),
+        (
+            ["--train-missing", "a:0.5", "--train-missing-rate", "0.2"],
+            "give one of them",
+        ),
+        (["--grid", "literature", "--test-missing", "a:0.5"], "leave out"),
+    ],
+)
+def test_bad_missing_type_options_are_one_line_errors(tmp_path, extra, message):
+    data = toy_npz(tmp_path / "toy.npz")
+    run = robult(
+        "train", "--data", data, "--seeds", "0", "--epochs", "1",
+        "--methods", "unimodal", "--out", str(tmp_path / "o"), "--quiet",
+        *extra,
+    )  # fmt: skip
+    assert run.returncode == 2
+    (line,) = run.stderr.strip().splitlines()[-1:]
+    assert line.startswith("robult: error:") and message in line, run.stderr
+    assert not (tmp_path / "o" / "runs").exists() or not os.listdir(
+        tmp_path / "o" / "runs"
+    )
+
+
+def test_the_literature_grid_writes_every_cell(tmp_path):
+    data = toy_npz(tmp_path / "toy.npz")
+    out = tmp_path / "grid"
+    run = robult(
+        "train", "--data", data, "--seeds", "0", "--epochs", "1",
+        "--methods", "unimodal", "--labeled-fraction", "0.3",
+        "--out", str(out), "--quiet", "--grid", "literature",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["grid"] == "literature"
+    assert results["grid_runs"] == {
+        "a:0.7": "train-a-0.7",
+        "b:0.7": "train-b-0.7",
+        "both:0.7": "train-both-0.7",
+    }
+    cells = [
+        (e["train"], e["test"])
+        for e in results["missing_type"]
+        if e["metric"] == "accuracy"
+    ]
+    assert cells == [
+        ("a:0.7", "a:0.7"),
+        ("b:0.7", "b:0.7"),
+        ("both:0.7", "a:0.7"),
+        ("both:0.7", "b:0.7"),
+        ("both:0.7", "both:0.7"),
+    ]
+    for folder in results["grid_runs"].values():
+        assert (out / folder / "results.json").exists()
+    assert {c["train"] for c in results["cost"]} == {
+        "a:0.7",
+        "b:0.7",
+        "both:0.7",
+    }
+    table = (out / "results.md").read_text()
+    assert table.count("| both:0.7 |") == 3

@@ -128,6 +128,41 @@ def test_hateful_memes_recipe_records_its_test_split(tmp_path, presets):
 
 
 @once
+def test_a_recipe_runs_the_literature_grid(tmp_path, presets):
+    """`--grid literature` on an image+text recipe `--smoke`: every cell
+    of the literature's table, AUROC first for Hateful Memes."""
+    write_hateful_memes(tmp_path, {"train": 24, "dev_seen": 8, "test_seen": 10})
+    out = tmp_path / "grid"
+    code = run_smoke(
+        "hateful_memes", tmp_path, out, presets, "--grid", "literature"
+    )
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    cells = [
+        (e["train"], e["test"])
+        for e in results["missing_type"]
+        if e["metric"] == "auroc"
+    ]
+    assert cells == [
+        ("image:0.7", "image:0.7"),
+        ("text:0.7", "text:0.7"),
+        ("both:0.7", "image:0.7"),
+        ("both:0.7", "text:0.7"),
+        ("both:0.7", "both:0.7"),
+    ]
+    # 10 test samples: floor(7) incomplete, 3 lose the image, 4 the text.
+    splits = json.loads(
+        (out / "train-both-0.7" / "labeled_indices.json").read_text()
+    )["seed_0"]
+    mask = splits["test_modality_masks"]["both:0.7"]
+    assert sorted(map(tuple, mask)).count((0, 1)) == 3
+    assert sorted(map(tuple, mask)).count((1, 0)) == 4
+    table = (out / "results.md").read_text()
+    assert table.startswith("auroc under the missing-type protocol")
+    assert "| both:0.7 | text:0.7 |" in table
+
+
+@once
 def test_mmimdb_raw_recipe_trains_the_backbones_with_finetune(
     tmp_path, presets
 ):
