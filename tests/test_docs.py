@@ -174,3 +174,24 @@ def test_no_page_names_an_issue_or_a_commit():
         assert not re.search(r"\bissue #?\d+", text, re.I), path
         assert not re.search(r"`[0-9a-f]{7,40}`", text), path
         assert "DESIGN.md" not in text, path
+
+
+def test_the_worked_example_prints_what_the_page_shows():
+    """The missing-data page's example of which samples lose what is the
+    output of its own code."""
+    with open(os.path.join(ROOT, "docs", "missing-data.md")) as handle:
+        page = handle.read()
+    code = page.split("## Which samples lose what")[1]
+    code = code.split("```python\n")[1].split("```")[0]
+    shown = page.split("<!-- worked-example:start -->")[1]
+    shown = shown.split("```text\n")[1].split("```")[0]
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout == shown

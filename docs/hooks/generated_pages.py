@@ -123,14 +123,17 @@ def provenance(name, about, results):
 
 def results_section(name):
     """Every table of the run `name`: one per metric, each subset a row,
-    each method a column (mean ± std over the seeds), with the plot."""
-    from keras_robult.experiments import markdown_table
+    each method a column (mean ± std over the seeds), with the plot and
+    the run's cost report where it has one."""
+    from keras_robult.experiments import cost_table, markdown_table
 
     results, about = load_run(name)
     metrics = list(dict.fromkeys(r["metric"] for r in results["results"]))
     parts = [provenance(name, about, results), ""]
     for metric in metrics:
         parts += [markdown_table(results, metric), ""]
+    if results.get("cost"):
+        parts += [cost_table(results), ""]
     if os.path.exists(os.path.join(RESULTS_DIR, name, "missing_rate.png")):
         parts.append(
             f"![{metrics[0]} against the missing rate]"

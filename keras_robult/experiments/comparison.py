@@ -125,10 +125,13 @@ class ComparisonConfig:
             )
         if self.grid not in (None, *GRIDS):
             raise ValueError(f"--grid must be one of {GRIDS}; got {self.grid}")
-        if self.grid and (self.train_missing or self.test_missing):
+        if self.grid and (
+            self.train_missing or self.test_missing or self.train_missing_rate
+        ):
             raise ValueError(
                 "--grid literature chooses the training and test specs "
-                "itself; leave out --train-missing and --test-missing."
+                "itself; leave out --train-missing, --test-missing and "
+                "--train-missing-rate."
             )
         # Syntax, rates and duplicates here; modality names with the data.
         _ = (self.train_spec, self.test_specs)

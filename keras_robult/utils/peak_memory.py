@@ -7,7 +7,7 @@ import sys
 import threading
 
 #: Seconds between two samples of the resident set size.
-SAMPLE_INTERVAL = 0.01
+SAMPLE_INTERVAL = 0.1
 
 
 def resident_bytes():
