@@ -13,7 +13,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY" -m venv "$VENV" || exit 1
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" -e ".[jax,torch,dev,docs]" \
+"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" -e ".[jax,torch,dev,docs,tune]" \
   || { echo "install failed"; exit 1; }
 
 echo "== ruff"

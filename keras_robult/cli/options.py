@@ -111,6 +111,13 @@ def add_run_arguments(parser):
     )
     parser.add_argument("--quiet", action="store_true", help="no progress")
     parser.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write TensorBoard logs of every loss term and validation "
+        "metric per epoch, one run per (method, seed) in DIR/METHOD-seedN "
+        "(needs the tune extra: pip install 'keras-robult[tune]')",
+    )
+    parser.add_argument(
         "--restart",
         action="store_true",
         help="forget the finished (method, seed) pairs in --out and start "
@@ -283,6 +290,7 @@ def comparison_config(args, **overrides):
         restart=args.restart,
         backup_interval=args.backup_interval,
         distribute=args.distribute,
+        tensorboard=args.tensorboard,
         verbose=0 if args.quiet else 1,
     )
     options.update(overrides)

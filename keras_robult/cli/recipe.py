@@ -53,6 +53,7 @@ RECIPE_OPTIONS = (
     "backup_interval",
     "verbose",
     "distribute",
+    "tensorboard",
     "train_missing_rate",
     "train_missing",
     "test_missing",

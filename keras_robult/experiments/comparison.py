@@ -5,6 +5,7 @@ results folder written. `robult train` and every recipe run through
 
 import dataclasses
 import datetime
+import importlib.util
 import os
 
 import keras
@@ -70,6 +71,9 @@ class ComparisonConfig:
         backup_interval: seconds between two backups of a fit in `out`
             (0: every epoch); a rerun resumes from the last one.
         distribute: train data-parallel on every local device.
+        tensorboard: a folder: every training writes TensorBoard logs of
+            each loss term and validation metric per epoch to
+            `<folder>/<method>-seed<seed>` (the `tune` extra).
         verbose: 0 silent; 1 progress and a line per (method, seed).
     """
 
@@ -91,6 +95,7 @@ class ComparisonConfig:
     restart: bool = False
     backup_interval: float = DEFAULT_INTERVAL
     distribute: bool = False
+    tensorboard: str | None = None
     verbose: int = 1
 
     def __post_init__(self):
@@ -142,6 +147,11 @@ class ComparisonConfig:
             )
         if self.methods is not None:
             method_factories(self.methods)  # unknown names fail here
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise RuntimeError(
+                "--tensorboard needs TensorBoard: pip install "
+                "'keras-robult[tune]'"
+            )
 
     @property
     def method_names(self):
@@ -267,6 +277,8 @@ def run_comparison(config, data, callbacks=None):
     out = config.out or default_out(data.dataset)
     if config.grid:
         return _run_grid(config, data, out, callbacks)
+    if config.tensorboard:
+        callbacks = _with_tensorboard(callbacks, config.tensorboard)
     store = RunStore(out, _run_configuration(config, data), config.restart)
     models_dir = os.path.join(out, "models")
 
@@ -343,6 +355,11 @@ def _run_grid(config, data, out, callbacks):
             dataclasses.replace(
                 config,
                 grid=None,
+                tensorboard=(
+                    os.path.join(config.tensorboard, folder)
+                    if config.tensorboard
+                    else None
+                ),
                 train_missing=str(train),
                 test_missing=tuple(str(t) for t in tests),
                 out=os.path.join(out, folder),
@@ -374,6 +391,24 @@ def _run_grid(config, data, out, callbacks):
         print(table)
     print(f"Grid results written to {out}/ (results.json, results.md)")
     return merged, out
+
+
+def _with_tensorboard(callbacks, folder):
+    """`callbacks` (a function `(method, seed) -> list`, or None) plus a
+    `keras.callbacks.TensorBoard` writing to `folder/<method>-seed<seed>`:
+    every logged loss term and validation metric, once per epoch."""
+
+    def pair_callbacks(name, seed):
+        given = list(callbacks(name, seed)) if callbacks else []
+        board = keras.callbacks.TensorBoard(
+            log_dir=os.path.join(folder, f"{name}-seed{seed}"),
+            update_freq="epoch",
+            write_graph=False,
+            profile_batch=0,
+        )
+        return [*given, board]
+
+    return pair_callbacks
 
 
 def _run_configuration(config, data):

@@ -749,3 +749,31 @@ def test_the_literature_grid_writes_every_cell(tmp_path):
     }
     table = (out / "results.md").read_text()
     assert table.count("| both:0.7 |") == 3
+
+
+def test_tensorboard_logs_hold_every_loss_term(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    data = toy_npz(tmp_path / "toy.npz")
+    logs = tmp_path / "logs"
+    run = robult(
+        "train", "--data", data, "--seeds", "0", "--epochs", "2",
+        "--methods", "robult", "unimodal", "--labeled-fraction", "0.3",
+        "--out", str(tmp_path / "o"), "--quiet", "--tensorboard", str(logs),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(os.listdir(logs)) == ["robult-seed0", "unimodal-seed0"]
+    expected = {
+        "robult-seed0": {"loss", "loss_lb", "loss_ulb", "loss_rec", "loss_sup"},
+        "unimodal-seed0": {"loss", "loss_sup"},
+    }
+    for run_name, terms in expected.items():
+        events = EventAccumulator(str(logs / run_name / "train"))
+        events.Reload()
+        tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
+        assert {f"epoch_{t}" for t in terms} <= tags, tags
+        (tag,) = [t for t in tags if t == "epoch_loss"]
+        values = events.Tensors(tag) or events.Scalars(tag)
+        assert [v.step for v in values] == [0, 1]  # one point per epoch

@@ -54,3 +54,17 @@ def test_official_splits_become_validation_and_test_masks():
         ComparisonData.from_splits(
             [split(5, 0), split(0, 5), split(3, 5)], task, "toy"
         )
+
+
+def test_tensorboard_without_its_extra_is_one_clear_error(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorboard" else find_spec(name),
+    )
+    with pytest.raises(RuntimeError, match=r"pip install 'keras-robult\[tune"):
+        ComparisonConfig(tensorboard="logs")
+    ComparisonConfig()  # without the option, nothing is needed
