@@ -14,6 +14,7 @@ from keras_robult.backbones.backbone_config import (
     BackboneConfig,
 )
 from keras_robult.experiments.comparison import GRIDS, ComparisonConfig
+from keras_robult.experiments.hparams import load_hparams
 from keras_robult.experiments.training_backup import DEFAULT_INTERVAL
 from keras_robult.models.robult import LATE_FUSION_RULES
 from keras_robult_cli import (
@@ -95,6 +96,14 @@ def add_comparison_arguments(parser, epochs, batch_size, epochs_help):
         help="methods to compare (default: all of them)",
     )
     add_missing_modality_arguments(parser)
+    parser.add_argument(
+        "--hparams",
+        metavar="FILE",
+        help="a JSON file of one Robult variant's hyper-parameters "
+        '({"method": "robult", "hparams": {"temperature": 0.5, ...}}, e.g. '
+        "a search's best_hparams.json): that method trains with them, the "
+        "others keep their defaults; recorded in results.json",
+    )
     parser.add_argument("--out", help="results folder")
 
 
@@ -291,6 +300,7 @@ def comparison_config(args, **overrides):
         backup_interval=args.backup_interval,
         distribute=args.distribute,
         tensorboard=args.tensorboard,
+        hparams=load_hparams(args.hparams) if args.hparams else None,
         verbose=0 if args.quiet else 1,
     )
     options.update(overrides)

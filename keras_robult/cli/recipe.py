@@ -54,6 +54,7 @@ RECIPE_OPTIONS = (
     "verbose",
     "distribute",
     "tensorboard",
+    "hparams",
     "train_missing_rate",
     "train_missing",
     "test_missing",

@@ -71,6 +71,9 @@ class ComparisonConfig:
         backup_interval: seconds between two backups of a fit in `out`
             (0: every epoch); a rerun resumes from the last one.
         distribute: train data-parallel on every local device.
+        hparams: what `keras_robult.experiments.hparams.load_hparams`
+            returns: one method's hyper-parameters, recorded in
+            `results.json` (`"hparams"`) and in the run configuration.
         tensorboard: a folder: every training writes TensorBoard logs of
             each loss term and validation metric per epoch to
             `<folder>/<method>-seed<seed>` (the `tune` extra).
@@ -95,6 +98,7 @@ class ComparisonConfig:
     restart: bool = False
     backup_interval: float = DEFAULT_INTERVAL
     distribute: bool = False
+    hparams: dict | None = None
     tensorboard: str | None = None
     verbose: int = 1
 
@@ -147,6 +151,11 @@ class ComparisonConfig:
             )
         if self.methods is not None:
             method_factories(self.methods)  # unknown names fail here
+        if self.hparams and self.hparams["method"] not in self.method_names:
+            raise ValueError(
+                f"--hparams are {self.hparams['method']}'s, which --methods "
+                "leaves out."
+            )
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise RuntimeError(
                 "--tensorboard needs TensorBoard: pip install "
@@ -172,6 +181,11 @@ class ComparisonConfig:
             options["test_missing"] = [str(s) for s in self.test_specs]
         if self.both_ratio != 0.5:
             options["both_ratio"] = float(self.both_ratio)
+        if self.hparams:
+            options["hparams"] = {
+                "method": self.hparams["method"],
+                "values": self.hparams["values"],
+            }
         return options
 
     @property
@@ -296,6 +310,11 @@ def run_comparison(config, data, callbacks=None):
         robult_options=(
             {"late_fusion": config.late_fusion} if config.late_fusion else {}
         ),
+        method_options=(
+            {config.hparams["method"]: config.hparams["values"]}
+            if config.hparams
+            else None
+        ),
         **options,
     )
     with training_context(
@@ -327,6 +346,8 @@ def run_comparison(config, data, callbacks=None):
             test_missing=config.test_specs,
         )
     results.update(config.missing_modality_options())
+    if config.hparams:
+        results["hparams"] = config.hparams  # with the file it came from
     results.update(data.extra)
     paths = write_results(results, splits, out, metrics=data.metrics)
     for table in report_tables(results, data.metrics):

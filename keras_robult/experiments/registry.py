@@ -25,6 +25,11 @@ def _make(cls, name, **fixed):
             klass = finetuned_class(cls)
             defaults.pop("learning_rate", None)
             options["source"] = finetune
+        if "loss_weights" in defaults and "loss_weights" in options:
+            options["loss_weights"] = {
+                **defaults["loss_weights"],
+                **options["loss_weights"],
+            }
         options = {**defaults, **options}
         method = klass(task, input_shapes, statistics, **options)
         method.name = name
@@ -75,12 +80,16 @@ METHODS = {
 DEFAULT_METHODS = list(METHODS)
 
 
-def method_factories(names, robult_options=None, **options):
+def method_factories(
+    names, robult_options=None, method_options=None, **options
+):
     """dict name -> factory `(task, input_shapes, statistics) -> Method`.
 
     `options` go to every method's constructor (e.g. `latent_dim`),
     `robult_options` (a dict, e.g. `{"late_fusion": "product"}`) to the
-    Robult variants' only;
+    Robult variants' only, `method_options` (dict name -> dict, e.g. the
+    values of `--hparams`) to the named methods' only, last (a
+    `loss_weights` dict is merged over the method's own);
     `finetune=` a `FinetuneSource` makes each method train its keras-hub
     backbones end to end (`keras_robult.experiments.finetune`)."""
     unknown = [n for n in names if n not in METHODS]
@@ -93,5 +102,6 @@ def method_factories(names, robult_options=None, **options):
         own = dict(options)
         if issubclass(METHODS[name].method_class, RobultMethod):
             own.update(robult_options or {})
+        own.update((method_options or {}).get(name, {}))
         factories[name] = functools.partial(METHODS[name], **own)
     return factories

@@ -777,3 +777,48 @@ def test_tensorboard_logs_hold_every_loss_term(tmp_path):
         (tag,) = [t for t in tags if t == "epoch_loss"]
         values = events.Tensors(tag) or events.Scalars(tag)
         assert [v.step for v in values] == [0, 1]  # one point per epoch
+
+
+def test_hparams_from_a_file_train_that_method_and_are_recorded(tmp_path):
+    data = toy_npz(tmp_path / "toy.npz")
+    chosen = {
+        "temperature": 0.4,
+        "rbf_bandwidth": 0.7,
+        "dropout": 0.2,
+        "learning_rate": 0.003,
+        "loss_weights": {"ulb": 0.25},
+    }
+    hparams = tmp_path / "best_hparams.json"
+    hparams.write_text(json.dumps({"method": "robult", "hparams": chosen}))
+    out = tmp_path / "o"
+    run = robult(
+        "train", "--data", data, "--seeds", "0", "--epochs", "1",
+        "--methods", "robult", "unimodal", "--labeled-fraction", "0.3",
+        "--out", str(out), "--quiet", "--hparams", str(hparams),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["hparams"] == {
+        "method": "robult",
+        "values": chosen,
+        "source": str(hparams),
+    }
+    import keras_robult  # noqa: F401 (registers the classes)
+
+    model = keras.saving.load_model(out / "models" / "robult-seed0.keras")
+    config = model.get_config()
+    for name in ("temperature", "rbf_bandwidth", "dropout"):
+        assert config[name] == chosen[name], name
+    assert config["loss_weights"]["ulb"] == 0.25
+    assert config["loss_weights"]["lb"] == 1.0  # the others: the defaults
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.003)
+    other = keras.saving.load_model(out / "models" / "unimodal-seed0.keras")
+    assert float(other.optimizer.learning_rate) == pytest.approx(1e-3)
+    # A typo in the file is one line, before any training.
+    hparams.write_text(json.dumps({"hparams": {"temprature": 0.4}}))
+    bad = robult(
+        "train", "--data", data, "--out", str(tmp_path / "b"),
+        "--hparams", str(hparams),
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "unknown option 'temprature'" in bad.stderr.splitlines()[-1]
