@@ -684,6 +684,7 @@ def test_missing_type_specs_from_the_command_line(tmp_path):
     assert again.returncode == 2 and "test_missing" in again.stderr
 
 
+@once
 @pytest.mark.parametrize(
     "extra, message",
     [
