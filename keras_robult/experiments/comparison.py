@@ -396,7 +396,7 @@ def _run_grid(config, data, out, callbacks):
                 if k not in ("missing_type", "train_missing", "test_missing")
             }
             merged["missing_type"], merged["cost"] = [], []
-        merged["missing_type"] += results["missing_type"]
+        merged["missing_type"] += results.get("missing_type", [])
         merged["cost"] += [
             dict(c, train=str(train)) for c in results.get("cost", [])
         ]
