@@ -23,6 +23,10 @@ RESULT_KEYS = {
     "missing_rate_curves": list,
 }
 
+#: The fields of every per-seed summary entry (`results`, `missing_type`)
+#: beside what it is a summary of.
+SEED_SUMMARY = ("method", "metric", "mean", "std", "per_seed")
+
 
 def validate_results(results):
     """Raises `ValueError` if `results` does not follow the schema."""
@@ -32,28 +36,13 @@ def validate_results(results):
         if not isinstance(results.get(key), kind):
             raise ValueError(f"results[{key!r}] must be a {kind.__name__}.")
     for entry in results["results"]:
-        if set(entry) != {
-            "method",
-            "subset",
-            "metric",
-            "mean",
-            "std",
-            "per_seed",
-        }:
+        if set(entry) != {"subset", *SEED_SUMMARY}:
             raise ValueError(f"Malformed results entry: {sorted(entry)}.")
     for failure in results.get("failures", []):
         if set(failure) != {"method", "seed", "epoch", "message"}:
             raise ValueError(f"Malformed failure entry: {sorted(failure)}.")
     for entry in results.get("missing_type", []):
-        if set(entry) != {
-            "method",
-            "train",
-            "test",
-            "metric",
-            "mean",
-            "std",
-            "per_seed",
-        }:
+        if set(entry) != {"train", "test", *SEED_SUMMARY}:
             raise ValueError(f"Malformed missing-type entry: {sorted(entry)}.")
     for curve in results["missing_rate_curves"]:
         if set(curve) != {"method", "metric", "rates", "mean", "auc"}:
@@ -97,11 +86,7 @@ def markdown_table(results, metric=None):
             if entry is None:
                 values.append("–")
                 continue
-            values.append(
-                f"{entry['mean']:.3f}"
-                if one
-                else f"{entry['mean']:.3f} ± {entry['std']:.3f}"
-            )
+            values.append(_cell(entry, one))
             if row in modalities:
                 singles[method].append(entry["mean"])
         lines.append(f"| {row} | " + " | ".join(values) + " |")
@@ -149,6 +134,13 @@ def markdown_table(results, metric=None):
     return "\n".join(lines) + "\n"
 
 
+def _cell(entry, one):
+    """`mean` of a one-seed entry, else `mean ± std`."""
+    if one:
+        return f"{entry['mean']:.3f}"
+    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+
+
 def _reference(results):
     return next(
         (r["reference"] for r in results["robustness"] if r["reference"]),
@@ -182,13 +174,7 @@ def missing_type_table(results, metric=None):
         values = []
         for method in methods:
             entry = cells.get((method, train, test))
-            values.append(
-                "–"
-                if entry is None
-                else f"{entry['mean']:.3f}"
-                if one
-                else f"{entry['mean']:.3f} ± {entry['std']:.3f}"
-            )
+            values.append("–" if entry is None else _cell(entry, one))
         lines.append(f"| {train} | {test} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 

@@ -22,21 +22,11 @@ from keras_robult.experiments import (
 from tests.conftest import make_multimodal
 from tests.experiments.test_protocol import (
     MODALITIES,
-    ClassZero,
+    RecordsTraining,
     expected_accuracy,
     known_data,
     oracle_if_present,
 )
-
-
-class Remembers(ClassZero):
-    """`ClassZero` that keeps the training mask each fit got."""
-
-    seen = []
-
-    def fit(self, x, y, epochs, batch_size, seed=0, **kwargs):
-        Remembers.seen.append((seed, x["modality_mask"].copy()))
-        return self
 
 
 class Oracle:
@@ -74,12 +64,12 @@ def test_relative_and_effective_robustness_by_hand():
 
 def test_train_missing_gives_every_method_the_spec_s_exact_saved_gaps():
     x, y = make_multimodal(num_samples=300, num_classes=3)
-    Remembers.seen = []
+    RecordsTraining.seen = []
     results, splits = run_protocol(
         x,
         y["label"],
         tasks.Classification(3),
-        {"a": Remembers, "b": Remembers},
+        {"a": RecordsTraining, "b": RecordsTraining},
         seeds=(0, 1),
         labeled_fraction=0.1,
         verbose=0,
@@ -87,7 +77,7 @@ def test_train_missing_gives_every_method_the_spec_s_exact_saved_gaps():
     )
     validate_results(results)
     assert results["train_missing"] == "m1:0.4"
-    (s0, a0), (_, b0), (s1, a1), (_, b1) = Remembers.seen
+    (s0, a0), (_, b0), (s1, a1), (_, b1) = RecordsTraining.seen
     np.testing.assert_array_equal(a0, b0)
     np.testing.assert_array_equal(a1, b1)
     assert not np.array_equal(a0, a1)  # drawn per seed
@@ -101,7 +91,7 @@ def test_train_missing_gives_every_method_the_spec_s_exact_saved_gaps():
             x,
             y["label"],
             tasks.Classification(3),
-            {"a": Remembers},
+            {"a": RecordsTraining},
             train_missing="m1:0.4",
             train_missing_rate=0.2,
             verbose=0,
@@ -194,7 +184,7 @@ def test_test_specs_are_reported_with_the_metrics_of_their_saved_draw(
 
 def test_a_bad_spec_fails_before_any_training():
     x, y = make_multimodal(num_samples=60)
-    Remembers.seen = []
+    RecordsTraining.seen = []
     for spec, message in (
         ("m9:0.5", "unknown modality 'm9'"),
         ("m0:1.2", r"rate must be in \[0, 1\]"),
@@ -204,11 +194,11 @@ def test_a_bad_spec_fails_before_any_training():
                 x,
                 y["label"],
                 tasks.Classification(3),
-                {"a": Remembers},
+                {"a": RecordsTraining},
                 verbose=0,
                 test_missing=[spec],
             )
-    assert Remembers.seen == []
+    assert RecordsTraining.seen == []
 
 
 def test_the_cost_report_is_measured():
