@@ -6,9 +6,15 @@ from keras_robult.cli.evaluate import evaluate, export
 from keras_robult.cli.options import load_frameworks, reporting_errors
 from keras_robult.cli.parser import robult_parser
 from keras_robult.cli.train import train
+from keras_robult.cli.tune import run_tune
 from keras_robult_cli import choose_backend, ensure_backend
 
-COMMANDS = {"train": train, "evaluate": evaluate, "export": export}
+COMMANDS = {
+    "train": train,
+    "tune": run_tune,
+    "evaluate": evaluate,
+    "export": export,
+}
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""The `robult` command's parser: `train`, `evaluate`, `export`."""
+"""The `robult` command's parser: `train`, `tune`, `evaluate`, `export`."""
 
 import argparse
 
@@ -9,6 +9,7 @@ from keras_robult.cli.options import (
     add_run_arguments,
     add_verbose_argument,
 )
+from keras_robult.experiments.tune import OBJECTIVES, TUNERS
 from keras_robult.version import __version__
 from keras_robult_cli import BACKENDS, EXPORT_BACKEND
 
@@ -27,7 +28,7 @@ def robult_parser():
         "--version", action="version", version=f"robult {__version__}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_train, _add_evaluate, _add_export):
+    for add in (_add_train, _add_tune, _add_evaluate, _add_export):
         add_verbose_argument(add(sub))
     return parser
 
@@ -67,27 +68,7 @@ def _add_train(sub):
             "subset and along a missing-rate curve."
         ),
     )
-    train.add_argument(
-        "--data",
-        help="an .npz file with x_<modality> arrays and y (optionally "
-        "is_labeled, test, modality_mask), or image+text records (.csv "
-        "with a header row, or .jsonl); default: embedded mfeat",
-    )
-    train.add_argument(
-        "--task",
-        choices=("classification", "regression", "multilabel"),
-        help="inferred from y when omitted (.npz; records files: "
-        "classification)",
-    )
-    train.add_argument(
-        "--bins",
-        type=int,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="regression: the integer target bins LOW, LOW+1, ..., HIGH of "
-        "the PU loss (e.g. -3 3 for sentiment scores); default: 7 bins "
-        "spanning the file's targets (Regression.from_targets)",
-    )
+    _add_data_arguments(train)
     add_comparison_arguments(
         train,
         epochs=150,
@@ -98,6 +79,136 @@ def _add_train(sub):
     _add_records_arguments(train)
     add_run_arguments(train)
     return train
+
+
+def _add_data_arguments(parser):
+    """`--data`, `--task`, `--bins` (train and tune)."""
+    parser.add_argument(
+        "--data",
+        help="an .npz file with x_<modality> arrays and y (optionally "
+        "is_labeled, test, modality_mask), or image+text records (.csv "
+        "with a header row, or .jsonl); default: embedded mfeat",
+    )
+    parser.add_argument(
+        "--task",
+        choices=("classification", "regression", "multilabel"),
+        help="inferred from y when omitted (.npz; records files: "
+        "classification)",
+    )
+    parser.add_argument(
+        "--bins",
+        type=int,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="regression: the integer target bins LOW, LOW+1, ..., HIGH of "
+        "the PU loss (e.g. -3 3 for sentiment scores); default: 7 bins "
+        "spanning the file's targets (Regression.from_targets)",
+    )
+
+
+def _add_tune(sub):
+    tune = sub.add_parser(
+        "tune",
+        formatter_class=DefaultsHelp,
+        help="search a Robult variant's hyper-parameters (KerasTuner) on a "
+        "validation split carved from the training split",
+        description=(
+            "Sets each seed's test split aside as robult train draws it, "
+            "carves a stratified validation split from the training split "
+            "(the data's own validation split where it has one), and "
+            "searches the hyper-parameters with KerasTuner, each trial "
+            "trained once per seed and scored on the validation split. "
+            "Writes best_hparams.json for robult train --hparams (needs "
+            "the tune extra: pip install 'keras-robult[tune]')."
+        ),
+    )
+    _add_data_arguments(tune)
+    tune.add_argument(
+        "--method", default="robult", help="the Robult variant searched"
+    )
+    tune.add_argument(
+        "--tuner",
+        choices=TUNERS,
+        default="bayesian",
+        help="KerasTuner's Bayesian optimisation, or Hyperband (its epochs "
+        "are Hyperband's budget, at most --epochs)",
+    )
+    tune.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="single-mean",
+        help="validation score: the mean of the primary metric over the "
+        "single-modality subsets and the full set, the full set's, or the "
+        "missing-rate AUC",
+    )
+    tune.add_argument(
+        "--max-trials", type=int, default=20, help="trials of the search"
+    )
+    tune.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="each trial trains once per seed (each its own splits); its "
+        "score is their mean",
+    )
+    tune.add_argument(
+        "--labeled-fraction",
+        type=float,
+        default=0.05,
+        help="as in robult train: the trials train with as many labels as "
+        "its training split holds",
+    )
+    tune.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.2,
+        help="share of the training split carved off as validation "
+        "(stratified)",
+    )
+    tune.add_argument(
+        "--epochs",
+        type=int,
+        default=150,
+        help="the defaults' epochs and, with --tuner hyperband, the largest "
+        "budget (the Bayesian search draws epochs from its space)",
+    )
+    tune.add_argument(
+        "--batch-size", type=int, default=256, help="training batch size"
+    )
+    tune.add_argument(
+        "--latent-dim",
+        type=int,
+        default=128,
+        help="the defaults' latent width (the search draws it)",
+    )
+    tune.add_argument(
+        "--space",
+        metavar="FILE",
+        help="a JSON or YAML object narrowing the search space: option -> "
+        '{"min": A, "max": B}, a list of choices, a value, or null (see '
+        "docs/tuning.md)",
+    )
+    tune.add_argument(
+        "--out",
+        help="search folder (default: results/<data>-tune-<time>/); a rerun "
+        "with the same --out resumes after the finished trials",
+    )
+    tune.add_argument("--backend", choices=BACKENDS)
+    tune.add_argument("--quiet", action="store_true", help="no progress")
+    tune.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="TensorBoard logs of every trial's loss terms per epoch, in "
+        "DIR/trial-ID/METHOD-seedN",
+    )
+    tune.add_argument(
+        "--restart",
+        action="store_true",
+        help="forget the trials in --out and start over",
+    )
+    _add_records_arguments(tune)
+    return tune
 
 
 def _add_evaluate(sub):

@@ -14,9 +14,10 @@ from keras_robult.experiments.user_data import (
 )
 
 
-def train(args):
-    config = comparison_config(args)  # checked before any data is read
-    backbones = None
+def load_data(args, verbose):
+    """The `ComparisonData` of `--data` (an .npz file, image+text records,
+    or the embedded mfeat), and the records' backbone configuration and
+    backbones (None for arrays)."""
     if args.data and is_records_file(args.data):
         backbone = backbone_config(args)
         data, backbones = records_data(
@@ -27,12 +28,17 @@ def train(args):
             image_column=args.image_column,
             text_column=args.text_column,
             label_column=args.label_column,
-            verbose=config.verbose,
+            verbose=verbose,
         )
-    elif args.data:
-        data = npz_data(args.data, args.task, args.bins)
-    else:
-        data = mfeat_data(args.task, args.bins)
+        return data, backbone, backbones
+    if args.data:
+        return npz_data(args.data, args.task, args.bins), None, None
+    return mfeat_data(args.task, args.bins), None, None
+
+
+def train(args):
+    config = comparison_config(args)  # checked before any data is read
+    data, backbone, backbones = load_data(args, config.verbose)
     if config.verbose:
         print(
             f"robult train: {data.dataset}, {data.task}, {len(data.y)} "

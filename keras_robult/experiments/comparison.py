@@ -292,7 +292,7 @@ def run_comparison(config, data, callbacks=None):
     if config.grid:
         return _run_grid(config, data, out, callbacks)
     if config.tensorboard:
-        callbacks = _with_tensorboard(callbacks, config.tensorboard)
+        callbacks = tensorboard_callbacks(callbacks, config.tensorboard)
     store = RunStore(out, _run_configuration(config, data), config.restart)
     models_dir = os.path.join(out, "models")
 
@@ -414,7 +414,7 @@ def _run_grid(config, data, out, callbacks):
     return merged, out
 
 
-def _with_tensorboard(callbacks, folder):
+def tensorboard_callbacks(callbacks, folder):
     """`callbacks` (a function `(method, seed) -> list`, or None) plus a
     `keras.callbacks.TensorBoard` writing to `folder/<method>-seed<seed>`:
     every logged loss term and validation metric, once per epoch."""

@@ -18,6 +18,8 @@ TUNABLE = {
     "dropout": "probability",
     "encoder_dropout": "probability",
     "patience": "positive integer",
+    "epochs": "positive integer",
+    "latent_dim": "integer >= 2",
     "loss_weights": "weights",
 }
 
@@ -29,10 +31,12 @@ def load_hparams(path):
     (`method` defaults to `"robult"`; any Robult variant of the registry),
     or the `{OPTION: VALUE}` object alone. The options are those of
     `TUNABLE`: `temperature`, `rbf_bandwidth`, `learning_rate`,
-    `weight_decay`, `dropout` (Robult's), `encoder_dropout`, `patience`
-    and `loss_weights` (a dict over `lb`, `ulb`, `rec`, `sup`, `pseudo`,
-    merged over the method's own). They override that method's defaults
-    only: the other methods of a comparison keep theirs.
+    `weight_decay`, `dropout` (Robult's), `encoder_dropout`, `patience`,
+    `epochs` (this method's budget, replacing `--epochs`), `latent_dim`
+    (replacing `--latent-dim`) and `loss_weights` (a dict over `lb`,
+    `ulb`, `rec`, `sup`, `pseudo`, merged over the method's own). They
+    override that method's defaults only: the other methods of a
+    comparison keep theirs.
 
     Args:
         path: the JSON file.
@@ -65,7 +69,7 @@ def load_hparams(path):
     if not isinstance(values, dict) or not values:
         raise ValueError(f"--hparams {path}: no hyper-parameter in it.")
     for name, value in values.items():
-        _check(path, name, value)
+        check_value(f"--hparams {path}", name, value)
     return {
         "method": method,
         "values": values,
@@ -73,30 +77,38 @@ def load_hparams(path):
     }
 
 
-def _check(path, name, value):
+def check_value(where, name, value):
+    """Refuses a value of option `name` that `TUNABLE` does not allow, in
+    a message that starts with `where` (e.g. the file)."""
     rule = TUNABLE.get(name)
     if rule is None:
         raise ValueError(
-            f"--hparams {path}: unknown option {name!r}; the file may set "
+            f"{where}: unknown option {name!r}; the file may set "
             f"{sorted(TUNABLE)}."
         )
     if rule == "weights":
         if not isinstance(value, dict):
-            raise ValueError(f"--hparams {path}: loss_weights must be a dict.")
+            raise ValueError(f"{where}: loss_weights must be a dict.")
         unknown = sorted(set(value) - set(LOSS_TERMS))
         if unknown:
             raise ValueError(
-                f"--hparams {path}: unknown loss_weights {unknown}; the "
+                f"{where}: unknown loss_weights {unknown}; the "
                 f"terms are {list(LOSS_TERMS)}."
             )
         for term, weight in value.items():
-            _check_number(path, f"loss_weights[{term!r}]", weight, 0, None)
+            _check_number(where, f"loss_weights[{term!r}]", weight, 0, None)
         return
-    if rule == "positive integer":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if rule in ("positive integer", "integer >= 2"):
+        least = 1 if rule == "positive integer" else 2
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < least
+        ):
             raise ValueError(
-                f"--hparams {path}: {name} must be a positive integer; "
-                f"received {value!r}."
+                f"{where}: {name} must be "
+                f"{'an' if rule[0] == 'i' else 'a'} {rule}; received "
+                f"{value!r}."
             )
         return
     low, high = {
@@ -104,10 +116,10 @@ def _check(path, name, value):
         "non-negative": (0, None),
         "probability": (0, 1),
     }[rule]
-    _check_number(path, name, value, low, high, strict=rule == "positive")
+    _check_number(where, name, value, low, high, strict=rule == "positive")
 
 
-def _check_number(path, name, value, low, high, strict=False):
+def _check_number(where, name, value, low, high, strict=False):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok:
         ok = (value > low if strict else value >= low) and (
@@ -118,6 +130,5 @@ def _check_number(path, name, value, low, high, strict=False):
         if high is not None:
             bound += f" and < {high}"
         raise ValueError(
-            f"--hparams {path}: {name} must be a number {bound}; received "
-            f"{value!r}."
+            f"{where}: {name} must be a number {bound}; received {value!r}."
         )

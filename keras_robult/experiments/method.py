@@ -156,6 +156,9 @@ class Method(abc.ABC):
             pipeline drops each present modality of a sample with this
             probability, at least one kept, new draws every epoch
             (`make_dataset`).
+        epochs: int or None, this method's own epoch budget, replacing the
+            comparison's (`--hparams` with a tuned `epochs`); None: the
+            comparison's.
     """
 
     name = "method"
@@ -173,6 +176,7 @@ class Method(abc.ABC):
         ema_momentum=None,
         patience=10,
         modality_dropout=0.0,
+        epochs=None,
     ):
         self.task = task
         self.input_shapes = dict(input_shapes)
@@ -188,6 +192,7 @@ class Method(abc.ABC):
         self.ema_momentum = ema_momentum
         self.patience = patience
         self.modality_dropout = float(modality_dropout)
+        self.epochs = epochs
         #: Keras callbacks added to every training stage and to `predict`
         #: (`run_protocol(callbacks=...)`: logging, timing).
         self.callbacks = []

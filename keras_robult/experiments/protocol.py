@@ -568,7 +568,7 @@ def _train_and_evaluate(
                 method.fit(
                     split.x_train,
                     split.y_train,
-                    epochs,
+                    method.epochs or epochs,  # a tuned budget wins
                     batch_size,
                     seed=seed,
                     verbose=verbose,

@@ -36,6 +36,7 @@ def _make(cls, name, **fixed):
         return method
 
     factory.method_class = cls
+    factory.fixed = dict(fixed)  # the method's own defaults
     return factory
 
 

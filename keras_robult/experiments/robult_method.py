@@ -50,6 +50,7 @@ class RobultMethod(Method):
         probe_epochs=200,
         patience=10,
         modality_dropout=0.0,
+        epochs=None,
         **model_kwargs,
     ):
         super().__init__(
@@ -64,6 +65,7 @@ class RobultMethod(Method):
             ema_momentum=ema_momentum,
             patience=patience,
             modality_dropout=modality_dropout,
+            epochs=epochs,
         )
         self.loss_weights = loss_weights
         self.probe = probe
@@ -120,6 +122,7 @@ class RobultMethod(Method):
             weight_decay=self.weight_decay,
             ema_momentum=self.ema_momentum,
             modality_dropout=self.modality_dropout,
+            epochs=self.epochs,
             probe=self.probe,
             probe_epochs=self.probe_epochs if self.probe else None,
             loss_weights=sorted(weights.items()),
