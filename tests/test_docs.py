@@ -98,7 +98,7 @@ def test_the_cli_page_lists_every_option(site):
     sub = next(
         a for a in parser._actions if hasattr(a, "choices") and a.choices
     )
-    assert set(sub.choices) == {"train", "evaluate", "export"}
+    assert set(sub.choices) == {"train", "tune", "evaluate", "export"}
     for name, command in sub.choices.items():
         assert f"robult {name}" in page
         for action in command._actions:
