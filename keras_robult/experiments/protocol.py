@@ -568,7 +568,7 @@ def _train_and_evaluate(
                 method.fit(
                     split.x_train,
                     split.y_train,
-                    method.epochs or epochs,  # a tuned budget wins
+                    getattr(method, "epochs", None) or epochs,  # a tuned one
                     batch_size,
                     seed=seed,
                     verbose=verbose,
