@@ -1,5 +1,10 @@
 """Chooses the protocol defaults on mfeat with a validation split.
 
+`robult tune` searches the hyper-parameters; this script scores a fixed
+list of configurations (any method option, e.g. `full_set`) on the same
+splits (`keras_robult.experiments.tune.tuning_splits`) with more
+summaries than the search's objective.
+
 For each seed, the protocol's stratified 70/30 train/test split is made and
 the test part is never touched: a stratified 20 % validation split is
 carved from the training split, 70 samples of the rest are labeled (5 % of
@@ -18,10 +23,9 @@ import time
 
 import numpy as np
 
-from keras_robult.data import train_test_split
-from keras_robult.datasets import mfeat
 from keras_robult.experiments import registry, run_protocol
-from keras_robult.tasks import Classification
+from keras_robult.experiments.tune import TuneConfig, tuning_splits
+from keras_robult.experiments.user_data import mfeat_data
 
 DEFAULT_CONFIGS = [
     {"epochs": 300},
@@ -41,8 +45,11 @@ def main():
     parser.add_argument("--configs", help="JSON list of option dicts")
     args = parser.parse_args()
     configs = json.loads(args.configs) if args.configs else DEFAULT_CONFIGS
-    x, y = mfeat.load_data()
-    task = Classification(10)
+    data = mfeat_data()
+    x, y, task = data.x, data.y, data.task
+    # The search's own splits (`robult tune`): the same test split as the
+    # comparison, a stratified 20 % validation split, 70 labels.
+    splits = tuning_splits(data, TuneConfig(seeds=tuple(args.seeds)))
     for config in configs:
         config = dict(config)
         epochs = config.pop("epochs", 300)
@@ -50,11 +57,10 @@ def main():
         singles, fulls, loos, gaps, per_subset = [], [], [], [], {}
         start = time.perf_counter()
         for seed in args.seeds:
-            train, _ = train_test_split(y, 0.3, seed=seed)
-            fit_rows, val_rows = train_test_split(y[train], 0.2, seed=seed)
-            is_val = np.zeros(len(train), bool)
-            is_val[val_rows] = True
-            fraction = 0.05 * len(train) / len(fit_rows)  # 70 labeled
+            split = splits[seed]
+            train = np.union1d(split["fit"], split["validation"])
+            is_val = np.isin(train, split["validation"])
+            fraction = split["labeled_fraction"]
             results, _ = run_protocol(
                 {k: v[train] for k, v in x.items()},
                 y[train],

@@ -60,34 +60,18 @@ def add_comparison_arguments(parser, epochs, batch_size, epochs_help):
     """The options of a comparison (`ComparisonConfig`): labeled fraction,
     seeds, budget, latent width, methods, missing modalities, results
     folder, backend, data parallelism, logging, restart."""
-    parser.add_argument(
-        "--labeled-fraction",
-        type=float,
-        default=0.05,
-        help="fraction of the training split that keeps its label "
-        "(stratified); a file with is_labeled uses its own labels",
-    )
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        default=[0, 1, 2],
-        help="one split, initialisation and training per seed; tables "
-        "report the mean and standard deviation over them",
-    )
-    parser.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=batch_size,
-        help="training batch size",
-    )
-    parser.add_argument(
-        "--latent-dim",
-        type=int,
-        default=128,
-        help="width of the shared latent space (split evenly between the "
-        "redundant and unique parts); the same for every method",
+    add_training_arguments(
+        parser,
+        seeds=[0, 1, 2],
+        seeds_help="one split, initialisation and training per seed; "
+        "tables report the mean and standard deviation over them",
+        labeled_fraction_help="fraction of the training split that keeps "
+        "its label (stratified); a file with is_labeled uses its own labels",
+        epochs=epochs,
+        epochs_help=epochs_help,
+        batch_size=batch_size,
+        latent_dim_help="width of the shared latent space (split evenly "
+        "between the redundant and unique parts); the same for every method",
     )
     parser.add_argument(
         "--methods",
@@ -105,6 +89,40 @@ def add_comparison_arguments(parser, epochs, batch_size, epochs_help):
         "others keep their defaults; recorded in results.json",
     )
     parser.add_argument("--out", help="results folder")
+
+
+def add_training_arguments(
+    parser,
+    seeds,
+    seeds_help,
+    labeled_fraction_help,
+    epochs,
+    epochs_help,
+    batch_size,
+    latent_dim_help,
+):
+    """`--labeled-fraction`, `--seeds`, `--epochs`, `--batch-size` and
+    `--latent-dim` (a comparison's and a search's), with each command's
+    own defaults and help."""
+    parser.add_argument(
+        "--labeled-fraction",
+        type=float,
+        default=0.05,
+        help=labeled_fraction_help,
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=seeds, help=seeds_help
+    )
+    parser.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=batch_size,
+        help="training batch size",
+    )
+    parser.add_argument(
+        "--latent-dim", type=int, default=128, help=latent_dim_help
+    )
 
 
 def add_run_arguments(parser):

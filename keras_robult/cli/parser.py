@@ -7,6 +7,7 @@ from keras_robult.cli.options import (
     add_backbone_arguments,
     add_comparison_arguments,
     add_run_arguments,
+    add_training_arguments,
     add_verbose_argument,
 )
 from keras_robult.experiments.tune import OBJECTIVES, TUNERS
@@ -144,20 +145,18 @@ def _add_tune(sub):
     tune.add_argument(
         "--max-trials", type=int, default=20, help="trials of the search"
     )
-    tune.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        default=[0],
-        help="each trial trains once per seed (each its own splits); its "
-        "score is their mean",
-    )
-    tune.add_argument(
-        "--labeled-fraction",
-        type=float,
-        default=0.05,
-        help="as in robult train: the trials train with as many labels as "
-        "its training split holds",
+    add_training_arguments(
+        tune,
+        seeds=[0],
+        seeds_help="each trial trains once per seed (each its own splits); "
+        "its score is their mean",
+        labeled_fraction_help="as in robult train: the trials train with as "
+        "many labels as its training split holds",
+        epochs=150,
+        epochs_help="the defaults' epochs and, with --tuner hyperband, the "
+        "largest budget (the Bayesian search draws epochs from its space)",
+        batch_size=256,
+        latent_dim_help="the defaults' latent width (the search draws it)",
     )
     tune.add_argument(
         "--validation-fraction",
@@ -165,22 +164,6 @@ def _add_tune(sub):
         default=0.2,
         help="share of the training split carved off as validation "
         "(stratified)",
-    )
-    tune.add_argument(
-        "--epochs",
-        type=int,
-        default=150,
-        help="the defaults' epochs and, with --tuner hyperband, the largest "
-        "budget (the Bayesian search draws epochs from its space)",
-    )
-    tune.add_argument(
-        "--batch-size", type=int, default=256, help="training batch size"
-    )
-    tune.add_argument(
-        "--latent-dim",
-        type=int,
-        default=128,
-        help="the defaults' latent width (the search draws it)",
     )
     tune.add_argument(
         "--space",

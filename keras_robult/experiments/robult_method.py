@@ -15,6 +15,17 @@ from keras_robult.utils.validation import MASK_KEY
 PREDICTION_OPTIONS = ("full_set", "min_fused_modalities", "late_fusion")
 
 
+def robult_defaults():
+    """`Robult`'s keyword arguments with their default values."""
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(
+            Robult.__init__
+        ).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+
+
 class RobultMethod(Method):
     """Robult in the evaluation protocol (also its Table 3 ablations).
 
@@ -99,13 +110,7 @@ class RobultMethod(Method):
         the predictions, so the rule changes the weights kept."""
         if validation is not None:
             return None
-        options = {
-            name: parameter.default
-            for name, parameter in inspect.signature(
-                Robult.__init__
-            ).parameters.items()
-            if parameter.default is not inspect.Parameter.empty
-        }
+        options = robult_defaults()
         options.update(self.model_kwargs)
         complete = self.modality_dropout == 0 and bool(
             np.all(np.asarray(x[MASK_KEY]) > 0.5) if MASK_KEY in x else True

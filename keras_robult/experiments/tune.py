@@ -12,7 +12,6 @@ score is the mean over the seeds.
 import dataclasses
 import datetime
 import importlib.util
-import inspect
 import json
 import math
 import os
@@ -28,8 +27,11 @@ from keras_robult.experiments.hparams import check_value
 from keras_robult.experiments.metrics import PRIMARY
 from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.registry import METHODS, method_factories
-from keras_robult.experiments.robult_method import RobultMethod
-from keras_robult.models.robult import DEFAULT_LOSS_WEIGHTS, Robult
+from keras_robult.experiments.robult_method import (
+    RobultMethod,
+    robult_defaults,
+)
+from keras_robult.models.robult import DEFAULT_LOSS_WEIGHTS
 from keras_robult.utils.atomic import write_json, write_text
 
 TUNERS = ("bayesian", "hyperband")
@@ -141,10 +143,7 @@ def method_defaults(method):
     """The searched options' values in `method` as the registry makes
     it: where a search starts from, and what it is compared with."""
     fixed = METHODS[method].fixed
-    robult = {
-        name: parameter.default
-        for name, parameter in _signature(Robult.__init__).items()
-    }
+    robult = robult_defaults()
     weights = {**DEFAULT_LOSS_WEIGHTS, **fixed.get("loss_weights", {})}
     defaults = {
         "temperature": fixed.get("temperature", robult["temperature"]),
@@ -156,12 +155,13 @@ def method_defaults(method):
     return defaults
 
 
-def _signature(function):
-    return {
-        name: parameter
-        for name, parameter in inspect.signature(function).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
+def trial_hparams(trial):
+    """The method's values a KerasTuner trial trained with: its searched
+    values, and Hyperband's epochs (`tuner/epochs`) where it set them."""
+    values = method_values(trial.hyperparameters.values)
+    if "tuner/epochs" in trial.hyperparameters.values:
+        values["epochs"] = int(trial.hyperparameters.values["tuner/epochs"])
+    return values
 
 
 def search_space(config):
@@ -623,9 +623,7 @@ def _report_trial(tuner, trial, config):
     if not config.verbose:
         return
     trial = tuner.oracle.get_trial(trial.trial_id)
-    values = method_values(trial.hyperparameters.values)
-    if "tuner/epochs" in trial.hyperparameters.values:
-        values["epochs"] = trial.hyperparameters.values["tuner/epochs"]
+    values = trial_hparams(trial)
     shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
     done = len(tuner.oracle.trials)
     best = tuner.oracle.get_best_trials(1)
@@ -691,11 +689,7 @@ def _best(tuner, defaults, search, config, out):
     if best_trial is not None and _beats(
         best_trial.score, defaults["score"], search.higher
     ):
-        values = method_values(best_trial.hyperparameters.values)
-        if "tuner/epochs" in best_trial.hyperparameters.values:
-            values["epochs"] = int(
-                best_trial.hyperparameters.values["tuner/epochs"]
-            )
+        values = trial_hparams(best_trial)
         score, source = best_trial.score, f"trial {best_trial.trial_id}"
     else:
         values, score = defaults["hparams"], defaults["score"]
@@ -728,14 +722,11 @@ def _best(tuner, defaults, search, config, out):
 def _write_trials(tuner, defaults, search, config, out):
     rows = []
     for trial in sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id):
-        values = method_values(trial.hyperparameters.values)
-        if "tuner/epochs" in trial.hyperparameters.values:
-            values["epochs"] = int(trial.hyperparameters.values["tuner/epochs"])
         rows.append(
             {
                 "trial": trial.trial_id,
                 "status": trial.status,
-                "hparams": values,
+                "hparams": trial_hparams(trial),
                 "score": trial.score,
                 "per_seed": [
                     trial.metrics.get_last_value(f"seed_{s}")
