@@ -26,10 +26,12 @@ from keras_robult.cli.options import (
 from keras_robult.data.splits import stratified_head
 from keras_robult.experiments.comparison import ComparisonData, run_comparison
 from keras_robult.experiments.compilation_cache import enable_compilation_cache
+from keras_robult.experiments.hparams import load_hparams
 from keras_robult.experiments.image_text import (
     feature_splits,
     write_raw_models,
 )
+from keras_robult.experiments.tune import TuneConfig, tune
 from keras_robult.tasks import Regression
 from keras_robult_cli import choose_backend, ensure_backend
 
@@ -62,6 +64,7 @@ RECIPE_OPTIONS = (
     "grid",
     "modality_dropout",
     "late_fusion",
+    "tune",
 )
 SENTIMENT_METRICS = ("mae", "corr", "f1_weighted", "acc2", "acc7")
 
@@ -93,6 +96,15 @@ def recipe_parser(description, epochs=100, batch_size=256):
         help=f"one epoch on {SMOKE_SAMPLES} samples of each split, taken in "
         "turn from each class (or target bin), first seed only (checks an "
         "install and a data folder)",
+    )
+    parser.add_argument(
+        "--tune",
+        type=int,
+        metavar="TRIALS",
+        help="first search Robult's hyper-parameters (robult tune: TRIALS "
+        "Bayesian trials, the first seed, scored on the validation split; "
+        "kept in OUT/tune, resumable), then train robult with the best (as "
+        "--hparams would)",
     )
     add_run_arguments(parser)
     add_verbose_argument(parser)
@@ -154,6 +166,8 @@ def _run(args, load, make_task, dataset, metrics):
     config = comparison_config(
         args, out=args.out or os.path.join("results", dataset)
     )
+    # The search's settings are checked before any data is read.
+    search = _tune_config(args, config) if args.tune is not None else None
     loaded = load(args)
     if not isinstance(loaded, dict):
         loaded = {"splits": loaded}
@@ -180,10 +194,40 @@ def _run(args, load, make_task, dataset, metrics):
         finetune=loaded.get("finetune"),
     )
     enable_compilation_cache()
+    if search is not None:
+        _, tuned = tune(search, data)
+        hparams = load_hparams(os.path.join(tuned, "best_hparams.json"))
+        config = dataclasses.replace(config, hparams=hparams)
     _, out = run_comparison(config, data)
     if loaded.get("after_run"):
         loaded["after_run"](out)
     return 0
+
+
+def _tune_config(args, config):
+    """The `TuneConfig` of `--tune TRIALS`: Robult on the recipe's
+    validation split, the first seed, the comparison's budget (with
+    `--smoke`, the smoke epochs), in `OUT/tune`."""
+    if args.hparams:
+        raise ValueError("--tune searches what --hparams would give.")
+    return TuneConfig(
+        method="robult",
+        max_trials=args.tune,
+        seeds=config.seeds[:1],
+        labeled_fraction=config.labeled_fraction,
+        epochs=1 if args.smoke else config.epochs,
+        batch_size=config.batch_size,
+        latent_dim=config.latent_dim,
+        space={"epochs": 1} if args.smoke else None,
+        out=os.path.join(config.out, "tune"),
+        restart=config.restart,
+        tensorboard=(
+            os.path.join(config.tensorboard, "tune")
+            if config.tensorboard
+            else None
+        ),
+        verbose=config.verbose,
+    )
 
 
 def _smoke_splits(splits, task):

@@ -80,6 +80,48 @@ def test_mosei_recipe(tmp_path):
 
 
 @once
+def test_a_recipe_tunes_robult_on_its_validation_split_first(tmp_path):
+    write_mult(tmp_path / "mosei_senti_data.pkl", "mosei")
+    out = tmp_path / "out"
+    argv = ("--methods", "robult", "--tune", "2")
+    assert smoke("mosei", tmp_path, out, *argv) == 0
+    search = out / "tune"
+    best = json.loads((search / "best_hparams.json").read_text())
+    trials = json.loads((search / "trials.json").read_text())
+    assert [t["status"] for t in trials["trials"]] == ["COMPLETED"] * 2
+    # The search saw the official train and validation splits, no test row.
+    rows = json.loads((out / "labeled_indices.json").read_text())["seed_0"]
+    seen = json.loads((search / "tuning_splits.json").read_text())["0"]
+    assert sorted(seen["validation"]) == sorted(rows["valid"])
+    assert sorted(seen["fit"]) == sorted(rows["train"])
+    assert sorted(seen["test"]) == sorted(rows["test"])
+    # robult trained with the search's best values, recorded with their file.
+    results = check_results(
+        out,
+        ["text", "audio"],
+        ["mae", "corr", "f1_weighted", "acc2", "acc7"],
+        ["robult"],
+    )
+    assert results["hparams"]["method"] == "robult"
+    assert results["hparams"]["source"] == str(search / "best_hparams.json")
+    config = keras.saving.load_model(
+        out / "models" / "robult-seed0.keras", compile=False
+    ).get_config()
+    for name in ("temperature", "rbf_bandwidth", "dropout"):
+        if name in best["hparams"]:
+            assert config[name] == pytest.approx(best["hparams"][name])
+    # A second run resumes the search: nothing trains again.
+    assert smoke("mosei", tmp_path, out, *argv) == 0
+    assert json.loads((search / "trials.json").read_text()) == trials
+    # --tune and --hparams together: one error line before any work.
+    assert (
+        smoke("mosei", tmp_path, tmp_path / "o2", *argv, "--hparams", "x.json")
+        == 2
+    )
+    assert not (tmp_path / "o2").exists()
+
+
+@once
 def test_mmimdb_recipe(tmp_path):
     write_mmimdb(tmp_path / "multimodal_imdb.hdf5", num=80)
     out = tmp_path / "out"
