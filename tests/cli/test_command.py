@@ -823,3 +823,75 @@ def test_hparams_from_a_file_train_that_method_and_are_recorded(tmp_path):
     )  # fmt: skip
     assert bad.returncode == 2
     assert "unknown option 'temprature'" in bad.stderr.splitlines()[-1]
+
+
+@once
+def test_tune_then_train_with_its_best_hparams(tmp_path):
+    """`robult tune` with a YAML space, then `robult train --hparams` on
+    its `best_hparams.json`: the saved model holds exactly those values,
+    whichever won (a trial or the defaults)."""
+    data = toy_npz(tmp_path / "toy.npz")
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "temperature: {min: 0.3, max: 0.6}\n"
+        "latent_dim: [8, 12]\n"
+        "epochs: [1, 2]\n"
+        "dropout: 0.1\n"
+        "loss_weights.rec: 2.0\n"
+        "rbf_bandwidth: null\n"
+        "learning_rate: null\n"
+        "loss_weights.lb: null\n"
+        "loss_weights.ulb: null\n"
+        "loss_weights.sup: null\n"
+    )
+    search = tmp_path / "t"
+    run = robult(
+        "tune", "--data", data, "--max-trials", "2", "--seeds", "0",
+        "--epochs", "1", "--latent-dim", "8", "--labeled-fraction", "0.3",
+        "--space", str(space), "--out", str(search),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert sum(line.startswith("trial ") for line in lines) == 2, lines
+    assert "--hparams" in lines[-1]
+    best = json.loads((search / "best_hparams.json").read_text())
+    values = best["hparams"]
+    if best["source"] != "the defaults":
+        assert 0.3 <= values["temperature"] <= 0.6
+        assert values["latent_dim"] in (8, 12)
+        assert values["dropout"] == 0.1
+        assert values["loss_weights"]["rec"] == 2.0
+    out = tmp_path / "o"
+    run = robult(
+        "train", "--data", data, "--seeds", "0", "--methods", "robult",
+        "--labeled-fraction", "0.3", "--out", str(out), "--quiet",
+        "--hparams", str(search / "best_hparams.json"),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["hparams"]["values"] == values
+    (cost,) = results["cost"]
+    assert cost["epochs"] == values["epochs"]
+    import keras_robult  # noqa: F401 (registers the classes)
+
+    model = keras.saving.load_model(out / "models" / "robult-seed0.keras")
+    config = model.get_config()
+    # The file holds the searched options (those left null keep the
+    # method's defaults, so it leaves them out).
+    for name in ("temperature", "rbf_bandwidth", "dropout", "latent_dim"):
+        if name in values:
+            assert config[name] == pytest.approx(values[name]), name
+    assert config["latent_dim"] == values["latent_dim"]
+    for term, weight in values["loss_weights"].items():
+        assert config["loss_weights"][term] == pytest.approx(weight), term
+    assert float(model.optimizer.learning_rate) == pytest.approx(
+        values.get("learning_rate", 1e-3)
+    )
+    # An unreadable space is one line naming the file, before any data.
+    space.write_text("temperature: [unclosed\n")
+    bad = robult(
+        "tune", "--data", data, "--space", str(space),
+        "--out", str(tmp_path / "b"),
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert f"--space {space}: not readable" in bad.stderr.splitlines()[-1]
