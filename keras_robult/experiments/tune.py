@@ -12,6 +12,7 @@ score is the mean over the seeds.
 import dataclasses
 import datetime
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -147,11 +148,14 @@ def method_defaults(method):
     it: where a search starts from, and what it is compared with."""
     fixed = METHODS[method].fixed
     robult = robult_defaults()
+    constructor = inspect.signature(METHODS[method].method_class).parameters
     weights = {**DEFAULT_LOSS_WEIGHTS, **fixed.get("loss_weights", {})}
     defaults = {
         "temperature": fixed.get("temperature", robult["temperature"]),
         "rbf_bandwidth": fixed.get("rbf_bandwidth", robult["rbf_bandwidth"]),
-        "learning_rate": fixed.get("learning_rate", 1e-3),
+        "learning_rate": fixed.get(
+            "learning_rate", constructor["learning_rate"].default
+        ),
         "dropout": fixed.get("dropout", robult["dropout"]),
         **{f"loss_weights.{t}": weights[t] for t in TUNED_TERMS},
     }

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_robult.experiments.tune import method_defaults
 from tests.conftest import once
 
 ROOT = os.path.dirname(
@@ -878,14 +879,15 @@ def test_tune_then_train_with_its_best_hparams(tmp_path):
     config = model.get_config()
     # The file holds the searched options (those left null keep the
     # method's defaults, so it leaves them out).
-    for name in ("temperature", "rbf_bandwidth", "dropout", "latent_dim"):
+    defaults = method_defaults("robult")
+    for name in ("temperature", "rbf_bandwidth", "dropout"):
         if name in values:
             assert config[name] == pytest.approx(values[name]), name
     assert config["latent_dim"] == values["latent_dim"]
     for term, weight in values["loss_weights"].items():
         assert config["loss_weights"][term] == pytest.approx(weight), term
     assert float(model.optimizer.learning_rate) == pytest.approx(
-        values.get("learning_rate", 1e-3)
+        values.get("learning_rate", defaults["learning_rate"])
     )
     # An unreadable space is one line naming the file, before any data.
     space.write_text("temperature: [unclosed\n")
