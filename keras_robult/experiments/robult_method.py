@@ -15,15 +15,19 @@ from keras_robult.utils.validation import MASK_KEY
 PREDICTION_OPTIONS = ("full_set", "min_fused_modalities", "late_fusion")
 
 
-def robult_defaults():
-    """`Robult`'s keyword arguments with their default values."""
+def keyword_defaults(function):
+    """The keyword arguments of `function` (or of a class's constructor)
+    that have a default, with their default values."""
     return {
         name: parameter.default
-        for name, parameter in inspect.signature(
-            Robult.__init__
-        ).parameters.items()
+        for name, parameter in inspect.signature(function).parameters.items()
         if parameter.default is not inspect.Parameter.empty
     }
+
+
+def robult_defaults():
+    """`Robult`'s keyword arguments with their default values."""
+    return keyword_defaults(Robult.__init__)
 
 
 class RobultMethod(Method):

@@ -12,7 +12,6 @@ score is the mean over the seeds.
 import dataclasses
 import datetime
 import importlib.util
-import inspect
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.registry import METHODS, method_factories
 from keras_robult.experiments.robult_method import (
     RobultMethod,
+    keyword_defaults,
     robult_defaults,
 )
 from keras_robult.models.robult import DEFAULT_LOSS_WEIGHTS
@@ -148,13 +148,13 @@ def method_defaults(method):
     it: where a search starts from, and what it is compared with."""
     fixed = METHODS[method].fixed
     robult = robult_defaults()
-    constructor = inspect.signature(METHODS[method].method_class).parameters
     weights = {**DEFAULT_LOSS_WEIGHTS, **fixed.get("loss_weights", {})}
     defaults = {
         "temperature": fixed.get("temperature", robult["temperature"]),
         "rbf_bandwidth": fixed.get("rbf_bandwidth", robult["rbf_bandwidth"]),
         "learning_rate": fixed.get(
-            "learning_rate", constructor["learning_rate"].default
+            "learning_rate",
+            keyword_defaults(METHODS[method].method_class)["learning_rate"],
         ),
         "dropout": fixed.get("dropout", robult["dropout"]),
         **{f"loss_weights.{t}": weights[t] for t in TUNED_TERMS},
