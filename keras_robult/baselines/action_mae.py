@@ -215,10 +215,20 @@ class ActionMAE(MultimodalModel):
             ops.zeros_like(encoded) + self.mask_token,
         )
         y = ops.concatenate([memory_out, filled + position], axis=1)
-        for block in self.decoder_blocks:
-            y = block(y, training=training)
+        # Only the modality positions' outputs are read: the last block
+        # computes those alone (the memory tokens stay keys and values).
+        tokens_range = (
+            self.num_memory_tokens,
+            self.num_memory_tokens + self.num_modalities,
+        )
+        for index, block in enumerate(self.decoder_blocks):
+            last = index == self.depth - 1
+            y = block(
+                y,
+                training=training,
+                query_range=tokens_range if last else None,
+            )
         reconstruction = self.reconstruction_head(self.decoder_norm(y))
-        reconstruction = reconstruction[:, self.num_memory_tokens :]
         # As the released code: the heads read the decoder's output at every
         # position (the reconstruction where a token was dropped), so kept
         # and reconstructed tokens reach a head on one (standardised) scale.

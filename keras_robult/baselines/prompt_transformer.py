@@ -244,13 +244,20 @@ class PromptTransformer(MultimodalModel):
         )
         x = ops.concatenate([cls, tokens], axis=1) + self.type_embedding[None]
         prompts = self.sample_prompts(present)
+        # The CLS token, the first after the prompts; only its output is
+        # read, so the last block computes that one alone.
+        first = self.num_prompt_layers * self.prompt_length
         for index, block in enumerate(self.blocks):
             if index < self.num_prompt_layers:
                 x = ops.concatenate([prompts[:, index], x], axis=1)
-            x = block(x, training=training)
+            last = index == self.depth - 1
+            x = block(
+                x,
+                training=training,
+                query_range=(first, first + 1) if last else None,
+            )
         x = self.final_norm(x)
-        first = self.num_prompt_layers * self.prompt_length
-        return self.classifier(self.pooler(x[:, first]))
+        return self.classifier(self.pooler(x[:, 0]))
 
     def call(self, inputs, training=None):
         self._check_inputs(inputs)

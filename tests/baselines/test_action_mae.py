@@ -4,6 +4,7 @@ import pytest
 
 from keras_robult.baselines import ActionMAE
 from keras_robult.encoders import MLPEncoder
+from keras_robult.layers import TransformerBlock
 from keras_robult.tasks import Classification
 from tests.testing import assert_saved_model_predicts_the_same
 
@@ -33,6 +34,19 @@ def model(seed=1, **kwargs):
         seed=seed,
         **kwargs,
     )
+
+
+def whole_block_outputs(monkeypatch, positions):
+    """Makes every `TransformerBlock` compute all its outputs; a block
+    asked for a `query_range` returns its outputs at `positions` (a slice
+    the test derives on its own): the reference of the models' shortcut."""
+    call = TransformerBlock.call
+
+    def whole(self, tokens, attention_mask=None, training=None, **kwargs):
+        out = call(self, tokens, attention_mask, training)
+        return out if kwargs.get("query_range") is None else out[:, positions]
+
+    monkeypatch.setattr(TransformerBlock, "call", whole)
 
 
 def test_training_keep_masks_keep_k_present_modalities():
@@ -141,3 +155,24 @@ def test_trains_reconstructs_and_round_trips(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         model(**kwargs)
+
+
+def test_the_last_decoder_block_computes_the_modality_positions_only(
+    monkeypatch,
+):
+    """The last decoder block computes only the outputs the heads read
+    (not the memory tokens'): the same outputs as the whole block."""
+    x, _ = problem(n=16)
+    net = model(depth=2, num_memory_tokens=3)
+    fast = net(x, training=False)
+    # The decoder reads the 3 memory tokens, then the 3 modality tokens.
+    whole_block_outputs(monkeypatch, slice(3, 6))
+    slow = net(x, training=False)
+    for key in ("reconstruction", "logits", "prediction"):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(fast[key]),
+            keras.ops.convert_to_numpy(slow[key]),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    assert fast["reconstruction"].shape == (16, 3, 16)

@@ -5,7 +5,7 @@ import pytest
 from keras_robult.baselines import PromptTransformer
 from keras_robult.encoders import MLPEncoder
 from keras_robult.tasks import Classification
-from tests.baselines.test_action_mae import problem
+from tests.baselines.test_action_mae import problem, whole_block_outputs
 from tests.testing import assert_saved_model_predicts_the_same
 
 JIT = keras.backend.backend() != "torch"
@@ -110,3 +110,20 @@ def test_trains_predicts_and_round_trips(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         model(**kwargs)
+
+
+@pytest.mark.parametrize("num_prompt_layers", [1, 2])
+def test_the_last_block_computes_the_cls_output_only(
+    monkeypatch, num_prompt_layers
+):
+    """Only the CLS output (after every prompted block's prompts) reaches
+    the pooler: the last block computes it alone, with the same values as
+    the whole block (also when the last block is a prompted one)."""
+    x, _ = problem(8)
+    net = model(num_prompt_layers=num_prompt_layers)
+    fast = numpy(net(x, training=False)["logits"])
+    # Before the CLS token: 4 prompts per prompted block.
+    first = 4 * num_prompt_layers
+    whole_block_outputs(monkeypatch, slice(first, first + 1))
+    slow = numpy(net(x, training=False)["logits"])
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)

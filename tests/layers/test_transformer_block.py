@@ -84,3 +84,26 @@ def test_attention_dropout_and_config():
     assert_config_round_trip(block, tokens)
     with pytest.raises(ValueError, match="multiple of num_heads=3"):
         layers.TransformerBlock(num_heads=3).build((None, 4, 8))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_a_query_range_gives_those_outputs_of_the_whole_block(dropout):
+    """`query_range=(start, stop)` computes `block(tokens)[:, start:stop]`
+    (every token still a key and a value), against the NumPy block."""
+    rng = np.random.default_rng(2)
+    tokens = rng.normal(size=(3, 7, 8)).astype("float32")
+    mask = rng.uniform(size=(3, 7, 7)) > 0.4
+    mask[:, :, 0] = True
+    block = layers.TransformerBlock(num_heads=2, mlp_ratio=2.0, dropout=dropout)
+    block.build(tokens.shape)
+    for weight in block.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.5)
+    expected = reference_block(block, tokens.astype("float64"), mask)
+    for start, stop in ((2, 5), (0, 1), (6, 7)):
+        got = to_numpy(
+            block(tokens, attention_mask=mask, query_range=(start, stop))
+        )
+        assert got.shape == (3, stop - start, 8)
+        np.testing.assert_allclose(
+            got, expected[:, start:stop], rtol=1e-4, atol=1e-4
+        )
