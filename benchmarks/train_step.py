@@ -19,7 +19,10 @@ PU loss is skipped).
 
 With `--methods`, each method of the comparison (`robult train`'s
 registry: its own model and defaults, mfeat-like inputs) is timed instead,
-next to Robult's step (x robult).
+next to Robult's step (x robult), with the step's work as XLA counts it
+(GFLOP, from JAX's compiled program; the same model on every backend) and
+the rate it ran at (GFLOP/s): a slow method that does proportionally more
+work is not an inefficient one.
 
 Each configuration runs in a fresh subprocess (the Keras backend is fixed
 at import).
@@ -158,9 +161,36 @@ def method_worker(args):
                 "compile_s": compile_s,
                 "step_ms": 1e3 * step_s,
                 "params": int(model.count_params()),
+                "gflop": step_gflop(model, x, y, args.batch_size),
             }
         )
     )
+
+
+def step_gflop(model, x, y, batch_size):
+    """Floating-point operations of one training step (forward, backward
+    and optimizer update) in billions, as XLA counts them in the compiled
+    program (JAX only; None on the other backends)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    batch = (
+        {k: v[:batch_size] for k, v in x.items()},
+        {k: v[:batch_size] for k, v in y.items()},
+    )
+    state = (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+        [v.value for v in model.metrics_variables],
+    )
+    cost = jax.jit(model.train_step).lower(state, batch).compile()
+    cost = cost.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return cost["flops"] / 1e9 if cost and "flops" in cost else None
 
 
 def methods_table(args):
@@ -177,11 +207,13 @@ def methods_table(args):
         f"{args.modalities[0]} modalities, latent {args.latent_dim}"
     )
     header = "| method | params | batch | backend | jit | compile s | "
-    header += "step ms | x robult |"
+    header += "step ms | x robult | GFLOP | GFLOP/s |"
     print(header)
-    print("|" + "---|" * 8)
+    print("|" + "---|" * 10)
+    gflop = {}  # (method, batch) -> the step's GFLOP (JAX's count)
+    backends = sorted(args.backends, key=lambda b: b != "jax")
     for batch_size in args.batch_size:
-        for backend in args.backends:
+        for backend in backends:
             for jit in args.jit:
                 robult_ms = None
                 for method in methods:
@@ -200,10 +232,15 @@ def methods_table(args):
                     if method == "robult":
                         robult_ms = r["step_ms"]
                     ratio = r["step_ms"] / robult_ms if robult_ms else 0.0
+                    if r.get("gflop"):
+                        gflop[method, batch_size] = r["gflop"]
+                    work = gflop.get((method, batch_size))
+                    rate = work / r["step_ms"] * 1e3 if work else None
                     print(
                         f"{cells}{r['params']:,} | {batch_size} | {backend} | "
                         f"{jit} | {r['compile_s']:.1f} | {r['step_ms']:.1f} | "
-                        f"{ratio:.2f} |",
+                        f"{ratio:.2f} | "
+                        + (f"{work:.2f} | {rate:.0f} |" if work else "- | - |"),
                         flush=True,
                     )
 
