@@ -3,14 +3,11 @@ import math
 import keras
 from keras import ops
 
-from keras_robult.utils.tensor import gelu
-
 
 @keras.saving.register_keras_serializable(package="keras_robult")
 class TransformerBlock(keras.layers.Layer):
     """A pre-LayerNorm transformer encoder block (as in ViT / MAE):
-    `x + MHA(LN(x))`, then `x + MLP(LN(x))` with a GELU MLP (the exact
-    GELU).
+    `x + MHA(LN(x))`, then `x + MLP(LN(x))` with a GELU MLP.
 
     With `query_range=(start, stop)` it gives the outputs at those
     positions only: every token is still a key and a value, but only
@@ -74,8 +71,9 @@ class TransformerBlock(keras.layers.Layer):
             epsilon=self.epsilon, name="mlp_norm"
         )
         hidden = int(round(width * self.mlp_ratio))
-        # The GELU is applied in `call` (`keras_robult.utils.tensor.gelu`).
-        self.mlp_hidden = keras.layers.Dense(hidden, name="mlp_hidden")
+        self.mlp_hidden = keras.layers.Dense(
+            hidden, activation="gelu", name="mlp_hidden"
+        )
         self.mlp_output = keras.layers.Dense(width, name="mlp_output")
         self.mlp_dropout = keras.layers.Dropout(self.dropout)
         self.attention_norm.build(input_shape)
@@ -109,7 +107,7 @@ class TransformerBlock(keras.layers.Layer):
         # each way, forward and backward (a 3-D operand costs XLA on CPU
         # about an eighth more per block).
         x = ops.reshape(self.mlp_norm(tokens), (-1, shape[-1]))
-        x = ops.reshape(self.mlp_output(gelu(self.mlp_hidden(x))), shape)
+        x = ops.reshape(self.mlp_output(self.mlp_hidden(x)), shape)
         return tokens + self.mlp_dropout(x, training=training)
 
     def self_attention(self, x, attention_mask=None, queries=None):
