@@ -87,14 +87,12 @@ class TransformerBlock(keras.layers.Layer):
         self, tokens, attention_mask=None, training=None, query_range=None
     ):
         x = self.attention_norm(tokens)
+        queries = x
         if query_range is not None:
-            start, stop = query_range
-            tokens = tokens[:, start:stop]
+            positions = slice(*query_range)
+            tokens, queries = tokens[:, positions], x[:, positions]
             if attention_mask is not None:
-                attention_mask = attention_mask[:, start:stop]
-            queries = x[:, start:stop]
-        else:
-            queries = x
+                attention_mask = attention_mask[:, positions]
         shape = ops.shape(tokens)
         if self.dropout > 0:  # dropout on the attention weights
             attended = self.attention(
@@ -146,8 +144,17 @@ class TransformerBlock(keras.layers.Layer):
         ) + ops.reshape(dense.bias, (width,))
         return ops.reshape(output, ops.shape(queries))
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
+    def compute_output_spec(
+        self, tokens, attention_mask=None, training=None, query_range=None
+    ):
+        shape = tuple(tokens.shape)
+        if query_range is not None:
+            start, stop = query_range
+            count = stop - start
+            if shape[1] is not None:
+                count = len(range(shape[1])[start:stop])
+            shape = (shape[0], count) + shape[2:]
+        return keras.KerasTensor(shape, dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -104,6 +105,8 @@ def test_a_query_range_gives_those_outputs_of_the_whole_block(dropout):
             block(tokens, attention_mask=mask, query_range=(start, stop))
         )
         assert got.shape == (3, stop - start, 8)
+        symbolic = block(keras.Input((7, 8)), query_range=(start, stop))
+        assert symbolic.shape == (None, stop - start, 8)
         np.testing.assert_allclose(
             got, expected[:, start:stop], rtol=1e-4, atol=1e-4
         )
