@@ -4,9 +4,19 @@ The exported SavedModel has one `serving_default` signature that takes one
 named input per modality (its trailing shape and dtype, batch dimension
 free) plus `modality_mask` (float32 `(batch, M)`, 1 = present), and returns
 `prediction` (task output space), `modality_predictions` `(batch, M,
-output_dim)` and `num_modalities` (int32 `(batch,)`, the present count).
+output_dim)`, `num_modalities` (int32 `(batch,)`, the present count),
+`dropped_modalities` (int32 `(batch, M)`) and `dropped_modality_names`
+(string `(batch,)`, comma-separated), and for a classification model
+`predicted_class` (string `(batch,)`, the arg-max class's name, or its
+index where the model has no class names).
 Any sample may omit any modality (send zeros and a 0 in the mask); a sample
 with none gets the model's training-label prior and `num_modalities = 0`.
+The request is read by the model's own rule, as `model(x)` and `predict`
+read it: a modality is present where its mask value is above 0.5 and its
+input holds finite values only. A NaN or infinite input in a modality the
+mask calls present is treated as missing and reported in
+`dropped_modalities` / `dropped_modality_names` (and in `num_modalities`),
+never served as a confident answer.
 Optional endpoints `serve_<modality>` take that modality's tensor alone.
 A model with image inputs (float `(batch, height, width, 3)` in [0, 255])
 also gets `serve_image_bytes`: the same inputs, except that each image is
@@ -56,8 +66,15 @@ __all__ = [
     "ROUTES",
 ]
 
-#: Outputs of every serving endpoint.
-SERVING_OUTPUTS = ("prediction", "modality_predictions", "num_modalities")
+#: Outputs of every serving endpoint (a classification model's also
+#: `predicted_class`, see `export_saved_model`).
+SERVING_OUTPUTS = (
+    "prediction",
+    "modality_predictions",
+    "num_modalities",
+    "dropped_modalities",
+    "dropped_modality_names",
+)
 ROUTES = ("tensorflow", "jax2tf", "reload")
 # What TensorFlow accepts as an input name in a signature.
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
@@ -215,13 +232,36 @@ def _write_archive(model, path, modality_endpoints):
         outputs = model(inputs, training=False)
         if "modality_predictions" not in outputs:
             outputs["modality_predictions"] = model.modality_predictions(inputs)
-        return {key: outputs[key] for key in SERVING_OUTPUTS}
+        return {
+            key: outputs[key]
+            for key in SERVING_OUTPUTS
+            if key != "dropped_modality_names"
+        }
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     # Keras' own conversion of a backend function into a tf.function (the
     # step `add_endpoint` runs before registering a signature).
-    model_fn = archive._backend_add_endpoint("model", serve, [specs])
+    backend_fn = archive._backend_add_endpoint("model", serve, [specs])
+    modality_names = tf.constant(list(model.modalities))
+    class_names = _class_names(model)
+
+    def model_fn(inputs):
+        """The model's outputs and the string outputs named from them."""
+        outputs = dict(backend_fn(inputs))
+        dropped = tf.cast(outputs["dropped_modalities"], tf.bool)
+        rows = tf.shape(dropped)[0]
+        names = tf.ragged.boolean_mask(
+            tf.broadcast_to(modality_names[None], tf.shape(dropped)), dropped
+        )
+        joined = tf.strings.reduce_join(names, axis=1, separator=",")
+        outputs["dropped_modality_names"] = tf.reshape(joined, [rows])
+        if class_names is not None:
+            index = tf.argmax(outputs["prediction"], axis=-1)
+            outputs["predicted_class"] = tf.gather(
+                tf.constant(class_names), index
+            )
+        return outputs
 
     @tf.function(input_signature=[specs], autograph=False)
     def serving_default(inputs):
@@ -294,6 +334,17 @@ def _write_archive(model, path, modality_endpoints):
         function.get_concrete_function()  # traced once, as add_endpoint needs
         archive.add_endpoint(name, function)
     archive.write_out(path, verbose=False)
+
+
+def _class_names(model):
+    """A classification model's class names (its task's `class_names`,
+    else the class indices as text), the `predicted_class` output; None
+    for other tasks."""
+    task = model.task
+    if task.name != "classification":
+        return None
+    names = getattr(task, "class_names", None)
+    return list(names or (str(i) for i in range(task.output_dim)))
 
 
 # What the TensorFlow subprocess of `_reload_and_export` runs.

@@ -35,12 +35,18 @@ RUNNER = textwrap.dedent(
     path, request, out = sys.argv[1:]
     served = tf.saved_model.load(path)
     x = dict(np.load(request))
+    garbage = {k[8:]: x.pop(k) for k in list(x) if k.startswith("garbage/")}
     results = {"signatures": sorted(served.signatures)}
     arrays = {}
     default = served.signatures["serving_default"]
     for key, value in default(**{k: tf.constant(v) for k, v in x.items()}
                              ).items():
         arrays["serving_default/" + key] = value.numpy()
+    if garbage:
+        for key, value in default(
+            **{k: tf.constant(v) for k, v in garbage.items()}
+        ).items():
+            arrays["garbage/" + key] = value.numpy()
     for name in [k for k in x if k != "modality_mask"]:
         outputs = served.signatures["serve_" + name](**{name: x[name]})
         for key, value in outputs.items():
@@ -51,6 +57,10 @@ RUNNER = textwrap.dedent(
         results["wrong_mask"] = "no error"
     except tf.errors.InvalidArgumentError as error:
         results["wrong_mask"] = str(error)
+    arrays = {
+        k: v.astype(bytes) if v.dtype == object else v
+        for k, v in arrays.items()
+    }
     np.savez(out + ".npz", **arrays)
     with open(out + ".json", "w") as f:
         json.dump(results, f)
@@ -117,8 +127,29 @@ def exported(tmp_path_factory):
     request = dict(x, modality_mask=mask)
     path = str(tmp_path / "saved_model")
     route = export_saved_model(model, path)
-    served, info = serve_in_fresh_process(path, request, tmp_path)
+    garbage = garbage_request(request)
+    served, info = serve_in_fresh_process(
+        path,
+        {**request, **{f"garbage/{k}": v for k, v in garbage.items()}},
+        tmp_path,
+    )
     return model, request, path, route, served, info
+
+
+def garbage_request(request):
+    """What a broken client sends: NaN and inf in modalities the mask
+    calls present, and mask values other than 0 and 1."""
+    garbage = {k: v.copy() for k, v in request.items()}
+    garbage["modality_mask"][:8] = 1.0
+    garbage["m0"][0, 1] = np.nan
+    garbage["m1"][1] = np.inf
+    garbage["m2"][2, 0] = -np.inf
+    garbage["m0"][3] = np.nan  # with m1 and m2 gone too: nothing left
+    garbage["m1"][3, 0] = np.nan
+    garbage["m2"][3, 2] = np.inf
+    garbage["modality_mask"][4] = [0.5, 2.0, -1.0]  # 0.5 is not above
+    garbage["modality_mask"][5] = [0.51, 0.49, np.nan]
+    return garbage
 
 
 def test_route_follows_the_backend(exported):
@@ -149,6 +180,55 @@ def test_all_missing_rows_get_the_prior_through_the_signature(exported):
     assert np.all(np.isfinite(prediction))
     np.testing.assert_array_equal(
         served["serving_default/num_modalities"][[2, 9]], [0, 0]
+    )
+
+
+def test_garbage_is_served_by_the_model_s_rule_and_reported(exported):
+    model, request, _, _, served, _ = exported
+    garbage = garbage_request(request)
+    # The rule: present where mask > 0.5 and the input is finite.
+    rule = dict(garbage, modality_mask=(garbage["modality_mask"] > 0.5))
+    rule["modality_mask"] = rule["modality_mask"].astype("float32")
+    dropped = np.zeros((64, 3), "int32")
+    dropped[0, 0] = dropped[1, 1] = dropped[2, 2] = 1
+    dropped[3] = 1
+    rule["modality_mask"][dropped > 0] = 0.0
+    clean = {
+        k: np.where(rule["modality_mask"][:, i : i + 1] > 0, v, 0.0)
+        for i, (k, v) in enumerate((m, rule[m]) for m in ("m0", "m1", "m2"))
+    }
+    expected = model.predict(
+        dict(clean, modality_mask=rule["modality_mask"]), verbose=0
+    )
+    np.testing.assert_allclose(
+        served["garbage/prediction"], expected["prediction"], atol=1e-5
+    )
+    assert np.all(np.isfinite(served["garbage/prediction"]))
+    np.testing.assert_array_equal(served["garbage/dropped_modalities"], dropped)
+    np.testing.assert_array_equal(
+        served["garbage/num_modalities"][:6], [2, 2, 2, 0, 1, 1]
+    )
+    names = [n.decode() for n in served["garbage/dropped_modality_names"][:5]]
+    assert names == ["m0", "m1", "m2", "m0,m1,m2", ""]
+    # `predict` and `model(x)` read the garbage by the same rule.
+    with pytest.warns(UserWarning, match="above 0.5"):
+        predicted = model.predict(garbage, verbose=0)
+    np.testing.assert_allclose(
+        predicted["prediction"], expected["prediction"], atol=1e-5
+    )
+    np.testing.assert_array_equal(predicted["dropped_modalities"], dropped)
+    called = model(
+        {k: keras.ops.convert_to_tensor(v) for k, v in garbage.items()}
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(called["prediction"]),
+        expected["prediction"],
+        atol=1e-5,
+    )
+    # The arg-max class, by name.
+    np.testing.assert_array_equal(
+        served["serving_default/predicted_class"].astype(str),
+        served["serving_default/prediction"].argmax(-1).astype(str),
     )
 
 

@@ -247,7 +247,7 @@ class ActionMAE(MultimodalModel):
             "reconstruction": reconstruction,
             "keep": keep,
         }
-        return self.with_fallback(outputs, mask)
+        return self.with_fallback(outputs, mask, inputs)
 
     @staticmethod
     def standardized(tokens, epsilon=1e-6):

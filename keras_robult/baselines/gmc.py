@@ -138,7 +138,7 @@ class GMC(MultimodalModel):
             "modality_projections": projected[:, 1:-1],
             "modality_predictions": self.task.activation(logits[:, 1:-1]),
         }
-        return self.with_fallback(outputs, mask)
+        return self.with_fallback(outputs, mask, inputs)
 
     @global_batch_loss
     def compute_loss(

@@ -270,7 +270,7 @@ class PromptTransformer(MultimodalModel):
             "prediction": self.task.activation(logits),
             "logits": logits,
         }
-        return self.with_fallback(outputs, mask)
+        return self.with_fallback(outputs, mask, inputs)
 
     @global_batch_loss
     def compute_loss(

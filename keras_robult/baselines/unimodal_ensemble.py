@@ -68,7 +68,7 @@ class UnimodalEnsemble(MultimodalModel):
             "modality_logits": logits,
             "modality_predictions": predictions,
         }
-        return self.with_fallback(outputs, mask)
+        return self.with_fallback(outputs, mask, inputs)
 
     @global_batch_loss
     def compute_loss(

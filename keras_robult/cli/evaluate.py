@@ -72,7 +72,10 @@ def _evaluation_data(args, model):
         x = data.x
     else:
         data = load_npz(args.data)
-        x, y, test = data["x"], data["y"], data["test"]
+        # Class names map through the model's own names, never through
+        # the sorted names of this file (which may hold fewer classes).
+        y = as_model_classes(data["y"], data["classes"], model.task)
+        x, test = data["x"], data["test"]
     given = [m for m in x if m != MASK_KEY]
     if sorted(given) != sorted(model.modalities):
         raise ValueError(

@@ -103,10 +103,6 @@ def load_npz(path: str | os.PathLike) -> dict:
             else None
         )
     _check_labels(data["y"])
-    if data["y"].dtype.kind in "US":
-        # Class names: classes are their sorted order.
-        names, data["y"] = np.unique(data["y"], return_inverse=True)
-        data["classes"] = [str(n) for n in names]
     num = len(data["y"])
     for key in ("is_labeled", "test"):
         if data[key] is not None and data[key].shape != (num,):
@@ -114,12 +110,36 @@ def load_npz(path: str | os.PathLike) -> dict:
                 f"'{key}' must be a boolean array of shape ({num},); "
                 f"received {data[key].shape}."
             )
+    data["y"], data["classes"] = _labels_and_classes(
+        data["y"], data["is_labeled"]
+    )
     check_arrays(x, {"label": data["y"]}, modalities)
     if data["test"] is not None and (
         data["test"].all() or not data["test"].any()
     ):
         raise ValueError("'test' must mark some, but not all, samples.")
     return data
+
+
+def _labels_and_classes(y, is_labeled):
+    """`(labels, class names or None)`. Only the labeled rows' labels
+    mean anything: an unlabeled row may carry any placeholder (NaN, -1,
+    an empty name), which becomes a copy of the first labeled row's
+    label, so that nothing (task inference, label checks, class names)
+    reads it. Class names become class indices in sorted name order."""
+    rows = np.ones(len(y), bool) if is_labeled is None else is_labeled
+    if not rows.any():
+        raise ValueError(
+            "'is_labeled' marks no sample as labeled; at least one labeled "
+            "sample is needed."
+        )
+    if not rows.all():
+        y = y.copy()
+        y[~rows] = y[np.flatnonzero(rows)[0]]
+    if y.dtype.kind not in "US":
+        return y, None
+    names, indices = np.unique(y, return_inverse=True)
+    return indices.reshape(y.shape), [str(n) for n in names]
 
 
 def _first_line(error):

@@ -117,6 +117,42 @@ def train_test_split(
     return np.flatnonzero(~test), np.flatnonzero(test)
 
 
+#: The share of the samples the protocol tests on when the data names no
+#: test split (stratified, drawn per seed).
+TEST_FRACTION = 0.3
+
+
+def protocol_split(
+    labels: ArrayLike,
+    seed: int = 0,
+    task: Task | None = None,
+    test_mask: ArrayLike | None = None,
+    is_labeled: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation protocol's `(train_indices, test_indices)` of one
+    seed, the one rule that the comparison and the tuner share (a search
+    never reads a row the comparison tests on).
+
+    The data's own `test_mask` when given. Otherwise a stratified
+    `TEST_FRACTION` of the samples, drawn with `seed`; where `is_labeled`
+    marks the labeled samples, the test rows are drawn from those alone
+    (an unlabeled row's label is a placeholder that must never be scored)
+    and every other row trains.
+    """
+    labels = np.asarray(labels)
+    if test_mask is not None:
+        test_mask = np.asarray(test_mask, bool)
+        return np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
+    if is_labeled is None:
+        return train_test_split(labels, TEST_FRACTION, seed=seed, task=task)
+    labeled = np.flatnonzero(np.asarray(is_labeled, bool))
+    _, held = train_test_split(
+        labels[labeled], TEST_FRACTION, seed=seed, task=task
+    )
+    test = labeled[held]
+    return np.setdiff1d(np.arange(len(labels)), test), test
+
+
 def stratified_head(
     labels: ArrayLike, count: int, task: Task | None = None
 ) -> np.ndarray:

@@ -13,6 +13,7 @@ from keras_robult import distribution
 from keras_robult.data.pipeline import make_dataset
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.encoders.sequence_encoder import SequenceEncoder
+from keras_robult.experiments.metrics import higher_is_better
 from keras_robult.experiments.training_backup import (
     DEFAULT_INTERVAL,
     TrainingBackup,
@@ -433,7 +434,7 @@ class Method(abc.ABC):
         if self.monitor_task_metric:
             metric = self.model.task_metric
             monitor = f"val_{metric.name}"
-            mode = "min" if metric.name in ("mae", "mse") else "max"
+            mode = "max" if higher_is_better(metric.name) else "min"
         return keras.callbacks.EarlyStopping(
             monitor=monitor,
             mode=mode,

@@ -11,6 +11,15 @@ PRIMARY = {
     "regression": ("mae", False),
     "multilabel": ("f1_macro", True),
 }
+#: The reported metrics (and Keras metric names) that are errors: lower is
+#: better. Every other metric is a score.
+LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse"})
+
+
+def higher_is_better(metric):
+    """Whether a larger value of `metric` (a name of `compute_metrics` or
+    of a Keras metric) is better."""
+    return metric not in LOWER_IS_BETTER
 
 
 def auroc(true, score):

@@ -20,10 +20,14 @@ from keras_robult.data.masking import (
     training_mask,
 )
 from keras_robult.data.missing_spec import MissingSpec, missing_specs
-from keras_robult.data.splits import labeled_mask, train_test_split
+from keras_robult.data.splits import labeled_mask, protocol_split
 from keras_robult.data.standardization import fit_standardization
 from keras_robult.experiments.method import TrainingDiverged
-from keras_robult.experiments.metrics import PRIMARY, compute_metrics
+from keras_robult.experiments.metrics import (
+    PRIMARY,
+    compute_metrics,
+    higher_is_better,
+)
 from keras_robult.experiments.robustness import (
     effective_robustness,
     relative_robustness,
@@ -260,7 +264,10 @@ def run_protocol(
     """
     modalities = [k for k in x if k != MASK_KEY]
     y = np.asarray(y)
-    check_arrays(x, {"label": y}, modalities, task)
+    targets = {"label": y}
+    if is_labeled is not None:
+        targets["is_labeled"] = np.asarray(is_labeled, "float32")
+    check_arrays(x, targets, modalities, task)
     check_rate(train_missing_rate, "train_missing_rate")
     if train_missing is not None and train_missing_rate > 0:
         raise ValueError(
@@ -419,16 +426,11 @@ def _seed_split(
     test_missing=(),
 ):
     """The `SeedSplit` of `seed`: the given test split, or a stratified
-    70/30 one; the file's labeled flags, or a stratified labeled subset;
-    the training gaps of `train_missing_rate` or `train_missing`; the test
-    masks of `test_missing`."""
-    if test_mask is not None:
-        test = np.flatnonzero(test_mask)
-        outside = np.ones(len(y), bool)
-        outside[valid] = False
-        train = np.flatnonzero(~np.asarray(test_mask, bool) & outside)
-    else:
-        train, test = train_test_split(y, 0.3, seed=seed, task=task)
+    70/30 one (`protocol_split`); the file's labeled flags, or a
+    stratified labeled subset; the training gaps of `train_missing_rate`
+    or `train_missing`; the test masks of `test_missing`."""
+    train, test = protocol_split(y, seed, task, test_mask, is_labeled)
+    train = np.setdiff1d(train, valid)
     if is_labeled is not None:
         labeled = np.asarray(is_labeled, bool)[train]
     else:
@@ -788,7 +790,10 @@ def _robustness(curves, reference):
         }
         if base is not None:
             entry["effective"] = effective_robustness(
-                curve["rates"], curve["mean"], base["mean"]
+                curve["rates"],
+                curve["mean"],
+                base["mean"],
+                higher_is_better(curve["metric"]),
             )
         entries.append(entry)
     return entries

@@ -39,21 +39,25 @@ def relative_robustness(rates, values):
     return _area(rates, values)
 
 
-def effective_robustness(rates, values, reference):
+def effective_robustness(rates, values, reference, higher_is_better=True):
     """The same area, of the curve relative to a reference method's curve
     after equalising their performance on clean data (rate `r_0`):
 
-        ER = RR(v - (u + v_0 - u_0))
+        ER = s * RR(v - (u + v_0 - u_0))
 
     for the method's curve `v` and the reference's `u` (MultiBench's
     effective robustness, whose reference is late fusion; here the
-    unimodal baseline, `unimodal`). Zero: the method degrades as the
-    reference does; positive: it keeps more of its clean performance.
+    unimodal baseline, `unimodal`), with `s = 1` for a score (accuracy,
+    F1) and `s = -1` for an error (MAE), so that the sign means the same
+    for every metric. Zero: the method degrades as the reference does;
+    positive: it keeps more of its clean performance (loses less score,
+    gains less error as modalities go missing).
 
     Args:
         rates: increasing missing rates.
         values: the method's metric at each rate.
         reference: the reference method's metric at each rate.
+        higher_is_better: bool, False for an error metric.
 
     Returns:
         float, on the metric's scale.
@@ -66,4 +70,5 @@ def effective_robustness(rates, values, reference):
             f"{values.shape} of the method's."
         )
     expected = reference + (values[0] - reference[0])
-    return _area(rates, values - expected)
+    sign = 1.0 if higher_is_better else -1.0
+    return sign * _area(rates, values - expected)

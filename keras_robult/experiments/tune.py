@@ -21,10 +21,10 @@ import time
 import keras
 import numpy as np
 
-from keras_robult.data.splits import train_test_split
+from keras_robult.data.splits import protocol_split, train_test_split
 from keras_robult.experiments.comparison import tensorboard_callbacks
 from keras_robult.experiments.hparams import check_value
-from keras_robult.experiments.metrics import PRIMARY
+from keras_robult.experiments.metrics import PRIMARY, higher_is_better
 from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.registry import METHODS, method_factories
 from keras_robult.experiments.robult_method import (
@@ -304,11 +304,9 @@ def tuning_splits(data, config):
     y = np.asarray(data.y)
     splits = {}
     for seed in config.seeds:
-        if data.test_mask is not None:
-            test = np.flatnonzero(data.test_mask)
-            train = np.flatnonzero(~np.asarray(data.test_mask, bool))
-        else:
-            train, test = train_test_split(y, 0.3, seed=seed, task=data.task)
+        train, test = protocol_split(
+            y, seed, data.task, data.test_mask, data.is_labeled
+        )
         if data.validation_mask is not None:
             in_validation = np.asarray(data.validation_mask, bool)
             validation = np.flatnonzero(in_validation)
@@ -358,11 +356,6 @@ def _score(results, objective, metric):
     return float(np.mean([*singles, full]))
 
 
-def higher_is_better(task, metric):
-    primary, higher = PRIMARY[task.name]
-    return higher if metric == primary else metric not in ("mae",)
-
-
 class Search:
     """The trials of one search on `data` (a `ComparisonData`): trains
     the method on each seed's fitting rows with a trial's options and
@@ -383,7 +376,7 @@ class Search:
         self.metric = (
             data.metrics[0] if data.metrics else PRIMARY[data.task.name][0]
         )
-        self.higher = higher_is_better(data.task, self.metric)
+        self.higher = higher_is_better(self.metric)
         self.splits = tuning_splits(data, config)
         #: Every row a trial was given, per seed (what tests check).
         self.rows_seen = {}

@@ -44,7 +44,7 @@ def make_task(name, y, classes=None, bins=None):
             )
         return tasks.Classification(len(classes), class_names=classes)
     if name == "classification":
-        return tasks.Classification(int(max(2, y.max() + 1)))
+        return tasks.Classification(class_count(y))
     if name == "multilabel":
         if y.ndim != 2:
             raise ValueError(
@@ -55,6 +55,31 @@ def make_task(name, y, classes=None, bins=None):
     if bins is not None:
         return tasks.Regression(bins=tuple(bins))
     return tasks.Regression.from_targets(y)
+
+
+def class_count(y):
+    """The number of classes of integer labels `y`, which must be the
+    class indices `0..K-1` with every class present: a stray value (a
+    typo such as 1000 among 0, 1, 2) would otherwise add empty classes
+    without a word."""
+    values = np.unique(np.asarray(y).reshape(-1)).astype("int64")
+    if values.size and values[0] < 0:
+        raise ValueError(
+            f"Class labels must be indices 0..K-1; found {values[0]}."
+        )
+    count = int(values[-1]) + 1 if values.size else 0
+    if values.size == count:
+        return max(2, count)
+    gaps = np.setdiff1d(np.arange(count), values)
+    shown = ", ".join(str(v) for v in values[:8])
+    raise ValueError(
+        f"Class labels must be the indices 0..K-1 with every class present; "
+        f"the labels hold {values.size} values ({shown}"
+        + (", ..." if values.size > 8 else "")
+        + f"), so {gaps.size} of the classes 0..{count - 1} would have no "
+        f"sample (e.g. {gaps[0]}). Map the labels to 0..{values.size - 1} "
+        "first, or save them as class names (text)."
+    )
 
 
 def file_record(path):
@@ -89,8 +114,11 @@ def npz_data(path, task_name=None, bins=None):
     arrays, labels against the task, and per-sample shapes the built-in
     encoders take (vectors or sequences)."""
     data = load_npz(path)
-    y = data["y"]
-    task = make_task(task_name or infer_task_name(y), y, data["classes"], bins)
+    y, is_labeled = data["y"], data["is_labeled"]
+    known = y if is_labeled is None else y[is_labeled]
+    task = make_task(
+        task_name or infer_task_name(known), known, data["classes"], bins
+    )
     modalities = [m for m in data["x"] if m != MASK_KEY]
     for name in modalities:
         if data["x"][name].dtype.kind in "US":
@@ -100,7 +128,10 @@ def npz_data(path, task_name=None, bins=None):
                 "Python API with a text encoder."
             )
         check_encoder_shape(name, data["x"][name].shape[1:])
-    check_arrays(data["x"], {"label": y}, modalities, task)
+    targets = {"label": y}
+    if is_labeled is not None:
+        targets["is_labeled"] = is_labeled.astype("float32")
+    check_arrays(data["x"], targets, modalities, task)
     extra = {}
     if data["classes"] is not None:
         extra["classes"] = list(data["classes"])
@@ -185,12 +216,21 @@ def records_data(
 
 
 def as_model_classes(labels, classes, task):
-    """Class-name labels of an evaluation file (`classes` their names) as
-    the model's class indices: the file may hold fewer classes, in another
-    order."""
+    """Labels of an evaluation file as the model's class indices: class
+    names (`classes`, the file's names; `labels` index them) map through
+    the model's own `class_names`, whatever subset or order of the
+    classes the file holds. Names the model does not know, and names for
+    a model trained on class indices, are refused."""
     names = getattr(task, "class_names", None)
-    if not classes or not names:
-        return labels
+    if not classes or task.name != "classification":
+        return labels  # indices, or multi-label columns
+    if not names:
+        raise ValueError(
+            f"The data's labels are class names ({', '.join(classes[:3])}"
+            + (", ..." if len(classes) > 3 else "")
+            + "), but the model was trained on class indices and knows no "
+            "names; give the labels as the same indices."
+        )
     unknown = sorted(set(classes) - set(names))
     if unknown:
         raise ValueError(

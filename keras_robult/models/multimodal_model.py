@@ -9,6 +9,7 @@ from keras_robult.distribution import (
 )
 from keras_robult.layers.latent_projection import LatentProjection
 from keras_robult.tasks.task import Task, labeled_rows
+from keras_robult.utils.interrupt import interruptible
 from keras_robult.utils.tensor import safe_divide
 from keras_robult.utils.validation import (
     MASK_KEY,
@@ -103,6 +104,28 @@ class MultimodalModel(keras.Model):
         check_keys(inputs.keys(), self.modalities)
 
     def _modality_mask(self, inputs):
+        """The `(batch, M)` float 0/1 presence mask every computation
+        reads: modality `m` of a sample is present where its
+        `modality_mask` value is above 0.5 (1 present, 0 absent; any
+        other value is read by that threshold, NaN as absent) and every
+        value of its input is finite. A NaN or infinite input is a
+        missing modality, reported in `dropped_modalities`: `model(x)`,
+        `predict` and the exported signatures all apply this rule."""
+        claimed = self._claimed_mask(inputs) > 0.5
+        finite = [self._finite_rows(inputs[m]) for m in self.modalities]
+        if all(column is None for column in finite):
+            return ops.cast(claimed, "float32")
+        columns = [
+            claimed[:, index]
+            if column is None
+            else ops.logical_and(claimed[:, index], column)
+            for index, column in enumerate(finite)
+        ]
+        return ops.cast(ops.stack(columns, axis=1), "float32")
+
+    def _claimed_mask(self, inputs):
+        """The `modality_mask` as given (float32 `(batch, M)`; all ones
+        without one), before `_modality_mask`'s rule."""
         if MASK_KEY not in inputs:
             # All present, batch size from the data: no `ops.shape` (a
             # traced partial batch has none on TensorFlow under XLA).
@@ -119,6 +142,26 @@ class MultimodalModel(keras.Model):
                 f"{list(self.modalities)}; received shape {tuple(mask.shape)}."
             )
         return ops.cast(mask, "float32")
+
+    @staticmethod
+    def _finite_rows(x):
+        """`(batch,)` bool, True where a floating-point input row holds
+        finite values only; None for inputs that cannot be NaN (integers,
+        text)."""
+        if "float" not in keras.backend.standardize_dtype(x.dtype):
+            return None
+        finite = ops.isfinite(x)
+        if len(x.shape) == 1:
+            return finite
+        return ops.all(finite, axis=tuple(range(1, len(x.shape))))
+
+    def dropped_modalities(self, inputs):
+        """`(batch, M)` int32: 1 where the mask says present but the
+        input holds NaN or infinite values, so the model treated the
+        modality as missing (`_modality_mask`)."""
+        claimed = ops.cast(self._claimed_mask(inputs) > 0.5, "int32")
+        kept = ops.cast(self._modality_mask(inputs), "int32")
+        return claimed - kept
 
     def build(self, inputs_shape):
         """Builds every sub-layer by tracing `call` on symbolic inputs.
@@ -266,10 +309,11 @@ class MultimodalModel(keras.Model):
             single.append(outputs["prediction"])
         return ops.stack(single, axis=1)
 
-    def with_fallback(self, outputs, mask):
+    def with_fallback(self, outputs, mask, inputs=None):
         """Adds `num_modalities` (present count, int32 `(batch,)`) to the
         call outputs and replaces `prediction` by `label_prior` on samples
-        with no modality present."""
+        with no modality present; given the call's `inputs`, also
+        `dropped_modalities` (see `dropped_modalities`)."""
         count = ops.sum(ops.cast(mask > 0.5, "int32"), axis=-1)
         prediction = outputs["prediction"]
         prior = ops.cast(self.label_prior, prediction.dtype)[None, :]
@@ -277,6 +321,8 @@ class MultimodalModel(keras.Model):
             count[:, None] > 0, prediction, ops.zeros_like(prediction) + prior
         )
         outputs["num_modalities"] = count
+        if inputs is not None:
+            outputs["dropped_modalities"] = self.dropped_modalities(inputs)
         return outputs
 
     def encode(self, inputs, mask):
@@ -412,14 +458,20 @@ class MultimodalModel(keras.Model):
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     # ---------------------------------------------------------- eager checks
-    def _check_data(self, x, y=None, allow_empty_rows=False):
+    def _check_data(self, x, y=None, prediction=False):
+        """Eager checks of `fit` / `evaluate` data, or (`prediction`) of
+        `predict` data: rows with no modality allowed, and a mask value
+        other than 0 / 1 or a NaN in a present modality warned about and
+        read by the model's rule (`_modality_mask`) rather than refused."""
         if x is None:
             return
         self.record_input_dtypes(x)
         if isinstance(x, dict):
             self._check_shapes({k: np.shape(v)[1:] for k, v in x.items()})
             self._check_text_inputs(x)
-            check_arrays(x, y, self.modalities, self.task, allow_empty_rows)
+            check_arrays(
+                x, y, self.modalities, self.task, prediction, prediction
+            )
         elif hasattr(x, "__array__") or isinstance(x, (list, tuple)):
             raise ValueError(
                 f"{type(self).__name__} expects a dict of modality arrays "
@@ -500,7 +552,7 @@ class MultimodalModel(keras.Model):
         x, y, weight = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
         if weight is not None:
             kwargs["sample_weight"] = weight
-        return super().fit(x, y, *args, **kwargs)
+        return _interruptibly(super().fit, 5, x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_jit_compile()
@@ -509,16 +561,16 @@ class MultimodalModel(keras.Model):
         x, y, weight = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
         if weight is not None:
             kwargs["sample_weight"] = weight
-        return super().evaluate(x, y, *args, **kwargs)
+        return _interruptibly(super().evaluate, 6, x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         self._check_jit_compile()
         x = self._text_as_objects(x)
-        self._check_data(x, allow_empty_rows=True)
+        self._check_data(x, prediction=True)
         if not isinstance(x, dict):
-            return super().predict(x, *args, **kwargs)
+            return _interruptibly(super().predict, 4, x, *args, **kwargs)
         x, _, _, count = pad_to_shards(x)
-        outputs = super().predict(x, *args, **kwargs)
+        outputs = _interruptibly(super().predict, 4, x, *args, **kwargs)
         return keras.tree.map_structure(lambda out: out[:count], outputs)
 
     @staticmethod
@@ -529,6 +581,16 @@ class MultimodalModel(keras.Model):
         if not isinstance(x, dict):
             return x, y, sample_weight
         return pad_to_shards(x, y, sample_weight)[:3]
+
+    def compile_from_config(self, config):
+        """Compiles a loaded model as it was saved, except that
+        `jit_compile=True` (XLA, on TensorFlow and JAX) is dropped on
+        torch, where it means `torch.compile`: minutes before the first
+        prediction of a model trained elsewhere. Call
+        `compile(..., jit_compile=True)` after loading to have it."""
+        if keras.backend.backend() == "torch" and config.get("jit_compile"):
+            config = dict(config, jit_compile=False)
+        super().compile_from_config(config)
 
     # ----------------------------------------------------------- serialising
     def get_config(self):
@@ -558,3 +620,14 @@ class MultimodalModel(keras.Model):
         }
         config["task"] = keras.saving.deserialize_keras_object(config["task"])
         return cls(**config)
+
+
+def _interruptibly(loop, callbacks_index, *args, **kwargs):
+    """Keras' `fit` / `evaluate` / `predict` (`loop`) with a Ctrl-C that
+    stops it on every backend (`keras_robult.utils.interrupt`), its
+    check added to the `callbacks` (unless they were passed by position:
+    `callbacks_index` is their place in `loop`'s positional arguments)."""
+    with interruptible() as check:
+        if check is not None and len(args) <= callbacks_index:
+            kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), check]
+        return loop(*args, **kwargs)

@@ -377,7 +377,7 @@ class Robult(MultimodalModel):
             outputs["subset_fused_logits"] = self.task_head(
                 self.fusion(latents, subset_mask, training=training)
             )
-        return self.with_fallback(outputs, mask)
+        return self.with_fallback(outputs, mask, inputs)
 
     def random_subset_mask(self, mask):
         """`(batch, M)` float mask keeping `k` random present modalities

@@ -5,6 +5,8 @@ These run on NumPy-convertible data before `fit` / `evaluate` / `predict`
 that names the problem, not deep inside a compiled step.
 """
 
+import warnings
+
 import numpy as np
 
 MASK_KEY = "modality_mask"
@@ -53,11 +55,24 @@ def _as_array(value, what, allow_strings=False):
     return array
 
 
-def check_modality_mask(mask, num_samples, modalities, allow_empty=False):
+#: How a model reads its inputs (`MultimodalModel._modality_mask`), in the
+#: words of the warnings `predict` gives.
+PRESENCE_RULE = (
+    "a modality is present where its mask value is above 0.5 and its "
+    "input holds finite values only"
+)
+
+
+def check_modality_mask(
+    mask, num_samples, modalities, allow_empty=False, lenient=False
+):
     """Validates a `(samples, M)` 0/1 mask; returns it as float32.
 
     A row with no modality present is an error unless `allow_empty` (at
-    prediction time such a row gets the model's fallback output)."""
+    prediction time such a row gets the model's fallback output). With
+    `lenient` (prediction), values other than 0 and 1 get a warning and
+    are read as the model reads them (`PRESENCE_RULE`) instead of an
+    error."""
     mask = _as_array(mask, f"'{MASK_KEY}'")
     if mask.shape != (num_samples, len(modalities)):
         raise ValueError(
@@ -66,8 +81,17 @@ def check_modality_mask(mask, num_samples, modalities, allow_empty=False):
             f"{list(modalities)}; received shape {mask.shape}."
         )
     if not np.all((mask == 0) | (mask == 1)):
-        bad = mask[(mask != 0) & (mask != 1)][0].item()
-        raise ValueError(f"'{MASK_KEY}' must hold 0 or 1; found {bad!r}.")
+        odd = (mask != 0) & (mask != 1)
+        bad = mask[odd][0].item()
+        if not lenient:
+            raise ValueError(f"'{MASK_KEY}' must hold 0 or 1; found {bad:g}.")
+        warnings.warn(
+            f"'{MASK_KEY}' holds {_count(int(odd.sum()), 'value')} other "
+            f"than 0 and 1 (e.g. {bad:g}); the model reads them by its "
+            f"rule: {PRESENCE_RULE}.",
+            stacklevel=4,
+        )
+        mask = (mask > 0.5).astype(mask.dtype)
     empty = np.flatnonzero(mask.sum(axis=1) == 0)
     if empty.size and not allow_empty:
         raise ValueError(
@@ -78,7 +102,9 @@ def check_modality_mask(mask, num_samples, modalities, allow_empty=False):
     return mask.astype("float32")
 
 
-def check_arrays(x, y, modalities, task=None, allow_empty_rows=False):
+def check_arrays(
+    x, y, modalities, task=None, allow_empty_rows=False, lenient=False
+):
     """Checks a dict of arrays (and targets) for structure and values.
 
     Args:
@@ -90,6 +116,10 @@ def check_arrays(x, y, modalities, task=None, allow_empty_rows=False):
         task: optional `Task` whose label checks are applied.
         allow_empty_rows: bool, accept samples with every modality missing
             (prediction only: they get the model's fallback output).
+        lenient: bool (prediction): a mask value other than 0 and 1, and
+            NaN or infinite values in a present modality, get a warning
+            and are read by the model's rule (`PRESENCE_RULE`: the
+            modality is missing) instead of an error.
 
     Raises:
         ValueError naming the modality, row or label at fault.
@@ -110,7 +140,7 @@ def check_arrays(x, y, modalities, task=None, allow_empty_rows=False):
         raise ValueError("The dataset is empty (0 samples).")
     if MASK_KEY in x:
         mask = check_modality_mask(
-            x[MASK_KEY], num_samples, modalities, allow_empty_rows
+            x[MASK_KEY], num_samples, modalities, allow_empty_rows, lenient
         )
     else:
         mask = np.ones((num_samples, len(modalities)), "float32")
@@ -120,7 +150,15 @@ def check_arrays(x, y, modalities, task=None, allow_empty_rows=False):
             continue
         finite = np.isfinite(array.reshape(num_samples, -1)).all(axis=1)
         bad = np.flatnonzero(~finite & (mask[:, index] > 0))
-        if bad.size:
+        if bad.size and lenient:
+            warnings.warn(
+                f"Modality '{name}' has NaN or infinite values in "
+                f"{_count(bad.size, 'row')} where it is marked present (row "
+                f"{bad[0]} first); those rows are predicted without it "
+                f"({PRESENCE_RULE}; `dropped_modalities` marks them).",
+                stacklevel=3,
+            )
+        elif bad.size:
             raise ValueError(
                 f"Modality '{name}' has NaN or infinite values in row "
                 f"{bad[0]} ({_count(bad.size, 'row')} in all). Fix them, or "

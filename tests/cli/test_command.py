@@ -569,9 +569,10 @@ def test_a_diverging_method_is_recorded_and_the_others_run(tmp_path):
 
 
 @once
-def kill_once(args, out, path, poll=0.05):
-    """Starts `robult *args --out out` and SIGKILLs it once `path`
-    exists (the run must not have finished)."""
+def kill_once(args, out, path, poll=0.05, signal_number=None):
+    """Starts `robult *args --out out` and SIGKILLs it (or sends it
+    `signal_number`) once `path` exists (the run must not have finished);
+    returns `(exit code, seconds from the signal to the exit, stderr)`."""
     import signal
     import time
 
@@ -581,15 +582,38 @@ def kill_once(args, out, path, poll=0.05):
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 300
     while not os.path.exists(path) and process.poll() is None:
         assert time.time() < deadline
         time.sleep(poll)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    sent = time.time()
+    process.send_signal(signal_number or signal.SIGKILL)
+    _, err = process.communicate(timeout=300)
     assert not os.path.exists(os.path.join(out, "results.json"))
+    return process.returncode, time.time() - sent, err
+
+
+def test_ctrl_c_stops_a_fit_at_once_keeping_the_last_epoch(tmp_path):
+    """SIGINT in the middle of a long fit (Keras' JAX trainer swallowed
+    it): exit 130 within seconds, the last finished epoch backed up."""
+    import signal
+
+    data = toy_npz(tmp_path / "toy.npz")
+    args = ["train", "--data", data, "--methods", "robult", "--epochs"]
+    args += ["100000", "--seeds", "0", "--labeled-fraction", "0.2"]
+    args += ["--batch-size", "16", "--backup-interval", "0"]
+    out = str(tmp_path / "stopped")
+    state = os.path.join(out, "backups", "robult-seed0", "fit", "state.npz")
+    code, seconds, err = kill_once(
+        args, out, state, signal_number=signal.SIGINT
+    )
+    assert code == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "robult: interrupted"
+    assert seconds < 30
+    assert os.path.exists(state)
 
 
 @pytest.mark.skipif(

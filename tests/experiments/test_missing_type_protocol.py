@@ -56,10 +56,37 @@ def test_relative_and_effective_robustness_by_hand():
         pytest.approx(-0.1)
     )
     assert effective_robustness(rates, curve, curve) == 0.0
+    # An error metric (MAE): a method whose error grows less than the
+    # reference's as modalities go missing is positive, as a score's is.
+    errors, reference = [0.5, 0.6, 0.8], [0.7, 0.9, 1.3]
+    # Aligned reference [0.5, 0.7, 1.1]; difference [0, -0.1, -0.3].
+    assert effective_robustness(
+        rates, errors, reference, higher_is_better=False
+    ) == pytest.approx(0.125)
+    assert effective_robustness(
+        rates, reference, errors, higher_is_better=False
+    ) == pytest.approx(-0.125)
     with pytest.raises(ValueError, match="reference curve"):
         effective_robustness(rates, curve, [1.0, 0.5])
     with pytest.raises(ValueError, match="one value per rate"):
         relative_robustness([0.0], [1.0])
+
+
+def test_effective_robustness_of_a_regression_is_positive_when_better():
+    from keras_robult.experiments.protocol import summarise_results
+
+    rates = np.asarray(MISSING_RATES)
+    # robult's MAE grows by 0.1 per unit of missing rate, the reference's
+    # by 0.8: robult keeps more of its clean performance.
+    curves = {"robult": [0.5 + 0.1 * rates], "unimodal": [0.7 + 0.8 * rates]}
+    results = summarise_results(
+        "toy", tasks.Regression(), "mae", 0.05, [0], ["a", "b"], {}, curves
+    )
+    entry = {r["method"]: r for r in results["robustness"]}
+    # robult - aligned reference = -0.7 r, whose mean over [0, 0.9] is
+    # -0.7 x 0.45; an error metric flips the sign.
+    assert entry["robult"]["effective"] == pytest.approx(0.315)
+    assert entry["unimodal"]["effective"] == pytest.approx(0.0)
 
 
 def test_train_missing_gives_every_method_the_spec_s_exact_saved_gaps():

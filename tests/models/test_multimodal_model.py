@@ -190,3 +190,63 @@ def test_a_wrong_width_names_the_modality_and_leaves_the_model_usable(kind):
     np.testing.assert_array_equal(
         model.predict(x, verbose=0)["prediction"], expected
     )
+
+
+def test_a_file_saved_with_xla_loads_without_torch_compile(tmp_path):
+    """`jit_compile=True` means XLA on TensorFlow and JAX, and
+    `torch.compile` (minutes for a first prediction) on torch: a model
+    trained elsewhere loads on torch compiled without it."""
+    model = build("unimodal")
+    model.compile(optimizer="adam", jit_compile=True)
+    x, _ = make_multimodal(num_samples=8)
+    model(x)
+    path = str(tmp_path / "xla.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.compiled
+    assert loaded.jit_compile is (keras.backend.backend() != "torch")
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_non_finite_inputs_and_odd_masks_are_read_by_the_presence_rule(kind):
+    """NaN / inf in a present modality is that modality missing, and a
+    mask value is read as present above 0.5: in `model(x)` and `predict`
+    alike, with `dropped_modalities` reporting what was dropped."""
+    model, x, _ = fitted(kind)
+    garbage = {k: v.copy() for k, v in x.items()}
+    garbage["m0"][0, 0] = np.nan
+    garbage["m1"][1] = np.inf
+    garbage["modality_mask"][2] = [0.7, 0.2, np.nan]
+    garbage["modality_mask"][3] = [2.0, -1.0, 0.5]
+    rule = {k: v.copy() for k, v in x.items()}
+    rule["modality_mask"][0, 0] = rule["modality_mask"][1, 1] = 0.0
+    rule["modality_mask"][2] = [1.0, 0.0, 0.0]
+    rule["modality_mask"][3] = [1.0, 0.0, 0.0]
+    expected = model.predict(rule, verbose=0)
+    with pytest.warns(UserWarning) as caught:
+        got = model.predict(garbage, verbose=0)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "Modality 'm0' has NaN or infinite values in 1 row" in messages
+    assert "'modality_mask' holds 6 values other than 0 and 1" in messages
+    np.testing.assert_allclose(
+        got["prediction"], expected["prediction"], atol=1e-6
+    )
+    dropped = np.zeros((48, 3), "int32")
+    dropped[0, 0] = dropped[1, 1] = 1
+    np.testing.assert_array_equal(got["dropped_modalities"], dropped)
+    np.testing.assert_array_equal(
+        got["num_modalities"], rule["modality_mask"].sum(1)
+    )
+    called = model(
+        {k: keras.ops.convert_to_tensor(v) for k, v in garbage.items()}
+    )
+    np.testing.assert_allclose(
+        to_numpy(called["prediction"]), expected["prediction"], atol=1e-5
+    )
+    # Training data is refused, not read by the rule.
+    y = {"label": np.zeros(48, "int64"), "is_labeled": np.ones(48)}
+    with pytest.raises(ValueError, match="must hold 0 or 1; found 0.7"):
+        model.fit(garbage, y, epochs=1, verbose=0)
+    garbage["modality_mask"] = x["modality_mask"]
+    with pytest.raises(ValueError, match="NaN or infinite values in row 0"):
+        model.evaluate(garbage, y, verbose=0)

@@ -644,7 +644,7 @@ def test_input_errors():
         f"'modality_mask' must have shape (batch, 3), {columns} (8, 4)."
     )
     half = dict(x, modality_mask=x["modality_mask"] * 0.5)
-    assert message(lambda: model.predict(half, verbose=0)) == (
+    assert message(lambda: model.evaluate(half, y, verbose=0)) == (
         "'modality_mask' must hold 0 or 1; found 0.5."
     )
     bad_labels = dict(y, label=np.full(8, 3))
