@@ -23,7 +23,11 @@ from keras_robult.cli.options import (
     load_frameworks,
     reporting_errors,
 )
-from keras_robult.data.splits import stratified_head
+from keras_robult.data.splits import (
+    SMOKE_CLASSES,
+    smoke_classes,
+    smoke_rows,
+)
 from keras_robult.experiments.comparison import ComparisonData, run_comparison
 from keras_robult.experiments.compilation_cache import enable_compilation_cache
 from keras_robult.experiments.hparams import load_hparams
@@ -93,9 +97,10 @@ def recipe_parser(description, epochs=100, batch_size=256):
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help=f"one epoch on {SMOKE_SAMPLES} samples of each split, taken in "
-        "turn from each class (or target bin), first seed only (checks an "
-        "install and a data folder)",
+        help=f"one epoch on at most {SMOKE_SAMPLES} samples of each split "
+        f"(of the {SMOKE_CLASSES} most frequent classes of a "
+        "classification, each labeled), taken in turn from each class or "
+        "target bin, first seed only: checks an install and a data folder",
     )
     parser.add_argument(
         "--tune",
@@ -174,8 +179,7 @@ def _run(args, load, make_task, dataset, metrics):
     task = loaded["task"] if "task" in loaded else make_task()
     splits = loaded["splits"]
     if args.smoke:
-        splits = _smoke_splits(splits, task)
-        config = dataclasses.replace(config, epochs=1, seeds=config.seeds[:1])
+        splits, config = _smoke_run(splits, task, config)
     record = {
         "recipe": dataset,
         "data_dir": os.path.abspath(args.data_dir),
@@ -230,14 +234,41 @@ def _tune_config(args, config):
     )
 
 
-def _smoke_splits(splits, task):
-    """`SMOKE_SAMPLES` of each split, taken in turn from each class (or
-    target bin)."""
-    rows = [stratified_head(y, SMOKE_SAMPLES, task) for _, y in splits]
-    return [
+def _smoke_run(splits, task, config):
+    """A smoke run's `(splits, config)`: one epoch, the first seed, and of
+    each split at most `SMOKE_SAMPLES` samples of the training split's
+    `SMOKE_CLASSES` most frequent classes (single-label classification;
+    every target otherwise), taken in turn from each class or target
+    bin; the labeled fraction raised where needed to label every class
+    it keeps. It says what it took."""
+    classes = smoke_classes(splits[0][1], task)
+    rows = [smoke_rows(y, SMOKE_SAMPLES, task, classes) for _, y in splits]
+    splits = [
         ({k: v[r] for k, v in x.items()}, y[r])
         for (x, y), r in zip(splits, rows)
     ]
+    fraction = config.labeled_fraction
+    if classes is not None:
+        fraction = max(fraction, len(classes) / max(len(rows[0]), 1))
+    config = dataclasses.replace(
+        config, epochs=1, seeds=config.seeds[:1], labeled_fraction=fraction
+    )
+    if config.verbose:
+        kept = ""
+        if classes is not None:
+            names = getattr(task, "class_names", None)
+            shown = [names[c] if names else str(c) for c in classes]
+            kept = (
+                f"{len(classes)} of {task.output_dim} classes "
+                f"({', '.join(shown)}), "
+            )
+        print(
+            f"smoke run: {kept}{'/'.join(str(len(r)) for r in rows)} "
+            f"train/valid/test samples, labeled fraction {fraction:.3g}, "
+            f"1 epoch, seed {config.seeds[0]}",
+            flush=True,
+        )
+    return splits, config
 
 
 def sentiment_recipe(description, dataset, argv=None):

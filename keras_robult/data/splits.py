@@ -167,3 +167,47 @@ def stratified_head(
         rank[members] = np.arange(len(members))
     order = np.lexsort((groups, rank))  # by rank, then by stratum
     return np.sort(order[:count])
+
+
+#: The classes a smoke run keeps of a single-label classification.
+SMOKE_CLASSES = 3
+
+
+def smoke_classes(
+    labels: ArrayLike, task: Task | None = None, count: int = SMOKE_CLASSES
+) -> np.ndarray | None:
+    """The `count` most frequent classes of single-label `labels` (ties:
+    the smaller class first), sorted: what a smoke run keeps, so that it
+    has enough samples of each class, and a label for each, whatever the
+    number of classes (Food-101 has 101). None where the labels are not
+    single-label classes (`task`, or integer labels `(samples,)` without
+    one): every target is kept."""
+    labels = np.asarray(labels)
+    name = getattr(task, "name", None)
+    single = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
+    if name not in (None, "classification") or not single:
+        return None
+    labels = labels.reshape(-1)
+    if name is None and labels.dtype.kind not in "iub":
+        return None
+    values, counts = np.unique(labels, return_counts=True)
+    order = np.lexsort((values, -counts))
+    return np.sort(values[order[:count]])
+
+
+def smoke_rows(
+    labels: ArrayLike,
+    count: int,
+    task: Task | None = None,
+    classes: ArrayLike | None = None,
+) -> np.ndarray:
+    """The rows a smoke run keeps of one split: those of `classes` (all
+    rows when None), at most `count`, taken in turn from each class or
+    target bin (`stratified_head`). Sorted."""
+    labels = np.asarray(labels)
+    pool = np.arange(len(labels))
+    if classes is not None:
+        pool = np.flatnonzero(
+            np.isin(labels.reshape(len(labels), -1)[:, 0], classes)
+        )
+    return pool[stratified_head(labels[pool], count, task)]

@@ -10,7 +10,7 @@ from keras_robult.backbones.features import records_features, without_images
 from keras_robult.backbones.presets import load_backbones
 from keras_robult.backbones.surgery import raw_input_model
 from keras_robult.data.image_text_records import ImageTextRecords
-from keras_robult.data.splits import stratified_head
+from keras_robult.data.splits import smoke_classes, smoke_rows
 from keras_robult.data.standardization import fit_standardization
 from keras_robult.experiments.finetune import FinetuneSource, index_arrays
 from keras_robult.utils.atomic import save_model
@@ -26,9 +26,10 @@ def feature_splits(config, records, dataset, smoke_samples=None, verbose=1):
         config: a `keras_robult.backbones.BackboneConfig`.
         records: dict `train`, `valid`, `test` -> `ImageTextRecords`.
         dataset: the name in the log lines.
-        smoke_samples: when given, this many records of each split, taken
-            in turn from each class (every class, also from a file listed
-            by class).
+        smoke_samples: when given, a smoke run's records: at most this
+            many of each split, of the training split's `SMOKE_CLASSES`
+            most frequent classes (single-label classification), taken in
+            turn from each (`keras_robult.data.splits.smoke_rows`).
         verbose: 0 silent, else a line per split.
 
     Returns:
@@ -40,10 +41,13 @@ def feature_splits(config, records, dataset, smoke_samples=None, verbose=1):
     """
     backbones = load_backbones(config)
     splits, skipped, kept = [], {}, []
+    classes = smoke_classes(records["train"].labels) if smoke_samples else None
     for name in ("train", "valid", "test"):
         part = records[name]
         if smoke_samples:
-            part = part.subset(stratified_head(part.labels, smoke_samples))
+            part = part.subset(
+                smoke_rows(part.labels, smoke_samples, classes=classes)
+            )
         x, features = records_features(
             config, part, backbones, f"{dataset} {name}", verbose
         )

@@ -435,6 +435,7 @@ def _seed_split(
         labeled = np.asarray(is_labeled, bool)[train]
     else:
         labeled = labeled_mask(y[train], labeled_fraction, seed, task)
+    check_modalities_trained(full_mask[train], modalities, seed)
     check_split(task, y, train, test, labeled, seed)
     indices = {
         "train": train.tolist(),
@@ -455,6 +456,8 @@ def _seed_split(
         x_train[MASK_KEY] = train_missing.apply(
             full_mask[train], modalities, seed=[seed, 2]
         )
+    if train_missing_rate > 0 or train_missing is not None:
+        check_modalities_trained(x_train[MASK_KEY], modalities, seed)
     if train_missing_rate > 0 or train_missing is not None:
         indices["train_modality_mask"] = x_train[MASK_KEY].astype(int).tolist()
     x_test = {m: np.asarray(x[m])[test] for m in modalities}
@@ -521,13 +524,15 @@ class _Tally:
             if "+" not in subset and subset != "all"
         ]
         whole = subset_metrics.get("all")
-        print(
-            f"  {name}: single-modality mean {primary} "
-            f"{np.mean(single):.4f}"
-            + (f", all {whole[primary]:.4f}" if whole else "")
-            + f" ({seconds:.0f} s)",
-            flush=True,
-        )
+        if single:
+            summary = f"single-modality mean {primary} {np.mean(single):.4f}"
+            if whole:
+                summary += f", all {whole[primary]:.4f}"
+        elif whole:  # one modality: its subset is the full set
+            summary = f"{primary} {whole[primary]:.4f}"
+        else:
+            summary = "no subset with test samples"
+        print(f"  {name}: {summary} ({seconds:.0f} s)", flush=True)
 
 
 def _train_and_evaluate(
@@ -656,6 +661,21 @@ def _predict_seconds(method, split):
         method.predict, split.x_test, split.modalities, rows, mask > 0.5, 1024
     )
     return float((time.perf_counter() - start) / len(rows) * 1000)
+
+
+def check_modalities_trained(mask, modalities, seed):
+    """Refuses a training split in which a modality is missing from every
+    sample: no method can learn it (its statistics, its encoder), and the
+    numbers of its subsets would mean nothing."""
+    absent = [m for m, column in zip(modalities, mask.T) if not column.any()]
+    if absent:
+        raise ValueError(
+            f"Seed {seed}: modality '{absent[0]}' is missing in every "
+            "training sample (its modality_mask column is all 0"
+            + (f"; so are {absent[1:]}" if len(absent) > 1 else "")
+            + "): nothing can learn it. Leave it out of the data, or give "
+            "it training samples where it is present."
+        )
 
 
 def check_split(task, y, train, test, labeled, seed):

@@ -493,8 +493,15 @@ def test_evaluate_refuses_data_with_other_modalities(
             "semi-supervised split needs at least one labeled sample per "
             "class. Raise the labeled fraction or add labels.",
         ),
+        (
+            {"modality_mask": np.repeat([[1.0, 0.0]], 60, axis=0)},
+            "Seed 0: modality 'b' is missing in every training sample (its "
+            "modality_mask column is all 0): nothing can learn it. Leave it "
+            "out of the data, or give it training samples where it is "
+            "present.",
+        ),
     ],
-    ids=["one_class", "four_samples", "few_labels"],
+    ids=["one_class", "four_samples", "few_labels", "modality_never_there"],
 )
 def test_meaningless_runs_are_refused_before_training(
     tmp_path, changes, message, capsys, monkeypatch
@@ -921,3 +928,121 @@ def test_tune_then_train_with_its_best_hparams(tmp_path):
     )  # fmt: skip
     assert bad.returncode == 2
     assert f"--space {space}: not readable" in bad.stderr.splitlines()[-1]
+
+
+@once
+def test_evaluate_maps_class_names_through_the_model_s_names(
+    tmp_path, capsys, monkeypatch
+):
+    """An evaluation file with fewer classes (or another order) is scored
+    against the model's classes, not the file's sorted names; unknown
+    names are refused."""
+    names = np.array(["a", "b", "c"])[np.repeat(np.arange(3), 20)]
+    data = toy_npz(tmp_path / "named.npz", y=names)
+    out = tmp_path / "out"
+    args = ["train", "--data", data, "--methods", "unimodal", "--epochs", "1"]
+    args += ["--seeds", "0", "--labeled-fraction", "0.2", "--out", str(out)]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    model = str(out / "models" / "unimodal-seed0.keras")
+    keep = names != "a"
+
+    def evaluate(labels, name):
+        path = toy_npz(tmp_path / f"{name}.npz", y=labels)
+        with np.load(path) as saved:
+            arrays = {k: saved[k][keep] for k in saved}
+        np.savez(path, **arrays)
+        folder = str(tmp_path / f"eval-{name}")
+        code, _, err = run_cli(
+            ["evaluate", "--model", model, "--data", path, "--out", folder],
+            capsys,
+            monkeypatch,
+        )
+        return code, err, folder
+
+    def accuracy(folder):
+        with open(os.path.join(folder, "results.json")) as handle:
+            results = json.load(handle)["results"]
+        return [
+            r["mean"]
+            for r in results
+            if r["metric"] == "accuracy" and len(r["subset"]) == 2
+        ][0]
+
+    code, err, by_name = evaluate(names, "bc")
+    assert code == 0, err
+    code, err, by_index = evaluate(np.repeat(np.arange(3), 20), "indices")
+    assert code == 0, err
+    assert accuracy(by_name) == accuracy(by_index)
+    unknown = names.astype("<U3")
+    unknown[keep & (np.arange(60) % 7 == 0)] = "zzz"
+    code, err, _ = evaluate(unknown, "unknown")
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "robult: error: The data's classes ['zzz'] are not among the "
+        "model's ['a', 'b', 'c']."
+    )
+
+
+@once
+def test_a_stray_class_label_is_named_not_made_a_thousand_classes(
+    tmp_path, capsys, monkeypatch
+):
+    y = np.repeat(np.arange(3), 20)
+    y[0] = 1000
+    data = toy_npz(tmp_path / "stray.npz", y=y)
+    code, _, err = run_cli(
+        ["train", "--data", data, "--epochs", "1"], capsys, monkeypatch
+    )
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "robult: error: Class labels must be the indices 0..K-1 with every "
+        "class present; the labels hold 4 values (0, 1, 2, 1000), so 997 of "
+        "the classes 0..1000 would have no sample (e.g. 3). Map the labels "
+        "to 0..3 first, or save them as class names (text)."
+    )
+
+
+@once
+def test_placeholder_labels_of_unlabeled_rows_are_never_read(
+    tmp_path, capsys, monkeypatch
+):
+    """NaN placeholders on unlabeled rows: the task is classification
+    (from the labeled rows), and no unlabeled row is ever a test row."""
+    y = np.repeat(np.arange(3), 20).astype("float64")
+    is_labeled = np.arange(60) % 2 == 0
+    y[~is_labeled] = np.nan
+    data = toy_npz(tmp_path / "gaps.npz", y=y, is_labeled=is_labeled)
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        ["train", "--data", data, "--methods", "unimodal", "--epochs", "1"]
+        + ["--seeds", "0", "1", "--out", str(out)],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    with open(out / "results.json") as handle:
+        assert json.load(handle)["task"] == "classification"
+    with open(out / "labeled_indices.json") as handle:
+        splits = json.load(handle)
+    for split in splits.values():
+        assert split["test"] and is_labeled[split["test"]].all()
+        assert set(split["labeled"]) == set(np.flatnonzero(is_labeled)) - set(
+            split["test"]
+        )
+
+
+@once
+def test_one_modality_prints_its_metric_without_warnings(tmp_path):
+    data = toy_npz(tmp_path / "one.npz")
+    with np.load(data) as saved:
+        np.savez(data, x_a=saved["x_a"], y=saved["y"])
+    result = robult(
+        "train", "--data", data, "--methods", "unimodal", "--epochs", "1",
+        "--seeds", "0", "--labeled-fraction", "0.2", "--out",
+        str(tmp_path / "out"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "  unimodal: accuracy " in result.stdout
+    assert "nan" not in result.stdout
+    assert "Warning" not in result.stderr, result.stderr[-2000:]

@@ -183,3 +183,54 @@ def test_mosi_recipe_as_a_script(tmp_path):
         ["unimodal"],
     )
     assert results["task"] == "regression"
+
+
+@once
+def test_a_smoke_run_of_a_101_class_dataset_runs_end_to_end(tmp_path, capsys):
+    """Food-101's shape: 101 classes, 5 % labels. A smoke run keeps the
+    three most frequent classes, labels each, and says so."""
+    import numpy as np
+
+    from keras_robult import tasks
+    from keras_robult.cli import recipe as recipe_module
+
+    rng = np.random.default_rng(0)
+
+    def split(count):
+        y = np.arange(count) % 101
+        x = {
+            "image": (y[:, None] + rng.normal(size=(count, 8))).astype(
+                "float32"
+            ),
+            "text": (y[:, None] + rng.normal(size=(count, 4))).astype(
+                "float32"
+            ),
+        }
+        return x, y
+
+    sizes = (2020, 303, 505)
+    # Classes 7, 8 and 9 have one extra sample in the training split.
+    train_x, train_y = split(sizes[0] + 3)
+    train_y[-3:] = [7, 8, 9]
+    names = [f"dish_{i}" for i in range(101)]
+    code = recipe_module.main(
+        "toy food",
+        lambda args: [(train_x, train_y), split(sizes[1]), split(sizes[2])],
+        lambda: tasks.Classification(101, class_names=names),
+        "food",
+        ("accuracy",),
+        argv=["--data-dir", str(tmp_path), "--smoke", "--methods", "robult"]
+        + ["--batch-size", "16", "--out", str(tmp_path / "out")],
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert (
+        "smoke run: 3 of 101 classes (dish_7, dish_8, dish_9), 63/9/15 "
+        "train/valid/test samples, labeled fraction 0.05, 1 epoch, seed 0"
+    ) in out
+    with open(tmp_path / "out" / "labeled_indices.json") as handle:
+        split0 = json.load(handle)["seed_0"]
+    # The smoke run's training rows come first in its data.
+    kept = train_y[np.isin(train_y, [7, 8, 9])]
+    assert len(kept) == 63
+    assert sorted(kept[split0["labeled"]].tolist()) == [7, 8, 9]
