@@ -45,9 +45,13 @@ def missing_rate_auc(rates, values):
     return relative_robustness(rates, values)
 
 
-#: What `evaluate_predictor` gives `predict` at once, at most (bytes of
-#: input rows; at least one `pad_to` batch).
-EVALUATION_CHUNK_BYTES = 256 * 2**20
+#: What `evaluate_predictor` gives `predict` at once, at most: bytes of
+#: input rows, and rows (a model's `predict` keeps every output of every
+#: row of a call, latents included: several KiB a row), at least one
+#: `pad_to` batch. The evaluation's memory does not grow with the test
+#: split.
+EVALUATION_CHUNK_BYTES = 64 * 2**20
+EVALUATION_CHUNK_ROWS = 16 * 1024
 
 
 def evaluate_predictor(
@@ -148,11 +152,12 @@ def evaluate_predictor(
 
 def _predict_pairs(predict, x, modalities, rows, masks, pad_to):
     """`predict` on test row `rows[i]` under mask `masks[i]`, for every i,
-    in chunks of at most `EVALUATION_CHUNK_BYTES` of input, each a
-    multiple of `pad_to` rows."""
+    in chunks of at most `EVALUATION_CHUNK_BYTES` of input and
+    `EVALUATION_CHUNK_ROWS` rows, each a multiple of `pad_to` rows."""
     arrays = {m: np.asarray(x[m]) for m in modalities}
     row_bytes = sum(a[:1].nbytes for a in arrays.values()) or 1
-    chunk = max(1, EVALUATION_CHUNK_BYTES // row_bytes // pad_to) * pad_to
+    most = min(EVALUATION_CHUNK_BYTES // row_bytes, EVALUATION_CHUNK_ROWS)
+    chunk = max(1, most // pad_to) * pad_to
     outputs = []
     for start in range(0, len(rows), chunk):
         index = rows[start : start + chunk]
@@ -596,22 +601,26 @@ def _train_and_evaluate(
             }
         }
     else:
-        subset_metrics, curve, masked = evaluate_predictor(
-            method.predict,
-            split.x_test,
-            split.y_test,
-            task_name,
-            split.modalities,
-            seed,
-            curve_metric=curve_metric,
-            masks=split.test_masks,
-        )
+        with PeakMemory() as memory:
+            subset_metrics, curve, masked = evaluate_predictor(
+                method.predict,
+                split.x_test,
+                split.y_test,
+                task_name,
+                split.modalities,
+                seed,
+                curve_metric=curve_metric,
+                masks=split.test_masks,
+            )
         record = {"subsets": subset_metrics, "curve": curve}
         if masked:
             record["missing_type"] = masked
-        record["cost"] = dict(
-            method.training_cost,
-            predict_seconds_per_1000=_predict_seconds(method, split),
+        record["cost"] = _with_evaluation_peak(
+            dict(
+                method.training_cost,
+                predict_seconds_per_1000=_predict_seconds(method, split),
+            ),
+            memory,
         )
         model = getattr(method, "model", None)
         if model is not None:
@@ -647,6 +656,17 @@ def _training_cost(seconds, epochs, memory):
     }
     if memory.device_bytes is not None:
         cost["peak_device_mib"] = memory.device_bytes / 2**20
+    return cost
+
+
+def _with_evaluation_peak(cost, memory):
+    """`cost` whose peak memory figures cover the evaluation (`memory`)
+    as well as the training."""
+    peaks = {"peak_host_mib": memory.host_bytes / 2**20}
+    if memory.device_bytes is not None:
+        peaks["peak_device_mib"] = memory.device_bytes / 2**20
+    for field, value in peaks.items():
+        cost[field] = max(cost.get(field, 0.0), value)
     return cost
 
 

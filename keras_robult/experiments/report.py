@@ -188,7 +188,8 @@ def cost_table(results):
         return ""
     device = any("peak_device_mib" in c for c in costs)
     header = (
-        "| method | parameters | s / epoch | epochs | peak host MiB | "
+        "| method | parameters | s / epoch (with compilation) | epochs | "
+        "peak host MiB (training, evaluation) | "
         + ("peak device MiB | " if device else "")
         + "s / 1,000 predictions |"
     )

@@ -471,6 +471,43 @@ def test_the_stacked_evaluation_equals_one_call_per_evaluation():
     assert len(calls) == 17
 
 
+def test_evaluation_memory_does_not_grow_with_the_test_split():
+    """A large test split of small rows is predicted in bounded chunks: a
+    model's `predict` keeps every output of a call (KiB a row), so the
+    peak would otherwise grow with the split."""
+    from keras_robult.experiments.protocol import EVALUATION_CHUNK_ROWS
+
+    rng = np.random.default_rng(0)
+    rows = 12_000  # 17 evaluations: over 80,000 distinct pairs
+    x = {m: rng.normal(size=(rows, 2)).astype("float32") for m in MODALITIES}
+    labels = rng.integers(0, 3, rows)
+    calls = []
+
+    def predict(inputs):
+        calls.append(len(inputs["modality_mask"]))
+        return np.full((len(inputs["modality_mask"]), 3), 1 / 3)
+
+    evaluate_predictor(predict, x, labels, "classification", MODALITIES)
+    assert max(calls) <= EVALUATION_CHUNK_ROWS
+    assert sum(calls) >= 80_000
+
+
+def test_the_cost_s_peak_covers_the_evaluation():
+    from keras_robult.experiments.protocol import _with_evaluation_peak
+
+    class Measured:
+        host_bytes = 3 * 2**30
+        device_bytes = None
+
+    cost = {"peak_host_mib": 1024.0, "train_seconds": 1.0}
+    assert _with_evaluation_peak(dict(cost), Measured()) == {
+        "peak_host_mib": 3072.0,
+        "train_seconds": 1.0,
+    }
+    Measured.host_bytes = 2**29
+    assert _with_evaluation_peak(dict(cost), Measured()) == cost
+
+
 def test_a_trained_model_evaluates_as_with_one_call_per_evaluation():
     """A Keras model, batch by batch: the same metrics either way (every
     prediction depends on its own row only)."""
