@@ -41,7 +41,7 @@ class DefaultsHelp(argparse.HelpFormatter):
         text = action.help or ""
         default = action.default
         if (
-            default in (None, False, argparse.SUPPRESS)
+            default in (None, False, argparse.SUPPRESS, [], ())
             or "default" in text
             or not action.option_strings
         ):
@@ -237,9 +237,10 @@ def add_missing_modality_arguments(parser):
     )
 
 
-def add_backbone_arguments(parser):
+def add_backbone_arguments(parser, training=True):
     """The backbone and cache options of image+text data
-    (`BackboneConfig`)."""
+    (`BackboneConfig`); with `training`, also those of a training run
+    (raw-input models, fine-tuning)."""
     parser.add_argument(
         "--text-preset",
         default=DEFAULT_TEXT_PRESET,
@@ -275,6 +276,8 @@ def add_backbone_arguments(parser):
         default=64,
         help="batch size of the backbones' feature extraction",
     )
+    if not training:
+        return
     parser.add_argument(
         "--raw-models",
         action="store_true",
@@ -334,10 +337,10 @@ def backbone_config(args, **overrides):
         sequence_length=args.sequence_length,
         cache_dir=args.cache_dir,
         feature_batch_size=args.feature_batch_size,
-        raw_models=args.raw_models,
-        finetune=args.finetune,
-        finetune_learning_rate=args.finetune_learning_rate,
     )
+    for name in ("raw_models", "finetune", "finetune_learning_rate"):
+        if hasattr(args, name):  # the options of a training run
+            options[name] = getattr(args, name)
     options.update(overrides)
     return BackboneConfig(**options)
 

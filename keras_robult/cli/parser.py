@@ -34,8 +34,9 @@ def robult_parser():
     return parser
 
 
-def _add_records_arguments(parser):
-    """The options of image+text records files (train and evaluate)."""
+def _add_records_arguments(parser, training=True):
+    """The options of image+text records files (train, tune, and without
+    the training-only ones, evaluate)."""
     records = parser.add_argument_group(
         "image+text records (--data FILE.csv / .jsonl)",
         "Images (paths relative to the file) and texts go through frozen "
@@ -55,7 +56,7 @@ def _add_records_arguments(parser):
         help="column of the labels (class names, indices, numbers, or "
         "|-separated names with --task multilabel)",
     )
-    add_backbone_arguments(records)
+    add_backbone_arguments(records, training)
 
 
 def _add_train(sub):
@@ -170,7 +171,7 @@ def _add_tune(sub):
         metavar="FILE",
         help="a JSON or YAML object narrowing the search space: option -> "
         '{"min": A, "max": B}, a list of choices, a value, or null (see '
-        "docs/tuning.md)",
+        'docs/own-data.md, "Searching them")',
     )
     tune.add_argument(
         "--out",
@@ -212,7 +213,7 @@ def _add_evaluate(sub):
     )
     evaluate.add_argument("--backend", choices=BACKENDS)
     evaluate.add_argument("--quiet", action="store_true", help="no log")
-    _add_records_arguments(evaluate)
+    _add_records_arguments(evaluate, training=False)
     return evaluate
 
 

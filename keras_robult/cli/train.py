@@ -1,9 +1,12 @@
 """`robult train`: the comparison on a user's data (or mfeat)."""
 
+import dataclasses
+import sys
+
 import keras
 
 from keras_robult.cli.options import backbone_config, comparison_config
-from keras_robult.experiments.comparison import run_comparison
+from keras_robult.experiments.comparison import default_out, run_comparison
 from keras_robult.experiments.compilation_cache import enable_compilation_cache
 from keras_robult.experiments.image_text import write_raw_models
 from keras_robult.experiments.user_data import (
@@ -39,16 +42,25 @@ def load_data(args, verbose):
 def train(args):
     config = comparison_config(args)  # checked before any data is read
     data, backbone, backbones = load_data(args, config.verbose)
+    # A default folder is named by the time: say where it is, and how to
+    # resume there.
+    out = config.out or default_out(data.dataset)
+    config = dataclasses.replace(config, out=out)
     if config.verbose:
         print(
             f"robult train: {data.dataset}, {data.task}, {len(data.y)} "
             f"samples, modalities {data.modalities}, methods "
             f"{config.method_names}, seeds {list(config.seeds)}, backend "
-            f"{keras.backend.backend()}",
+            f"{keras.backend.backend()}; results in {out}/ (rerun with "
+            f"--out {out} to resume there)",
             flush=True,
         )
     enable_compilation_cache()
-    _, out = run_comparison(config, data)
+    try:
+        run_comparison(config, data)
+    except KeyboardInterrupt:
+        print(f"robult train: resume with --out {out}", file=sys.stderr)
+        raise
     if backbones is not None and backbone.raw_models:
         write_raw_models(backbone, backbones, out, config.verbose)
     return 0

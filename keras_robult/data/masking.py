@@ -130,3 +130,13 @@ def subset_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
     """The name of a modality subset in the results: `"all"` for every
     modality, else the names joined by `+` (e.g. `"text+image"`)."""
     return "all" if len(subset) == len(modalities) else "+".join(subset)
+
+
+def subset_label(subset: Sequence[str], modalities: Sequence[str]) -> str:
+    """How a results table shows a subset: its `subset_name`, except that
+    every modality but one, of more than four (the leave-one-out rows),
+    reads `all but <modality>` rather than a dozen names joined by `+`."""
+    if len(modalities) > 4 and len(subset) == len(modalities) - 1:
+        (left_out,) = set(modalities) - set(subset)
+        return f"all but {left_out}"
+    return subset_name(subset, modalities)

@@ -24,7 +24,7 @@ from keras_robult.experiments.report import (
     report_tables,
     write_results,
 )
-from keras_robult.experiments.run_store import RunStore
+from keras_robult.experiments.run_store import RunStore, run_lock
 from keras_robult.experiments.training_backup import DEFAULT_INTERVAL
 from keras_robult.models.robult import LATE_FUSION_RULES
 from keras_robult.utils.atomic import write_json, write_text
@@ -289,6 +289,12 @@ def run_comparison(config, data, callbacks=None):
         `(results, out)`: the results dict and the results folder.
     """
     out = config.out or default_out(data.dataset)
+    with run_lock(out):
+        return _run_comparison(config, data, out, callbacks)
+
+
+def _run_comparison(config, data, out, callbacks):
+    """`run_comparison` in the results folder `out`, which it holds."""
     if config.grid:
         return _run_grid(config, data, out, callbacks)
     if config.tensorboard:

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from keras_robult.data.masking import subset_name
+from keras_robult.data.masking import subset_label, subset_name
 from keras_robult.experiments.metrics import PRIMARY
 from keras_robult.utils.atomic import (
     atomic_path,
@@ -89,7 +89,9 @@ def markdown_table(results, metric=None):
             values.append(_cell(entry, one))
             if row in modalities:
                 singles[method].append(entry["mean"])
-        lines.append(f"| {row} | " + " | ".join(values) + " |")
+        subset = modalities if row == "all" else row.split("+")
+        label = subset_label(subset, modalities)
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
     if any(singles.values()):
         lines.append(
             "| single-modality mean | "

@@ -1,6 +1,7 @@
 """A results folder that remembers which (method, seed) pairs are done,
 so that an interrupted run resumes where it stopped."""
 
+import contextlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 from keras_robult.utils.atomic import write_json
 
 CONFIG_FILE = "run_config.json"
+LOCK_FILE = ".lock"
 # Options that choose which pairs a run reports rather than how a pair is
 # trained: a rerun with other methods adds its new ones to the folder.
 SELECTION = ("methods",)
@@ -76,8 +78,15 @@ class RunStore:
                     union += [v for v in self.config[key] if v not in union]
                     if union != saved[key]:
                         write_json(config_path, dict(saved, **{key: union}))
-        else:
-            write_json(config_path, self.config)
+        self._config_path = None if os.path.exists(config_path) else config_path
+
+    def _claim(self):
+        """Writes the run's configuration when its first pair starts
+        training or finishes: a run refused before that (a split check,
+        bad options) leaves the folder free for other options."""
+        if self._config_path is not None:
+            write_json(self._config_path, self.config)
+            self._config_path = None
         os.makedirs(self.runs_dir, exist_ok=True)
 
     def _record_path(self, method, seed):
@@ -95,12 +104,49 @@ class RunStore:
 
     def save(self, method, seed, record):
         """Marks a pair finished with its `record` (JSON values)."""
+        self._claim()
         write_json(self._record_path(method, seed), record)
         shutil.rmtree(self.backup_dir(method, seed), ignore_errors=True)
 
     def backup_dir(self, method, seed):
         """Where a `TrainingBackup` keeps the pair's training state at its
         last finished epoch while it trains (removed once it is saved)."""
+        self._claim()
         return os.path.join(
             self.backups_dir, f"{_slug(method)}-seed{int(seed)}"
         )
+
+
+@contextlib.contextmanager
+def run_lock(out_dir):
+    """Holds `out_dir` for one run: a second run on the same folder (which
+    would interleave its pairs and backups with this one's) is refused,
+    naming the process that holds it. An advisory `flock` on
+    `out_dir/.lock`, released when the run ends or its process dies;
+    where the system has no `flock` (Windows), no lock."""
+    try:
+        import fcntl  # POSIX only
+    except ImportError:
+        yield
+        return
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, LOCK_FILE)
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ValueError(
+                f"{os.path.abspath(out_dir)} is in use by another run "
+                f"(process {holder}); wait for it to end, or choose another "
+                "--out."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()

@@ -340,7 +340,16 @@ class MultimodalModel(keras.Model):
             if keras.backend.standardize_dtype(x.dtype) != "string":
                 keep = self.per_row(present[:, index], x)
                 x = ops.where(keep, x, ops.zeros_like(x))
-            latents.append(self.projections[name](self.encoders[name](x)))
+            encoded = self.encoders[name](x)
+            if len(encoded.shape) != 2:  # a static shape: checked once
+                raise ValueError(
+                    f"The encoder of modality '{name}' must output one "
+                    "vector per sample, shape (batch, features); it outputs "
+                    f"shape {tuple(encoded.shape)}. Pool or flatten inside "
+                    "the encoder (e.g. keras.layers.GlobalAveragePooling1D "
+                    "after a sequence layer)."
+                )
+            latents.append(self.projections[name](encoded))
         return ops.stack(latents, axis=1)
 
     @staticmethod

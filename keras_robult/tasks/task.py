@@ -129,6 +129,14 @@ class Task(abc.ABC):
         problem. Only labeled samples are checked for range."""
         labels = np.asarray(labels)
         if labels.size and not np.issubdtype(labels.dtype, np.number):
+            if labels.dtype.kind in "USO":
+                raise ValueError(
+                    f"Labels must be numeric; received dtype {labels.dtype} "
+                    "(text). Map class names to indices first, e.g. "
+                    "`names, labels = np.unique(text, return_inverse=True)`, "
+                    "and keep the names in the task: "
+                    "`Classification(len(names), class_names=list(names))`."
+                )
             if labels.dtype != bool:
                 raise ValueError(
                     f"Labels must be numeric; received dtype {labels.dtype}."

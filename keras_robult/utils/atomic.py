@@ -18,9 +18,12 @@ def atomic_path(path):
     directory, name = os.path.split(path)
     os.makedirs(directory, exist_ok=True)
     suffix = os.path.splitext(name)[1]
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{name}.", suffix=f".partial{suffix}", dir=directory
-    )
+    try:
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{name}.", suffix=f".partial{suffix}", dir=directory
+        )
+    except OSError as error:  # named after the file, not its temporary
+        raise type(error)(error.errno, error.strerror, path) from None
     os.close(handle)
     os.remove(temporary)  # writers create it; some refuse an existing file
     try:

@@ -1046,3 +1046,77 @@ def test_one_modality_prints_its_metric_without_warnings(tmp_path):
     assert "  unimodal: accuracy " in result.stdout
     assert "nan" not in result.stdout
     assert "Warning" not in result.stderr, result.stderr[-2000:]
+
+
+@once
+def test_a_run_says_where_it_writes_and_a_refused_one_locks_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    data = toy_npz(tmp_path / "toy.npz")
+    out = str(tmp_path / "out")
+    base = ["train", "--data", data, "--methods", "unimodal", "--epochs", "1"]
+    base += ["--seeds", "0", "--out", out]
+    # 5 % of 42 training samples: 2 labels for 3 classes, refused.
+    code, _, err = run_cli(base, capsys, monkeypatch)
+    assert code == 2 and "labeled training sample(s)" in err
+    code, printed, err = run_cli(
+        base + ["--labeled-fraction", "0.2"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert printed.splitlines()[0].endswith(
+        f"; results in {out}/ (rerun with --out {out} to resume there)"
+    )
+
+
+@once
+def test_a_second_run_on_the_same_folder_is_refused(
+    tmp_path, capsys, monkeypatch
+):
+    from keras_robult.experiments.run_store import run_lock
+
+    data = toy_npz(tmp_path / "toy.npz")
+    out = str(tmp_path / "busy")
+    with run_lock(out):
+        code, _, err = run_cli(
+            ["train", "--data", data, "--epochs", "1", "--out", out],
+            capsys,
+            monkeypatch,
+        )
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        f"robult: error: {out} is in use by another run (process "
+        f"{os.getpid()}); wait for it to end, or choose another --out."
+    )
+
+
+@once
+def test_an_unwritable_folder_is_named_not_a_temporary_file(
+    tmp_path, monkeypatch
+):
+    import errno
+    import tempfile
+
+    from keras_robult.utils.atomic import write_json
+
+    def refuse(prefix, suffix, dir):
+        name = os.path.join(dir, f"{prefix}x1y2{suffix}")
+        raise PermissionError(errno.EACCES, "Permission denied", name)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    target = str(tmp_path / "results.json")
+    with pytest.raises(PermissionError) as error:
+        write_json(target, {})
+    assert str(error.value) == f"[Errno 13] Permission denied: '{target}'"
+
+
+def test_evaluate_help_has_no_training_options_and_no_empty_default(
+    capsys, monkeypatch
+):
+    for command, absent in (
+        ("evaluate", ("--finetune", "--raw-models")),
+        ("train", ("(default: )",)),
+    ):
+        code, printed, _ = run_cli([command, "--help"], capsys, monkeypatch)
+        assert code == 0
+        for text in absent:
+            assert text not in printed

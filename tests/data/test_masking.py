@@ -98,3 +98,14 @@ def test_drop_modalities_graph_op():
         tf.tile(base[None], [3000, 1]), tf.constant(uniform), 0.6
     ).numpy()
     np.testing.assert_array_equal(batched, masks)
+
+
+def test_leave_one_out_rows_of_many_modalities_read_all_but():
+    from keras_robult.data.masking import subset_label
+
+    many = [f"sensor_{i:02d}" for i in range(12)]
+    assert subset_label(many[:5] + many[6:], many) == "all but sensor_05"
+    assert subset_label(many, many) == "all"
+    assert subset_label(["sensor_03"], many) == "sensor_03"
+    few = ["a", "b", "c"]  # every subset is reported: names as they are
+    assert subset_label(["a", "c"], few) == "a+c"

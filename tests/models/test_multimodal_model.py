@@ -250,3 +250,26 @@ def test_non_finite_inputs_and_odd_masks_are_read_by_the_presence_rule(kind):
     garbage["modality_mask"] = x["modality_mask"]
     with pytest.raises(ValueError, match="NaN or infinite values in row 0"):
         model.evaluate(garbage, y, verbose=0)
+
+
+def test_an_encoder_that_returns_a_sequence_is_named():
+    model = keras_robult.Robult(
+        {
+            "audio": encoders.MLPEncoder(8),
+            "video": keras.layers.Dense(8),  # (batch, time, 8): no pooling
+        },
+        tasks.Classification(3),
+        latent_dim=8,
+    )
+    x = {
+        "audio": np.zeros((32, 4), "float32"),
+        "video": np.zeros((32, 7, 5), "float32"),
+    }
+    with pytest.raises(ValueError) as error:
+        model(x)
+    assert str(error.value) == (
+        "The encoder of modality 'video' must output one vector per sample, "
+        "shape (batch, features); it outputs shape (32, 7, 8). Pool or "
+        "flatten inside the encoder (e.g. keras.layers.GlobalAveragePooling1D "
+        "after a sequence layer)."
+    )

@@ -154,6 +154,14 @@ def test_multilabel_pair_probability_in_log_space_and_bce():
             "MultiLabel labels must have shape (samples, 2); received shape "
             "(2,).",
         ),
+        (
+            tasks.Classification(2),
+            ["spam", "ham"],
+            "Labels must be numeric; received dtype <U4 (text). Map class "
+            "names to indices first, e.g. `names, labels = np.unique(text, "
+            "return_inverse=True)`, and keep the names in the task: "
+            "`Classification(len(names), class_names=list(names))`.",
+        ),
     ],
 )
 def test_validate_labels_names_the_problem(task, labels, message):
