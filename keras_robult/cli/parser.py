@@ -224,8 +224,10 @@ def _add_export(sub):
         description=(
             "Writes a SavedModel whose serving_default signature takes one "
             "named input per modality plus modality_mask (any subset per "
-            "sample) and returns prediction, modality_predictions and "
-            "num_modalities; plus one serve_<modality> endpoint each."
+            "sample) and returns prediction, modality_predictions, "
+            "num_modalities and the modalities it dropped (NaN or inf "
+            "inputs: missing), and a classification's predicted_class; "
+            "plus one serve_<modality> endpoint each."
         ),
     )
     export.add_argument("--model", required=True, help="a .keras file")

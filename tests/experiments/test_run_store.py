@@ -13,7 +13,11 @@ CONFIG = {"data": "toy", "epochs": 3, "seeds": [0, 1]}
 
 
 def test_a_different_configuration_is_refused_by_name(tmp_path):
+    # Opening a folder claims nothing: a run refused before its first
+    # pair leaves it free for other options.
     RunStore(tmp_path, CONFIG)
+    RunStore(tmp_path, dict(CONFIG, epochs=5))
+    RunStore(tmp_path, CONFIG).backup_dir("robult", 0)  # a pair started
     with pytest.raises(ValueError) as error:
         RunStore(tmp_path, dict(CONFIG, epochs=5, seeds=[0]))
     assert str(error.value) == (
