@@ -84,7 +84,8 @@ def _check_model(model):
     if not isinstance(model, MultimodalModel):
         raise ValueError(
             "export_saved_model takes a keras_robult model (Robult, GMC, "
-            "UnimodalEnsemble, ActionMAE, PromptTransformer); received "
+            "UnimodalEnsemble, ActionMAE, PromptTransformer, "
+            "EarlyFusionMLP); received "
             f"{type(model).__name__}."
         )
     if not model.built:

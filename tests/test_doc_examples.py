@@ -115,7 +115,7 @@ def test_the_shell_examples_name_what_exists(capsys):
             checked += 1
         elif program == "pip" and "install" in arguments:
             for word in arguments:
-                named = re.match(r'^\.?\[(.*)\]$', word.strip('"'))
+                named = re.match(r"^\.?\[(.*)\]$", word.strip('"'))
                 if named:
                     assert set(named.group(1).split(",")) <= extras, word
     capsys.readouterr()

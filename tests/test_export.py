@@ -359,7 +359,7 @@ def test_cli_exports_a_keras_file_and_names_its_errors(
             ["--model", plain, "--out", "o"],
             f"robult: error: {plain} holds a Sequential, not a keras_robult "
             "model (Robult, GMC, UnimodalEnsemble, ActionMAE, "
-            "PromptTransformer).",
+            "PromptTransformer, EarlyFusionMLP).",
         ),
     ]:
         code, _, err = run_cli(
@@ -370,7 +370,8 @@ def test_cli_exports_a_keras_file_and_names_its_errors(
 
 
 @pytest.mark.parametrize(
-    "baseline", ["UnimodalEnsemble", "ActionMAE", "PromptTransformer"]
+    "baseline",
+    ["UnimodalEnsemble", "ActionMAE", "PromptTransformer", "EarlyFusionMLP"],
 )
 def test_baseline_exports_and_serves(tmp_path, baseline):
     import tensorflow as tf
@@ -412,7 +413,9 @@ def test_baseline_exports_and_serves(tmp_path, baseline):
                 ][rows],
                 atol=1e-5,
             )
-    assert (own is None) == (baseline == "PromptTransformer")
+    assert (own is None) == (
+        baseline in ("PromptTransformer", "EarlyFusionMLP")
+    )
 
 
 @pytest.mark.skipif(

@@ -31,6 +31,7 @@ METHOD_NAMES = {
     "UnimodalEnsemble": "unimodal",
     "ActionMAE": "actionmae",
     "PromptTransformer": "prompt-trans",
+    "EarlyFusionMLP": "mlp",
 }
 
 
@@ -48,8 +49,7 @@ def load_model(path):
     if not isinstance(model, MultimodalModel):
         raise ValueError(
             f"{path} holds a {type(model).__name__}, not a keras_robult "
-            "model (Robult, GMC, UnimodalEnsemble, ActionMAE, "
-            "PromptTransformer)."
+            f"model ({', '.join(METHOD_NAMES)})."
         )
     return model
 

@@ -77,7 +77,9 @@ def add_comparison_arguments(parser, epochs, batch_size, epochs_help):
         "--methods",
         nargs="+",
         default=None,
-        help="methods to compare (default: all of them)",
+        help="methods to compare, or groups: `ablations` (the paper's "
+        "Table 3 variants), `references` (linear, mlp); default: robult, "
+        "robult-paper, the four baselines and the two references",
     )
     add_missing_modality_arguments(parser)
     parser.add_argument(

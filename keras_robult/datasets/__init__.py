@@ -10,6 +10,7 @@ from keras_robult.datasets import (
     mmimdb,
     mosei,
     mosi,
+    suite,
 )
 from keras_robult.datasets.restricted_unpickler import (
     RestrictedUnpickler,
@@ -23,6 +24,7 @@ __all__ = [
     "mmimdb",
     "food101",
     "hateful_memes",
+    "suite",
     "RestrictedUnpickler",
     "load_pickle",
 ]

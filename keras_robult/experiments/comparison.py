@@ -18,7 +18,13 @@ from keras_robult.data.missing_spec import (
 )
 from keras_robult.distribution import training_context
 from keras_robult.experiments.protocol import run_protocol
-from keras_robult.experiments.registry import DEFAULT_METHODS, method_factories
+from keras_robult.experiments.registry import (
+    DEFAULT_METHODS,
+    METHODS,
+    REFERENCES,
+    expand_methods,
+    method_factories,
+)
 from keras_robult.experiments.report import (
     missing_type_table,
     report_tables,
@@ -164,7 +170,7 @@ class ComparisonConfig:
 
     @property
     def method_names(self):
-        return list(self.methods or DEFAULT_METHODS)
+        return expand_methods(self.methods or DEFAULT_METHODS)
 
     def missing_modality_options(self):
         """The missing-modality options that differ from their defaults,
@@ -309,10 +315,15 @@ def _run_comparison(config, data, out, callbacks):
     options = {"latent_dim": config.latent_dim}
     if config.patience is not None:
         options["patience"] = config.patience
+    if config.modality_dropout > 0:  # else each method's own default
+        options["modality_dropout"] = config.modality_dropout
+    names = config.method_names
+    if data.finetune is not None and config.methods is None:
+        # The references take fixed features: not a fine-tuning run's.
+        names = [n for n in names if METHODS[n].method_class not in REFERENCES]
     methods = method_factories(
-        config.method_names,
+        names,
         finetune=data.finetune,
-        modality_dropout=config.modality_dropout,
         robult_options=(
             {"late_fusion": config.late_fusion} if config.late_fusion else {}
         ),

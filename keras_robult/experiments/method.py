@@ -2,6 +2,7 @@
 
 import abc
 import functools
+import math
 import os
 import shutil
 import sys
@@ -69,6 +70,14 @@ def check_encoder_shape(name, shape):
             f"Modality '{name}' has per-sample shape {tuple(shape)}: no "
             "features. Every modality needs at least one value per sample."
         )
+
+
+def epochs_for(min_steps, steps_per_epoch, epochs):
+    """`epochs`, raised where needed so that the training takes at least
+    `min_steps` optimizer steps (None or 0: `epochs` as they are)."""
+    if not min_steps or not steps_per_epoch:
+        return epochs
+    return max(epochs, math.ceil(min_steps / steps_per_epoch))
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -160,6 +169,9 @@ class Method(abc.ABC):
         epochs: int or None, this method's own epoch budget, replacing the
             comparison's (`--hparams` with a tuned `epochs`); None: the
             comparison's.
+        min_steps: int or None, the fewest optimizer steps of a training
+            stage: on small data (a few dozen samples, one batch an
+            epoch) the epochs are raised to reach it (`epochs_for`).
     """
 
     name = "method"
@@ -178,6 +190,7 @@ class Method(abc.ABC):
         patience=10,
         modality_dropout=0.0,
         epochs=None,
+        min_steps=None,
     ):
         self.task = task
         self.input_shapes = dict(input_shapes)
@@ -194,6 +207,7 @@ class Method(abc.ABC):
         self.patience = patience
         self.modality_dropout = float(modality_dropout)
         self.epochs = epochs
+        self.min_steps = min_steps
         #: Keras callbacks added to every training stage and to `predict`
         #: (`run_protocol(callbacks=...)`: logging, timing).
         self.callbacks = []
@@ -487,6 +501,7 @@ class Method(abc.ABC):
                 self.history.history = backup.history
                 return
         dataset, steps_per_epoch = data(initial_epoch=initial_epoch)
+        epochs = epochs_for(self.min_steps, steps_per_epoch, epochs)
         nan_guard = StopOnNaN()
         callbacks = [nan_guard]
         if label:

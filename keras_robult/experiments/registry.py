@@ -9,6 +9,7 @@ from keras_robult.experiments.baseline_methods import (
     UnimodalMethod,
 )
 from keras_robult.experiments.finetune import finetuned_class
+from keras_robult.experiments.reference_methods import LinearMethod, MLPMethod
 from keras_robult.experiments.robult_method import RobultMethod
 from keras_robult.models.robult import PAPER_OPTIONS
 
@@ -21,6 +22,12 @@ def _make(cls, name, **fixed):
     def factory(task, input_shapes, statistics, finetune=None, **options):
         defaults = dict(fixed)
         klass = cls
+        if finetune is not None and cls in REFERENCES:
+            raise ValueError(
+                f"{name} is a reference on fixed features; with "
+                "--finetune (backbones trained end to end) leave it out "
+                "of --methods."
+            )
         if finetune is not None:  # backbones trained end to end
             klass = finetuned_class(cls)
             defaults.pop("learning_rate", None)
@@ -38,6 +45,10 @@ def _make(cls, name, **fixed):
     factory.method_class = cls
     factory.fixed = dict(fixed)  # the method's own defaults
     return factory
+
+
+#: The methods on fixed features only (no `--finetune`).
+REFERENCES = (LinearMethod, MLPMethod)
 
 
 def _paper_less(term):
@@ -72,13 +83,48 @@ METHODS = {
     "robult-no-rec": _make(RobultMethod, "robult-no-rec", **_paper_less("rec")),
     "robult-no-lb": _make(RobultMethod, "robult-no-lb", **_paper_less("lb")),
     "robult-no-ulb": _make(RobultMethod, "robult-no-ulb", **_paper_less("ulb")),
+    # The simple references, on the labeled samples alone.
+    "linear": _make(LinearMethod, "linear"),
+    "mlp": _make(MLPMethod, "mlp"),
 }
 
 
-#: What `robult train` and the recipes compare without `--methods`: every
-#: method (Robult, the paper's four baselines, the paper's exact Robult,
-#: the self-training variant and the ablations of the paper's Table 3).
-DEFAULT_METHODS = list(METHODS)
+#: What `robult train` and the recipes compare without `--methods`:
+#: Robult, the paper's exact Robult, the paper's four baselines and the
+#: two simple references (the ablations have a table of their own:
+#: `--methods ablations`).
+DEFAULT_METHODS = [
+    "robult",
+    "robult-paper",
+    "gmc",
+    "unimodal",
+    "actionmae",
+    "prompt-trans",
+    "linear",
+    "mlp",
+]
+#: Names that stand for several methods in `--methods`.
+METHOD_GROUPS = {
+    # The paper's Table 3: the paper's method less one term.
+    "ablations": [
+        "robult-no-sup",
+        "robult-no-rec",
+        "robult-no-lb",
+        "robult-no-ulb",
+    ],
+    "references": ["linear", "mlp"],
+}
+
+
+def expand_methods(names):
+    """`names` with each group of `METHOD_GROUPS` replaced by its methods,
+    each method once, in order."""
+    expanded = []
+    for name in names:
+        for method in METHOD_GROUPS.get(name, [name]):
+            if method not in expanded:
+                expanded.append(method)
+    return expanded
 
 
 def method_factories(
@@ -93,10 +139,12 @@ def method_factories(
     `loss_weights` dict is merged over the method's own);
     `finetune=` a `FinetuneSource` makes each method train its keras-hub
     backbones end to end (`keras_robult.experiments.finetune`)."""
+    names = expand_methods(names)
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(
-            f"Unknown method(s) {unknown}; choose from {list(METHODS)}."
+            f"Unknown method(s) {unknown}; choose from "
+            f"{list(METHODS) + list(METHOD_GROUPS)}."
         )
     factories = {}
     for name in names:

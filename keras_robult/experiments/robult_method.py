@@ -66,6 +66,7 @@ class RobultMethod(Method):
         patience=10,
         modality_dropout=0.0,
         epochs=None,
+        min_steps=None,
         **model_kwargs,
     ):
         super().__init__(
@@ -81,6 +82,7 @@ class RobultMethod(Method):
             patience=patience,
             modality_dropout=modality_dropout,
             epochs=epochs,
+            min_steps=min_steps,
         )
         self.loss_weights = loss_weights
         self.probe = probe
@@ -132,6 +134,7 @@ class RobultMethod(Method):
             ema_momentum=self.ema_momentum,
             modality_dropout=self.modality_dropout,
             epochs=self.epochs,
+            min_steps=self.min_steps,
             probe=self.probe,
             probe_epochs=self.probe_epochs if self.probe else None,
             loss_weights=sorted(weights.items()),

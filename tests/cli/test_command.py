@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_robult.experiments import registry
 from keras_robult.experiments.tune import method_defaults
 from tests.conftest import once
 
@@ -345,10 +346,7 @@ def test_options_reach_the_run_under_another_backend(tmp_path):
         (
             ["train", "--methods", "robult", "mae"],
             "robult: error: Unknown method(s) ['mae']; choose from "
-            "['robult', 'unimodal', 'gmc', 'actionmae', 'prompt-trans', "
-            "'robult-paper', 'robult-pseudo', "
-            "'robult-no-sup', 'robult-no-rec', 'robult-no-lb', "
-            "'robult-no-ulb'].",
+            f"{list(registry.METHODS) + list(registry.METHOD_GROUPS)}.",
         ),
         (
             ["train", "--latent-dim", "1"],
