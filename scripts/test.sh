@@ -18,13 +18,19 @@ fi
 
 echo "== ruff"
 "$VENV/bin/ruff" check . || exit 1
+"$VENV/bin/ruff" format --check keras_robult keras_robult_cli tests \
+  benchmarks recipes scripts docs/hooks || exit 1
 echo "== lint-imports (the package's floors: pyproject.toml)"
 "$VENV/bin/lint-imports" || exit 1
 
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 echo "== mkdocs build --strict (the documentation site)"
+SITE_DIR=${SITE_DIR:-site}
 NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet \
-  --site-dir "${SITE_DIR:-site}" || exit 1
+  --site-dir "$SITE_DIR" || exit 1
+# tests/test_docs.py reads this build instead of building the site again
+# under each backend.
+export ROBULT_BUILT_SITE="$(cd "$SITE_DIR" && pwd)"
 # Tests run in parallel (pytest-xdist): most of a test's time is one-threaded
 # XLA compilation. PYTEST_WORKERS=0 runs them in this process.
 WORKERS=${PYTEST_WORKERS:-2}

@@ -29,7 +29,8 @@ EXCERPT = re.compile(
     r"(<!-- results-excerpt:start -->\n)(.*?)(<!-- results-excerpt:end -->)",
     re.S,
 )
-#: The methods of the README's excerpt: Robult and the paper's baselines.
+#: The methods of the README's excerpt: Robult, the paper's baselines and
+#: the simple references.
 SUMMARY_METHODS = (
     "robult",
     "robult-paper",
@@ -37,6 +38,8 @@ SUMMARY_METHODS = (
     "actionmae",
     "unimodal",
     "prompt-trans",
+    "linear",
+    "mlp",
 )
 
 
