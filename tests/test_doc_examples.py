@@ -18,6 +18,7 @@ import keras
 import pytest
 
 from tests.conftest import once
+from tests.test_readme import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
@@ -45,18 +46,7 @@ def test_the_python_examples_of_a_page_run_as_written(page, tmp_path):
     backends = BACKENDS.get(page, ("jax", "tensorflow", "torch"))
     if keras.backend.backend() not in backends:
         pytest.skip(f"{page}'s example runs on {', '.join(backends)}")
-    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    env["PYTHONPATH"] = ROOT
-    code = "\n\n".join(blocks(page, "python"))
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=600,
-    )
+    result = run("\n\n".join(blocks(page, "python")), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
