@@ -112,7 +112,12 @@ class MultimodalModel(keras.Model):
         missing modality, reported in `dropped_modalities`: `model(x)`,
         `predict` and the exported signatures all apply this rule."""
         claimed = self._claimed_mask(inputs) > 0.5
-        finite = [self._finite_rows(inputs[m]) for m in self.modalities]
+        # (A loss on the global batch of several replicas gets the mask
+        # alone: the rule was applied to it on each replica.)
+        finite = [
+            self._finite_rows(inputs[m]) if m in inputs else None
+            for m in self.modalities
+        ]
         if all(column is None for column in finite):
             return ops.cast(claimed, "float32")
         columns = [

@@ -589,14 +589,22 @@ def kill_once(args, out, path, poll=0.05, signal_number=None):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # A terminal's Ctrl-C: pytest-xdist's workers ignore SIGINT, and a
+        # child would inherit that (as a background job does, by design).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 300
-    while not os.path.exists(path) and process.poll() is None:
-        assert time.time() < deadline
-        time.sleep(poll)
-    sent = time.time()
-    process.send_signal(signal_number or signal.SIGKILL)
-    _, err = process.communicate(timeout=300)
+    try:
+        deadline = time.time() + 300
+        while not os.path.exists(path) and process.poll() is None:
+            assert time.time() < deadline
+            time.sleep(poll)
+        sent = time.time()
+        process.send_signal(signal_number or signal.SIGKILL)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # never left running
+            process.kill()
+            process.wait()
     assert not os.path.exists(os.path.join(out, "results.json"))
     return process.returncode, time.time() - sent, err
 
