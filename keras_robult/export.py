@@ -53,7 +53,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from keras_robult.data.image_text_pipeline import decode_image_bytes
-from keras_robult.models.multimodal_model import MultimodalModel
+from keras_robult.models.multimodal_model import (
+    MultimodalModel,
+    model_classes,
+)
 from keras_robult.utils.validation import MASK_KEY
 
 __all__ = [
@@ -83,9 +86,8 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
 def _check_model(model):
     if not isinstance(model, MultimodalModel):
         raise ValueError(
-            "export_saved_model takes a keras_robult model (Robult, GMC, "
-            "UnimodalEnsemble, ActionMAE, PromptTransformer, "
-            "EarlyFusionMLP); received "
+            "export_saved_model takes a keras_robult model ("
+            f"{', '.join(model_classes())}); received "
             f"{type(model).__name__}."
         )
     if not model.built:

@@ -358,8 +358,8 @@ def test_cli_exports_a_keras_file_and_names_its_errors(
         (
             ["--model", plain, "--out", "o"],
             f"robult: error: {plain} holds a Sequential, not a keras_robult "
-            "model (Robult, GMC, UnimodalEnsemble, ActionMAE, "
-            "PromptTransformer, EarlyFusionMLP).",
+            "model (ActionMAE, EarlyFusionMLP, GMC, PromptTransformer, "
+            "Robult, UnimodalEnsemble).",
         ),
     ]:
         code, _, err = run_cli(

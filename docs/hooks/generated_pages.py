@@ -7,7 +7,9 @@ text with a marker line:
   options, from their argparse parsers (so the page cannot drift);
 - `<!-- generated: results NAME -->`: the tables of the run whose
   `results.json` and `about.json` lie in `docs/results/NAME/`;
-- `<!-- generated: summary NAME -->`: the compact table of that run.
+- `<!-- generated: summary NAME -->`: the compact table of that run;
+- `<!-- generated: methods -->`: every method `--methods` takes, from
+  the registry (`keras_robult.experiments.registry.METHODS`).
 
 The README's results excerpt, between `<!-- results-excerpt:start -->` and
 `<!-- results-excerpt:end -->`, is the same compact table:
@@ -145,6 +147,35 @@ def results_section(name):
     return "\n".join(parts) + "\n"
 
 
+def methods_table():
+    """Markdown table of every registered method: its name, class, model,
+    and where it runs (the default comparison, a group)."""
+    from keras_robult.experiments.registry import (
+        DEFAULT_METHODS,
+        METHOD_GROUPS,
+        METHODS,
+    )
+
+    rows = [
+        "| `--methods` | what it is | method class | saved model | runs in |",
+        "|---|---|---|---|---|",
+    ]
+    for name, spec in METHODS.items():
+        runs = ["the default comparison"] if name in DEFAULT_METHODS else []
+        runs += [
+            f"`--methods {group}`"
+            for group, members in METHOD_GROUPS.items()
+            if name in members
+        ]
+        model = f"`{spec.model_class}`" if spec.model_class else "none"
+        rows.append(
+            f"| `{name}` | {spec.description} | "
+            f"`{spec.method_class.__name__}` | {model} | "
+            f"{', '.join(runs) or 'when named'} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def cli_reference():
     """Markdown of every subcommand and option of `robult`, and of the
     options every recipe shares."""
@@ -232,6 +263,8 @@ def render(markdown):
             return results_section(name)
         if kind == "summary":
             return summary_table(load_run(name)[0])
+        if kind == "methods":
+            return methods_table()
         raise ValueError(f"Unknown generated section: {match.group(0)}")
 
     return MARKER.sub(replace, markdown)

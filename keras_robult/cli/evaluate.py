@@ -14,6 +14,7 @@ from keras_robult.experiments.protocol import (
     evaluate_predictor,
     summarise_results,
 )
+from keras_robult.experiments.registry import method_of_model
 from keras_robult.experiments.report import markdown_table, write_results
 from keras_robult.experiments.user_data import (
     as_model_classes,
@@ -21,18 +22,11 @@ from keras_robult.experiments.user_data import (
     records_data,
 )
 from keras_robult.export import export_saved_model
-from keras_robult.models.multimodal_model import MultimodalModel
+from keras_robult.models.multimodal_model import (
+    MultimodalModel,
+    model_classes,
+)
 from keras_robult.utils.validation import MASK_KEY
-
-# The results' method name of each model class (`robult evaluate`).
-METHOD_NAMES = {
-    "Robult": "robult",
-    "GMC": "gmc",
-    "UnimodalEnsemble": "unimodal",
-    "ActionMAE": "actionmae",
-    "PromptTransformer": "prompt-trans",
-    "EarlyFusionMLP": "mlp",
-}
 
 
 def load_model(path):
@@ -49,7 +43,7 @@ def load_model(path):
     if not isinstance(model, MultimodalModel):
         raise ValueError(
             f"{path} holds a {type(model).__name__}, not a keras_robult "
-            f"model ({', '.join(METHOD_NAMES)})."
+            f"model ({', '.join(model_classes())})."
         )
     return model
 
@@ -100,7 +94,7 @@ def evaluate(args):
     subset_metrics, curve = evaluate_predictor(
         predict, x_eval, y[rows], model.task.name, modalities
     )
-    method = METHOD_NAMES.get(type(model).__name__, type(model).__name__)
+    method = method_of_model(model)
     per_subset = {
         (method, subset, metric): [value]
         for subset, metrics in subset_metrics.items()

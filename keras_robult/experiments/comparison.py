@@ -21,7 +21,6 @@ from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.registry import (
     DEFAULT_METHODS,
     METHODS,
-    REFERENCES,
     expand_methods,
     method_factories,
 )
@@ -320,7 +319,7 @@ def _run_comparison(config, data, out, callbacks):
     names = config.method_names
     if data.finetune is not None and config.methods is None:
         # The references take fixed features: not a fine-tuning run's.
-        names = [n for n in names if METHODS[n].method_class not in REFERENCES]
+        names = [n for n in names if not METHODS[n].reference]
     methods = method_factories(
         names,
         finetune=data.finetune,

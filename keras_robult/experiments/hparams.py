@@ -5,8 +5,7 @@ import json
 import numbers
 import os
 
-from keras_robult.experiments.registry import METHODS
-from keras_robult.experiments.robult_method import RobultMethod
+from keras_robult.experiments.registry import METHODS, robult_variants
 from keras_robult.models.robult import LOSS_TERMS
 
 #: The options a file may set, with the check each value must pass.
@@ -54,17 +53,10 @@ def load_hparams(path):
         raise ValueError(f"--hparams {path}: expected a JSON object.")
     method = content.get("method", "robult")
     values = content.get("hparams", content if "method" not in content else {})
-    if method not in METHODS or not issubclass(
-        METHODS[method].method_class, RobultMethod
-    ):
-        robults = [
-            n
-            for n, f in METHODS.items()
-            if issubclass(f.method_class, RobultMethod)
-        ]
+    if method not in METHODS or not METHODS[method].is_robult:
         raise ValueError(
             f"--hparams {path}: method {method!r} is not a Robult variant; "
-            f"choose from {robults}."
+            f"choose from {robult_variants()}."
         )
     if not isinstance(values, dict) or not values:
         raise ValueError(f"--hparams {path}: no hyper-parameter in it.")

@@ -1,6 +1,11 @@
-"""Names of the methods the `robult` command can compare."""
+"""The methods the `robult` command can compare, each registered once."""
 
+from __future__ import annotations
+
+import dataclasses
 import functools
+from collections.abc import Mapping
+from typing import Any
 
 from keras_robult.experiments.baseline_methods import (
     ActionMAEMethod,
@@ -14,22 +19,60 @@ from keras_robult.experiments.robult_method import RobultMethod
 from keras_robult.models.robult import PAPER_OPTIONS
 
 
-def _make(cls, name, **fixed):
-    """A factory of `cls` whose defaults are `fixed` (options given to the
-    factory win). With `finetune`, the fine-tuning learning rate replaces a
-    fixed one (which was chosen for training on frozen features)."""
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """One method of the comparison, registered once in `METHODS`: the
+    command's `--methods` choices, `robult evaluate`'s names of saved
+    models, the tuner, the `--hparams` loader, the fine-tuning check and
+    the tests' lists of methods all read it.
 
-    def factory(task, input_shapes, statistics, finetune=None, **options):
-        defaults = dict(fixed)
-        klass = cls
-        if finetune is not None and cls in REFERENCES:
+    A spec is the method's factory: `spec(task, input_shapes, statistics,
+    **options)` builds its `Method` with `defaults` under `options` (a
+    `loss_weights` dict is merged over the spec's own).
+
+    Args:
+        name: the method's name in `--methods` and in the results.
+        method_class: its `Method` class (or a class with the same
+            interface, e.g. `LinearMethod`).
+        defaults: the method's own option values, over its class's.
+        model_class: the Keras model class whose saved files are this
+            method's (`robult evaluate` names such a file's results after
+            the first spec with it); None for a method that saves none.
+        reference: a reference on fixed features, refused with
+            fine-tuning (`finetune=`).
+        description: one line for the documentation's method table.
+    """
+
+    name: str
+    method_class: type
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    model_class: str | None = None
+    reference: bool = False
+    description: str = ""
+
+    @property
+    def is_robult(self):
+        """True for Robult and its variants (what `--hparams` and the
+        tuner take)."""
+        return issubclass(self.method_class, RobultMethod)
+
+    def __call__(
+        self, task, input_shapes, statistics, finetune=None, **options
+    ):
+        """The method's `Method`, with `options` over `defaults`. With
+        `finetune` (a `FinetuneSource`), its backbones are trained end to
+        end and its fine-tuning learning rate replaces a default one
+        (chosen for training on frozen features)."""
+        defaults = dict(self.defaults)
+        klass = self.method_class
+        if finetune is not None and self.reference:
             raise ValueError(
-                f"{name} is a reference on fixed features; with "
-                "--finetune (backbones trained end to end) leave it out "
-                "of --methods."
+                f"{self.name} is a reference on fixed features; with "
+                "fine-tuning (backbones trained end to end) leave it out "
+                "of the methods."
             )
         if finetune is not None:  # backbones trained end to end
-            klass = finetuned_class(cls)
+            klass = finetuned_class(klass)
             defaults.pop("learning_rate", None)
             options["source"] = finetune
         if "loss_weights" in defaults and "loss_weights" in options:
@@ -37,18 +80,11 @@ def _make(cls, name, **fixed):
                 **defaults["loss_weights"],
                 **options["loss_weights"],
             }
-        options = {**defaults, **options}
-        method = klass(task, input_shapes, statistics, **options)
-        method.name = name
+        method = klass(
+            task, input_shapes, statistics, **{**defaults, **options}
+        )
+        method.name = self.name
         return method
-
-    factory.method_class = cls
-    factory.fixed = dict(fixed)  # the method's own defaults
-    return factory
-
-
-#: The methods on fixed features only (no `--finetune`).
-REFERENCES = (LinearMethod, MLPMethod)
 
 
 def _paper_less(term):
@@ -57,36 +93,113 @@ def _paper_less(term):
     return {**PAPER_OPTIONS, "loss_weights": weights}
 
 
-METHODS = {
-    "robult": _make(RobultMethod, "robult"),
-    "unimodal": _make(UnimodalMethod, "unimodal"),
+def _register(*specs):
+    """dict name -> spec, in registration order (a name once)."""
+    table = {}
+    for spec in specs:
+        if spec.name in table:
+            raise ValueError(f"Method {spec.name!r} is registered twice.")
+        table[spec.name] = spec
+    return table
+
+
+#: Every method, by name: the one place a method is registered.
+METHODS = _register(
+    MethodSpec(
+        "robult",
+        RobultMethod,
+        model_class="Robult",
+        description="Robult with this package's defaults",
+    ),
+    MethodSpec(
+        "unimodal",
+        UnimodalMethod,
+        model_class="UnimodalEnsemble",
+        description="one supervised model per modality, late fusion",
+    ),
     # Chosen on a validation split (benchmarks/RESULTS.md): at temperature
     # 0.3 and Adam 1e-3 (before the search) GMC's contrastive term
     # over-trains within the shared 150-epoch budget.
-    "gmc": _make(GMCMethod, "gmc", learning_rate=1e-4),
-    "actionmae": _make(ActionMAEMethod, "actionmae"),
-    "prompt-trans": _make(PromptTransMethod, "prompt-trans"),
+    MethodSpec(
+        "gmc",
+        GMCMethod,
+        {"learning_rate": 1e-4},
+        model_class="GMC",
+        description="Geometric Multimodal Contrastive learning",
+    ),
+    MethodSpec(
+        "actionmae",
+        ActionMAEMethod,
+        model_class="ActionMAE",
+        description="ActionMAE: missing modality tokens reconstructed",
+    ),
+    MethodSpec(
+        "prompt-trans",
+        PromptTransMethod,
+        model_class="PromptTransformer",
+        description="missing-aware prompts on a multimodal transformer",
+    ),
     # The paper's exact method (our default predicts subsets by the
     # product of experts of their branches, not their mean).
-    "robult-paper": _make(RobultMethod, "robult-paper", **PAPER_OPTIONS),
+    MethodSpec(
+        "robult-paper",
+        RobultMethod,
+        PAPER_OPTIONS,
+        model_class="Robult",
+        description="Robult exactly as the paper specifies it",
+    ),
     # Robult with the self-training term (our addition, not the paper's).
-    "robult-pseudo": _make(
-        RobultMethod, "robult-pseudo", loss_weights={"pseudo": 1.0}
+    MethodSpec(
+        "robult-pseudo",
+        RobultMethod,
+        {"loss_weights": {"pseudo": 1.0}},
+        model_class="Robult",
+        description="Robult with the self-training term",
     ),
     # The ablations of the paper's Table 3: the paper's method less a term.
-    "robult-no-sup": _make(
-        RobultMethod,
+    MethodSpec(
         "robult-no-sup",
-        **_paper_less("sup"),
-        probe=True,
+        RobultMethod,
+        {**_paper_less("sup"), "probe": True},
+        model_class="Robult",
+        description="the paper's Robult without L_sup, a probe on top",
     ),
-    "robult-no-rec": _make(RobultMethod, "robult-no-rec", **_paper_less("rec")),
-    "robult-no-lb": _make(RobultMethod, "robult-no-lb", **_paper_less("lb")),
-    "robult-no-ulb": _make(RobultMethod, "robult-no-ulb", **_paper_less("ulb")),
+    MethodSpec(
+        "robult-no-rec",
+        RobultMethod,
+        _paper_less("rec"),
+        model_class="Robult",
+        description="the paper's Robult without L_rec",
+    ),
+    MethodSpec(
+        "robult-no-lb",
+        RobultMethod,
+        _paper_less("lb"),
+        model_class="Robult",
+        description="the paper's Robult without L_lb",
+    ),
+    MethodSpec(
+        "robult-no-ulb",
+        RobultMethod,
+        _paper_less("ulb"),
+        model_class="Robult",
+        description="the paper's Robult without L_ulb",
+    ),
     # The simple references, on the labeled samples alone.
-    "linear": _make(LinearMethod, "linear"),
-    "mlp": _make(MLPMethod, "mlp"),
-}
+    MethodSpec(
+        "linear",
+        LinearMethod,
+        reference=True,
+        description="scikit-learn per presence pattern, labeled samples",
+    ),
+    MethodSpec(
+        "mlp",
+        MLPMethod,
+        model_class="EarlyFusionMLP",
+        reference=True,
+        description="an early-fusion MLP on the labeled samples",
+    ),
+)
 
 
 #: What `robult train` and the recipes compare without `--methods`:
@@ -149,8 +262,22 @@ def method_factories(
     factories = {}
     for name in names:
         own = dict(options)
-        if issubclass(METHODS[name].method_class, RobultMethod):
+        if METHODS[name].is_robult:
             own.update(robult_options or {})
         own.update((method_options or {}).get(name, {}))
         factories[name] = functools.partial(METHODS[name], **own)
     return factories
+
+
+def method_of_model(model):
+    """The method name of a saved model (its class's first spec: a
+    `Robult` file's results are `robult`'s), or the class's name."""
+    kind = type(model).__name__
+    return next(
+        (s.name for s in METHODS.values() if s.model_class == kind), kind
+    )
+
+
+def robult_variants():
+    """The names of Robult and its variants, in registration order."""
+    return [name for name, spec in METHODS.items() if spec.is_robult]

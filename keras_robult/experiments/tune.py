@@ -28,7 +28,6 @@ from keras_robult.experiments.metrics import PRIMARY, higher_is_better
 from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.registry import METHODS, method_factories
 from keras_robult.experiments.robult_method import (
-    RobultMethod,
     keyword_defaults,
     robult_defaults,
 )
@@ -115,9 +114,7 @@ class TuneConfig:
     verbose: int = 1
 
     def __post_init__(self):
-        if self.method not in METHODS or not issubclass(
-            METHODS[self.method].method_class, RobultMethod
-        ):
+        if self.method not in METHODS or not METHODS[self.method].is_robult:
             raise ValueError(
                 f"--method must be a Robult variant; got {self.method!r}"
             )
@@ -146,7 +143,7 @@ class TuneConfig:
 def method_defaults(method):
     """The searched options' values in `method` as the registry makes
     it: where a search starts from, and what it is compared with."""
-    fixed = METHODS[method].fixed
+    fixed = METHODS[method].defaults
     robult = robult_defaults()
     weights = {**DEFAULT_LOSS_WEIGHTS, **fixed.get("loss_weights", {})}
     defaults = {

@@ -636,6 +636,21 @@ class MultimodalModel(keras.Model):
         return cls(**config)
 
 
+def model_classes():
+    """The sorted names of this package's model classes (every subclass
+    of `MultimodalModel` defined in `keras_robult`), for messages."""
+    found, pending = [], [MultimodalModel]
+    while pending:
+        klass = pending.pop(0)
+        for sub in klass.__subclasses__():
+            if sub.__module__.startswith("keras_robult.") and (
+                sub.__name__ not in found
+            ):
+                found.append(sub.__name__)
+            pending.append(sub)
+    return sorted(found)
+
+
 def _interruptibly(loop, callbacks_index, *args, **kwargs):
     """Keras' `fit` / `evaluate` / `predict` (`loop`) with a Ctrl-C that
     stops it on every backend (`keras_robult.utils.interrupt`), its

@@ -274,3 +274,40 @@ def test_modality_dropout_reaches_every_method_and_fusion_robult_only():
         if not method.labeled_only:
             assert 0.2 < 1.0 - mask.mean() < 0.4, name
         assert mask.sum(1).min() >= 1, name
+
+
+@pytest.mark.parametrize("name", KERAS_METHODS)
+def test_a_spec_names_the_model_class_its_method_builds(name):
+    """`robult evaluate` names a saved file's results through the specs:
+    each spec's `model_class` is the class its method trains."""
+    x, _ = make_multimodal(num_samples=8)
+    shapes = {m: x[m].shape[1:] for m in ("m0", "m1", "m2")}
+    spec = registry.METHODS[name]
+    method = spec(tasks.Classification(3), shapes, None, latent_dim=8)
+    model = method.build_model()
+    assert type(model).__name__ == spec.model_class
+    # The first spec of a class names its files: a Robult file is robult's.
+    assert registry.method_of_model(model) == (
+        "robult" if spec.model_class == "Robult" else name
+    )
+
+
+def test_the_specs_say_what_each_method_is():
+    """The tuner, `--hparams` and fine-tuning read the specs, not the
+    classes: Robult variants, references, one registration a name."""
+    variants = registry.robult_variants()
+    assert variants[:2] == ["robult", "robult-paper"]
+    assert {"gmc", "linear", "mlp"}.isdisjoint(variants)
+    assert [n for n, s in registry.METHODS.items() if s.reference] == [
+        "linear",
+        "mlp",
+    ]
+    assert all(s.description for s in registry.METHODS.values())
+    assert registry.METHODS["linear"].model_class is None
+    spec = registry.METHODS["robult"]
+    with pytest.raises(ValueError, match="'robult' is registered twice"):
+        registry._register(spec, spec)
+    with pytest.raises(ValueError, match="reference on fixed features"):
+        registry.METHODS["mlp"](
+            tasks.Classification(3), {"m0": (4,)}, None, finetune=object()
+        )

@@ -273,3 +273,26 @@ def test_an_encoder_that_returns_a_sequence_is_named():
         "flatten inside the encoder (e.g. keras.layers.GlobalAveragePooling1D "
         "after a sequence layer)."
     )
+
+
+def test_the_package_s_model_classes_are_listed_sorted_and_only_those():
+    """Error messages list the model classes a file or an export may hold:
+    every `MultimodalModel` subclass of the package, none defined
+    elsewhere."""
+    from keras_robult.models.multimodal_model import (
+        MultimodalModel,
+        model_classes,
+    )
+
+    class Elsewhere(keras_robult.Robult):
+        pass
+
+    assert issubclass(Elsewhere, MultimodalModel)
+    assert model_classes() == [
+        "ActionMAE",
+        "EarlyFusionMLP",
+        "GMC",
+        "PromptTransformer",
+        "Robult",
+        "UnimodalEnsemble",
+    ]
