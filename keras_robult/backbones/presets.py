@@ -92,7 +92,7 @@ def load_backbones(config):
     longest = getattr(text_encoder.backbone, "max_sequence_length", None)
     if longest is not None and config.sequence_length > longest:
         raise ValueError(
-            f"--sequence-length {config.sequence_length} is longer than the "
+            f"`sequence_length` {config.sequence_length} is longer than the "
             f"text backbone takes ({longest} tokens)."
         )
     settings = {

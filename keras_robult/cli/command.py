@@ -26,7 +26,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    return reporting_errors("robult", _run, args, argv)
+    return reporting_errors("robult", _run, args, argv, parser=parser)
 
 
 def _run(args, argv):

@@ -4,6 +4,7 @@ namespace."""
 
 import argparse
 import os
+import re
 import sys
 
 from keras_robult.backbones.backbone_config import (
@@ -359,17 +360,47 @@ def load_frameworks(verbose):
         tf.config.list_physical_devices("GPU")
 
 
-def reporting_errors(prog, function, *args):
+def flag_table(parser):
+    """dict, argument name (`dest`) -> its command-line flag (the
+    longest `--` form), over `parser` and its subcommands: the one table
+    from the library's parameter names to the command's flags."""
+    table = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                for dest, flag in flag_table(sub).items():
+                    table.setdefault(dest, flag)
+            continue
+        flags = [o for o in action.option_strings if o.startswith("--")]
+        if flags:
+            table.setdefault(action.dest, max(flags, key=len))
+    return table
+
+
+def as_flags(message, table):
+    """`message` with each parameter name the library quotes (`` `name` ``)
+    written as the command's flag, where `table` has one (`flag_table`);
+    other quoted words stay as they are."""
+    return re.sub(
+        r"`([A-Za-z_][A-Za-z0-9_]*)`",
+        lambda match: table.get(match.group(1), match.group(0)),
+        message,
+    )
+
+
+def reporting_errors(prog, function, *args, parser=None):
     """`function(*args)`, a user's error reported as one `<prog>: error:`
-    line on stderr (exit code 2), an interruption as exit code 130."""
+    line on stderr (exit code 2), an interruption as exit code 130. The
+    library's errors name Python parameters; given the command's
+    `parser`, they are written with its flags (`as_flags`)."""
     try:
         return function(*args)
     except USER_ERRORS as error:
         message = str(error).strip().splitlines()
-        print(
-            f"{prog}: error: {message[0] if message else error}",
-            file=sys.stderr,
-        )
+        line = message[0] if message else str(error)
+        if parser is not None:
+            line = as_flags(line, flag_table(parser))
+        print(f"{prog}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -161,7 +161,14 @@ def main(
         add_arguments(parser)
     args = parser.parse_args(argv)
     return reporting_errors(
-        f"{dataset} recipe", _run, args, load, make_task, dataset, metrics
+        f"{dataset} recipe",
+        _run,
+        args,
+        load,
+        make_task,
+        dataset,
+        metrics,
+        parser=parser,
     )
 
 

@@ -174,9 +174,8 @@ class ImageTextRecords:
                 )
                 + "). Every records file has an image, a text and a label "
                 "column (an empty cell is a missing modality or an unlabeled "
-                "sample); name yours with --image-column / --text-column / "
-                "--label-column (from_file: image_column=, text_column=, "
-                "label_column=)."
+                "sample); name yours with `image_column` / `text_column` / "
+                "`label_column`."
             )
         root = os.path.dirname(os.path.abspath(path))
         ids, images, texts, labels = [], [], [], []

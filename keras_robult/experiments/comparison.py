@@ -110,60 +110,59 @@ class ComparisonConfig:
     def __post_init__(self):
         if not 0 < self.labeled_fraction <= 1:
             raise ValueError(
-                "--labeled-fraction must be in (0, 1]; got "
+                "`labeled_fraction` must be in (0, 1]; got "
                 f"{self.labeled_fraction}"
             )
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("--epochs and --batch-size must be positive")
+            raise ValueError("`epochs` and `batch_size` must be positive")
         if not self.seeds or min(self.seeds) < 0:
             raise ValueError(
-                "--seeds must be non-negative integers; got "
+                "`seeds` must be non-negative integers; got "
                 + " ".join(map(str, self.seeds))
             )
         if self.backup_interval < 0:
             raise ValueError(
-                "--backup-interval must be >= 0 seconds; got "
+                "`backup_interval` must be >= 0 seconds; got "
                 f"{self.backup_interval}"
             )
         if self.latent_dim < 2:
-            raise ValueError("--latent-dim must be at least 2")
+            raise ValueError("`latent_dim` must be at least 2")
         for name in ("train_missing_rate", "modality_dropout"):
             value = getattr(self, name)
             if not 0 <= value < 1:
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} must be in [0, 1); got {value}")
+                raise ValueError(f"`{name}` must be in [0, 1); got {value}")
         if self.train_missing is not None and self.train_missing_rate > 0:
             raise ValueError(
-                "--train-missing and --train-missing-rate are two protocols "
+                "`train_missing` and `train_missing_rate` are two protocols "
                 "of training gaps; give one of them."
             )
         if self.grid not in (None, *GRIDS):
-            raise ValueError(f"--grid must be one of {GRIDS}; got {self.grid}")
+            raise ValueError(f"`grid` must be one of {GRIDS}; got {self.grid}")
         if self.grid and (
             self.train_missing or self.test_missing or self.train_missing_rate
         ):
             raise ValueError(
-                "--grid literature chooses the training and test specs "
-                "itself; leave out --train-missing, --test-missing and "
-                "--train-missing-rate."
+                "`grid` literature chooses the training and test specs "
+                "itself; leave out `train_missing`, `test_missing` and "
+                "`train_missing_rate`."
             )
         # Syntax, rates and duplicates here; modality names with the data.
         _ = (self.train_spec, self.test_specs)
         if self.late_fusion not in (None, *LATE_FUSION_RULES):
             raise ValueError(
-                f"--late-fusion must be one of {LATE_FUSION_RULES}; got "
+                f"`late_fusion` must be one of {LATE_FUSION_RULES}; got "
                 f"{self.late_fusion!r}"
             )
         if self.methods is not None:
             method_factories(self.methods)  # unknown names fail here
         if self.hparams and self.hparams["method"] not in self.method_names:
             raise ValueError(
-                f"--hparams are {self.hparams['method']}'s, which --methods "
+                f"`hparams` are {self.hparams['method']}'s, which `methods` "
                 "leaves out."
             )
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise RuntimeError(
-                "--tensorboard needs TensorBoard: pip install "
+                "`tensorboard` needs TensorBoard: pip install "
                 "'keras-robult[tune]'"
             )
 

@@ -48,20 +48,20 @@ def load_hparams(path):
         with open(path) as handle:
             content = json.load(handle)
     except json.JSONDecodeError as error:
-        raise ValueError(f"--hparams {path}: not JSON ({error}).") from None
+        raise ValueError(f"`hparams` {path}: not JSON ({error}).") from None
     if not isinstance(content, dict):
-        raise ValueError(f"--hparams {path}: expected a JSON object.")
+        raise ValueError(f"`hparams` {path}: expected a JSON object.")
     method = content.get("method", "robult")
     values = content.get("hparams", content if "method" not in content else {})
     if method not in METHODS or not METHODS[method].is_robult:
         raise ValueError(
-            f"--hparams {path}: method {method!r} is not a Robult variant; "
+            f"`hparams` {path}: method {method!r} is not a Robult variant; "
             f"choose from {robult_variants()}."
         )
     if not isinstance(values, dict) or not values:
-        raise ValueError(f"--hparams {path}: no hyper-parameter in it.")
+        raise ValueError(f"`hparams` {path}: no hyper-parameter in it.")
     for name, value in values.items():
-        check_value(f"--hparams {path}", name, value)
+        check_value(f"`hparams` {path}", name, value)
     return {
         "method": method,
         "values": values,

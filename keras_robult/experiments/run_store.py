@@ -70,7 +70,7 @@ class RunStore:
                 raise ValueError(
                     f"{self.out_dir} holds a run with other options "
                     f"({details}). Resume with the same options, choose "
-                    "another --out, or pass --restart to start over."
+                    "another `out`, or pass `restart` to start over."
                 )
             for key in SELECTION:
                 if key in saved and key in self.config:
@@ -141,7 +141,7 @@ def run_lock(out_dir):
             raise ValueError(
                 f"{os.path.abspath(out_dir)} is in use by another run "
                 f"(process {holder}); wait for it to end, or choose another "
-                "--out."
+                "`out`."
             ) from None
         handle.seek(0)
         handle.truncate()

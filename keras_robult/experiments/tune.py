@@ -116,25 +116,25 @@ class TuneConfig:
     def __post_init__(self):
         if self.method not in METHODS or not METHODS[self.method].is_robult:
             raise ValueError(
-                f"--method must be a Robult variant; got {self.method!r}"
+                f"`method` must be a Robult variant; got {self.method!r}"
             )
         if self.tuner not in TUNERS:
-            raise ValueError(f"--tuner must be one of {TUNERS}")
+            raise ValueError(f"`tuner` must be one of {TUNERS}")
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"--objective must be one of {OBJECTIVES}")
+            raise ValueError(f"`objective` must be one of {OBJECTIVES}")
         if self.max_trials < 1:
-            raise ValueError("--max-trials must be at least 1")
+            raise ValueError("`max_trials` must be at least 1")
         if not self.seeds or min(self.seeds) < 0:
-            raise ValueError("--seeds must be non-negative integers")
+            raise ValueError("`seeds` must be non-negative integers")
         if not 0 < self.labeled_fraction <= 1:
-            raise ValueError("--labeled-fraction must be in (0, 1]")
+            raise ValueError("`labeled_fraction` must be in (0, 1]")
         if not 0 < self.validation_fraction < 1:
-            raise ValueError("--validation-fraction must be in (0, 1)")
+            raise ValueError("`validation_fraction` must be in (0, 1)")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("--epochs and --batch-size must be positive")
+            raise ValueError("`epochs` and `batch_size` must be positive")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise RuntimeError(
-                "--tensorboard needs TensorBoard: pip install "
+                "`tensorboard` needs TensorBoard: pip install "
                 "'keras-robult[tune]'"
             )
         search_space(self)  # a bad space fails here
@@ -200,8 +200,8 @@ def search_space(config):
         if name == "epochs" and config.tuner == "hyperband":
             if given.get("epochs") is not None:
                 raise ValueError(
-                    f"{where}: with --tuner hyperband the epochs are "
-                    "Hyperband's budget (--epochs); leave them out."
+                    f"{where}: with `tuner` hyperband the epochs are "
+                    "Hyperband's budget (`epochs`); leave them out."
                 )
             continue
         value = given.get(name, default_range)
@@ -366,7 +366,7 @@ class Search:
     def __init__(self, config, data):
         if data.finetune is not None:
             raise ValueError(
-                "robult tune searches on frozen features; leave out --finetune."
+                "robult tune searches on frozen features; leave out `finetune`."
             )
         self.config = config
         self.data = data
@@ -532,7 +532,7 @@ def _check_folder(out, config, data):
         if differing:
             raise ValueError(
                 f"{out} holds a search with other settings ({differing}); "
-                "give another --out, or --restart to start over."
+                "give another `out`, or `restart` to start over."
             )
     write_json(path, run)
 

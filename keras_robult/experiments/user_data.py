@@ -33,14 +33,14 @@ def make_task(name, y, classes=None, bins=None):
     `(low, high)`, default 7 bins spanning the targets
     (`Regression.from_targets`)."""
     if bins is not None and name != "regression":
-        raise ValueError(f"--bins is for regression; the task is {name}.")
+        raise ValueError(f"`bins` is for regression; the task is {name}.")
     if classes is not None and name == "multilabel":
         return tasks.MultiLabel(len(classes))  # label names (records files)
     if classes is not None:
         if name != "classification":
             raise ValueError(
                 f"The labels are class names ({', '.join(classes[:3])}, "
-                f"...); --task {name} needs numeric labels."
+                f"...); `task` {name} needs numeric labels."
             )
         return tasks.Classification(len(classes), class_names=classes)
     if name == "classification":
@@ -48,7 +48,7 @@ def make_task(name, y, classes=None, bins=None):
     if name == "multilabel":
         if y.ndim != 2:
             raise ValueError(
-                "--task multilabel needs y of shape (samples, labels), one "
+                "`task` multilabel needs y of shape (samples, labels), one "
                 f"0/1 column per label; y has shape {y.shape}."
             )
         return tasks.MultiLabel(y.shape[1])

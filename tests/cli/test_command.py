@@ -1126,3 +1126,27 @@ def test_evaluate_help_has_no_training_options_and_no_empty_default(
         assert code == 0
         for text in absent:
             assert text not in printed
+
+
+def test_library_parameter_names_become_the_command_s_flags():
+    """One table, from the parsers: every option's `dest` to its longest
+    `--` flag, subcommands included; only quoted names are rewritten, and
+    a quoted word that is no option stays."""
+    from keras_robult.cli.options import as_flags, flag_table
+    from keras_robult.cli.parser import robult_parser
+    from keras_robult.cli.recipe import recipe_parser
+
+    table = flag_table(robult_parser())
+    assert table["labeled_fraction"] == "--labeled-fraction"
+    assert table["max_trials"] == "--max-trials"  # robult tune's
+    assert table["overwrite"] == "--overwrite"  # robult export's
+    assert flag_table(recipe_parser("A recipe."))["data_dir"] == "--data-dir"
+    assert (
+        as_flags(
+            "`epochs` and `batch_size` must be positive; epochs stays, "
+            "`Robult` too",
+            table,
+        )
+        == "--epochs and --batch-size must be positive; epochs stays, "
+        "`Robult` too"
+    )

@@ -12,19 +12,29 @@ from keras_robult.experiments.comparison import (
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"labeled_fraction": 0.0}, "--labeled-fraction must be in (0, 1]"),
-        ({"epochs": 0}, "--epochs and --batch-size must be positive"),
-        ({"seeds": (0, -1)}, "--seeds must be non-negative integers; got 0 -1"),
-        ({"latent_dim": 1}, "--latent-dim must be at least 2"),
-        ({"modality_dropout": 1.0}, "--modality-dropout must be in [0, 1)"),
-        ({"late_fusion": "max"}, "--late-fusion must be one of"),
+        ({"labeled_fraction": 0.0}, "`labeled_fraction` must be in (0, 1]"),
+        ({"epochs": 0}, "`epochs` and `batch_size` must be positive"),
+        ({"seeds": (0, -1)}, "`seeds` must be non-negative integers; got 0 -1"),
+        ({"latent_dim": 1}, "`latent_dim` must be at least 2"),
+        ({"modality_dropout": 1.0}, "`modality_dropout` must be in [0, 1)"),
+        ({"late_fusion": "max"}, "`late_fusion` must be one of"),
         ({"methods": ("robult", "mae")}, "Unknown method(s) ['mae']"),
     ],
 )
 def test_a_configuration_is_checked_when_made(options, message):
+    """The library names its Python parameters; the command writes them
+    as its flags through one table (`as_flags`)."""
     with pytest.raises(ValueError) as error:
         ComparisonConfig(**options)
     assert str(error.value).startswith(message), str(error.value)
+    from keras_robult.cli.options import as_flags, flag_table
+    from keras_robult.cli.parser import robult_parser
+
+    flags = as_flags(str(error.value), flag_table(robult_parser()))
+    for name in options:
+        assert f"`{name}`" not in flags
+        if f"`{name}`" in message:
+            assert "--" + name.replace("_", "-") in flags
 
 
 def test_only_what_differs_from_the_defaults_is_recorded():

@@ -23,7 +23,7 @@ def test_a_different_configuration_is_refused_by_name(tmp_path):
     assert str(error.value) == (
         f"{tmp_path} holds a run with other options (epochs: 3 there, 5 now"
         "; seeds: [0, 1] there, [0] now). Resume with the same options, "
-        "choose another --out, or pass --restart to start over."
+        "choose another `out`, or pass `restart` to start over."
     )
     store = RunStore(tmp_path, CONFIG)
     store.save("robult", 0, {"subsets": {}, "curve": [0.5]})
