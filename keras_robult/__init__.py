@@ -6,6 +6,7 @@ TensorFlow, JAX and PyTorch backends.
 
 from keras_robult import (
     baselines,
+    calibration,
     data,
     datasets,
     encoders,
@@ -20,6 +21,7 @@ from keras_robult.version import __version__
 __all__ = [
     "Robult",
     "baselines",
+    "calibration",
     "data",
     "datasets",
     "encoders",

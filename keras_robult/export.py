@@ -8,7 +8,10 @@ output_dim)`, `num_modalities` (int32 `(batch,)`, the present count),
 `dropped_modalities` (int32 `(batch, M)`) and `dropped_modality_names`
 (string `(batch,)`, comma-separated), and for a classification model
 `predicted_class` (string `(batch,)`, the arg-max class's name, or its
-index where the model has no class names).
+index where the model has no class names). A calibrated model
+(`model.calibrate`) serves its calibrated outputs too: `prediction`
+calibrated, `confidence` and `uncalibrated_prediction` (classification),
+or `prediction_interval` `(batch, 2)` (regression), per presence pattern.
 Any sample may omit any modality (send zeros and a 0 in the mask); a sample
 with none gets the model's training-label prior and `num_modalities = 0`.
 The request is read by the model's own rule, as `model(x)` and `predict`
@@ -66,6 +69,7 @@ __all__ = [
     "input_specs",
     "image_modalities",
     "SERVING_OUTPUTS",
+    "CALIBRATED_OUTPUTS",
     "ROUTES",
 ]
 
@@ -77,6 +81,15 @@ SERVING_OUTPUTS = (
     "num_modalities",
     "dropped_modalities",
     "dropped_modality_names",
+)
+#: Further outputs of a calibrated model's endpoints (`model.calibrate`):
+#: a classification model's `confidence` and `uncalibrated_prediction`
+#: (its `prediction` is calibrated), a regression model's
+#: `prediction_interval`.
+CALIBRATED_OUTPUTS = (
+    "confidence",
+    "uncalibrated_prediction",
+    "prediction_interval",
 )
 ROUTES = ("tensorflow", "jax2tf", "reload")
 # What TensorFlow accepts as an input name in a signature.
@@ -237,8 +250,8 @@ def _write_archive(model, path, modality_endpoints):
             outputs["modality_predictions"] = model.modality_predictions(inputs)
         return {
             key: outputs[key]
-            for key in SERVING_OUTPUTS
-            if key != "dropped_modality_names"
+            for key in SERVING_OUTPUTS + CALIBRATED_OUTPUTS
+            if key in outputs and key != "dropped_modality_names"
         }
 
     archive = keras.export.ExportArchive()

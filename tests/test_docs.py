@@ -19,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBPACKAGES = (
     "backbones",
     "baselines",
+    "calibration",
     "data",
     "datasets",
     "encoders",

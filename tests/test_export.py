@@ -418,6 +418,46 @@ def test_baseline_exports_and_serves(tmp_path, baseline):
     )
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_calibrated_model_serves_its_calibrated_outputs(tmp_path, task):
+    import tensorflow as tf
+
+    x, y = make_multimodal(num_samples=96, dims=(4, 3))
+    x = {"a": x["m0"], "b": x["m1"], "modality_mask": x["modality_mask"][:, :2]}
+    labels = y["label"].astype("float32")
+    model = keras_robult.baselines.UnimodalEnsemble(
+        {"a": encoders.MLPEncoder(8), "b": encoders.MLPEncoder(8)},
+        tasks.Classification(3)
+        if task == "classification"
+        else tasks.Regression.from_targets(labels),
+        latent_dim=8,
+    )
+    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    model.fit(
+        x,
+        {"label": labels if task == "regression" else y["label"]},
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+    )
+    model.calibrate(x, labels if task == "regression" else y["label"])
+    x["modality_mask"][:30, 0] = 0.0
+    x["modality_mask"][5] = 0.0
+    path = str(tmp_path / "calibrated")
+    export_saved_model(model, path, modality_endpoints=False, verbose=False)
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    out = served(**{k: tf.constant(v) for k, v in x.items()})
+    expected = model.predict(x, verbose=0)
+    keys = (
+        ["prediction", "confidence", "uncalibrated_prediction"]
+        if task == "classification"
+        else ["prediction", "prediction_interval"]
+    )
+    for key in keys:
+        np.testing.assert_allclose(out[key].numpy(), expected[key], atol=1e-5)
+    assert ("prediction_interval" in out) == (task == "regression")
+
+
 @pytest.mark.skipif(
     BACKEND != "tensorflow", reason="string tensors exist on TensorFlow only"
 )

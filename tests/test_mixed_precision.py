@@ -58,3 +58,11 @@ def test_a_few_steps_under_a_mixed_policy(policy):
     np.testing.assert_allclose(
         prediction.astype("float64").sum(-1), 1.0, atol=1e-2
     )
+    # A calibration computes in float32: finite, the arg-max kept.
+    model.calibrate(x, y["label"])
+    calibrated = model.predict(x, verbose=0)
+    assert calibrated["prediction"].dtype == np.float32
+    assert np.all(np.isfinite(calibrated["prediction"]))
+    np.testing.assert_array_equal(
+        calibrated["prediction"].argmax(-1), prediction.argmax(-1)
+    )

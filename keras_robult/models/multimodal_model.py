@@ -2,6 +2,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_robult.calibration.presence_calibration import (
+    PresenceCalibration,
+    pattern_ids,
+)
 from keras_robult.distribution import (
     check_jit_compile,
     pad_to_shards,
@@ -40,11 +44,18 @@ class MultimodalModel(keras.Model):
     task's `default_prior()` until then) and `num_modalities = 0`. Every
     other sample of the batch is unaffected.
 
+    A model calibrated on held-out data (`calibrate`) also returns, per
+    presence pattern, calibrated class probabilities (`prediction`, with
+    `confidence` and `uncalibrated_prediction`) or a prediction interval
+    (`prediction_interval`, regression); see `PresenceCalibration`.
+
     Args:
         encoders: dict, modality name -> Keras layer producing
             `(batch, features)`; its order is the modality order.
         task: a `keras_robult.tasks.Task`.
         latent_dim: int, width the encoders' outputs are projected to.
+        calibration: optional `PresenceCalibration` (or its config), as
+            `calibrate` sets it; saved in the model's config.
         **kwargs: base `keras.Model` arguments.
 
     Call arguments:
@@ -53,7 +64,9 @@ class MultimodalModel(keras.Model):
         training: bool.
     """
 
-    def __init__(self, encoders, task, latent_dim=128, **kwargs):
+    def __init__(
+        self, encoders, task, latent_dim=128, calibration=None, **kwargs
+    ):
         super().__init__(**kwargs)
         if not isinstance(encoders, dict) or not encoders:
             raise ValueError(
@@ -93,6 +106,9 @@ class MultimodalModel(keras.Model):
         self._input_dtypes = {}
         self._input_shapes = {}
         self._pending_prior = None
+        self.calibration = None
+        if calibration is not None:
+            self.set_calibration(calibration)
 
     # ---------------------------------------------------------------- inputs
     def _check_inputs(self, inputs):
@@ -318,7 +334,9 @@ class MultimodalModel(keras.Model):
         """Adds `num_modalities` (present count, int32 `(batch,)`) to the
         call outputs and replaces `prediction` by `label_prior` on samples
         with no modality present; given the call's `inputs`, also
-        `dropped_modalities` (see `dropped_modalities`)."""
+        `dropped_modalities` (see `dropped_modalities`). A calibrated model
+        (`calibrate`) adds its calibrated outputs here, from the presence
+        mask, so every method and every serving signature has them."""
         count = ops.sum(ops.cast(mask > 0.5, "int32"), axis=-1)
         prediction = outputs["prediction"]
         prior = ops.cast(self.label_prior, prediction.dtype)[None, :]
@@ -326,6 +344,11 @@ class MultimodalModel(keras.Model):
             count[:, None] > 0, prediction, ops.zeros_like(prediction) + prior
         )
         outputs["num_modalities"] = count
+        if self.calibration is not None:
+            calibrated = self.calibration.apply(outputs["prediction"], mask)
+            if "prediction" in calibrated:
+                outputs["uncalibrated_prediction"] = outputs["prediction"]
+            outputs.update(calibrated)
         if inputs is not None:
             outputs["dropped_modalities"] = self.dropped_modalities(inputs)
         return outputs
@@ -619,7 +642,188 @@ class MultimodalModel(keras.Model):
                 "latent_dim": self.latent_dim,
             }
         )
+        if self.calibration is not None:
+            config["calibration"] = self.calibration.get_config()
         return config
+
+    # ----------------------------------------------------------- calibrating
+    def set_calibration(self, calibration):
+        """Uses `calibration` (a `PresenceCalibration`, its config, or
+        None to remove it) from the next `predict` or call on."""
+        if isinstance(calibration, dict):
+            calibration = PresenceCalibration.from_config(calibration)
+        if calibration is not None:
+            if not isinstance(calibration, PresenceCalibration):
+                raise ValueError(
+                    "`calibration` must be a PresenceCalibration, its "
+                    f"config or None; received {type(calibration).__name__}."
+                )
+            if tuple(calibration.modalities) != self.modalities:
+                raise ValueError(
+                    f"The calibration is for the modalities "
+                    f"{calibration.modalities}; the model's are "
+                    f"{list(self.modalities)}."
+                )
+            expected = {
+                "classification": "temperature",
+                "regression": "conformal",
+            }.get(self.task.name)
+            if calibration.kind != expected:
+                raise ValueError(
+                    f"A {calibration.kind} calibration does not apply to "
+                    f"a {self.task.name} model."
+                )
+        self.calibration = calibration
+        # The compiled prediction step holds the table: trace it again.
+        self.predict_function = None
+
+    def calibrate(
+        self,
+        x,
+        y,
+        coverage=0.9,
+        patterns="all",
+        prior_strength=20.0,
+        min_samples=30,
+        batch_size=None,
+    ):
+        """Fits a calibration per presence pattern on held-out labeled
+        data and keeps it in the model (see `PresenceCalibration`).
+
+        Classification: a temperature per pattern; regression: a
+        split-conformal prediction interval per pattern at `coverage`.
+        The data must not have been used for training (carve it from the
+        training split, never from the test split).
+
+        Args:
+            x: dict of modality arrays plus optional `"modality_mask"`.
+            y: labels `(samples,)`, or a dict with `"label"` and
+                `"is_labeled"` (only the labeled rows are used).
+            coverage: float in (0, 1), the intervals' nominal coverage
+                (regression). Defaults to 0.9.
+            patterns: `"all"` (default): the held-out rows are predicted
+                under every non-empty subset of their modalities (the other
+                modalities masked), so each pattern gets every row;
+                `"observed"`: each row under its own mask only.
+            prior_strength: float, the precision of the prior around the
+                trend of the temperatures (classification; see
+                `PresenceCalibration`). Defaults to 20.
+            min_samples: int, the samples a pattern needs for an interval
+                of its own (regression).
+            batch_size: `predict`'s batch size.
+
+        Returns:
+            The fitted `PresenceCalibration` (also `model.calibration`).
+        """
+        if self.task.name not in ("classification", "regression"):
+            raise ValueError(
+                "calibrate supports classification (temperatures) and "
+                f"regression (intervals); this model's task is "
+                f"{self.task.name}."
+            )
+        if patterns not in ("all", "observed"):
+            raise ValueError(
+                "`patterns` must be 'all' or 'observed'; received "
+                f"{patterns!r}."
+            )
+        if not isinstance(x, dict):
+            raise ValueError(
+                "calibrate takes a dict of modality arrays (plus "
+                f"'{MASK_KEY}'); received {type(x).__name__}."
+            )
+        if y is None:
+            raise ValueError(
+                "calibrate needs the held-out samples' labels (`y`)."
+            )
+        labels, is_labeled = (
+            (y.get("label"), y.get("is_labeled"))
+            if isinstance(y, dict)
+            else (y, None)
+        )
+        labels = np.asarray(labels)
+        keep = (
+            np.ones(len(labels), bool)
+            if is_labeled is None
+            else np.asarray(is_labeled).reshape(-1) > 0.5
+        )
+        if not keep.any():
+            raise ValueError(
+                "calibrate received no labeled sample: give held-out "
+                "samples with their labels."
+            )
+        x = {
+            k: np.asarray(v)[keep] for k, v in self._text_as_objects(x).items()
+        }
+        labels = labels[keep]
+        if labels.dtype.kind in "fc" and not np.all(np.isfinite(labels)):
+            raise ValueError(
+                "The calibration labels hold NaN or infinite values: give "
+                "labeled held-out samples only."
+            )
+        self._check_data(x, labels)
+        mask = np.asarray(
+            ops.convert_to_numpy(self._modality_mask(x)), dtype="float32"
+        )
+        if patterns == "all":
+            count = self.num_modalities
+            if count > 10:
+                raise ValueError(
+                    f"patterns='all' predicts 2 ** {count} - 1 subsets; "
+                    "use patterns='observed' with this many modalities."
+                )
+            subsets = [
+                np.array([(q >> m) & 1 for m in range(count)], "float32")
+                for q in range(1, 1 << count)
+            ]
+        else:
+            subsets = [np.ones(self.num_modalities, "float32")]
+        previous = self.calibration
+        self.set_calibration(None)
+        try:
+            predictions, ids, rows = [], [], []
+            for subset in subsets:
+                # Every row each time (one compiled shape); rows left with
+                # nothing are dropped below.
+                shown = mask * subset[None, :]
+                out = self.predict(
+                    {**x, MASK_KEY: shown}, batch_size=batch_size, verbose=0
+                )
+                keep = shown.max(axis=1) > 0.5
+                predictions.append(np.asarray(out["prediction"])[keep])
+                ids.append(pattern_ids(shown[keep]))
+                rows.append(np.flatnonzero(keep))
+        except BaseException:
+            self.set_calibration(previous)
+            raise
+        values = np.concatenate(predictions)
+        patterns_seen = np.concatenate(ids)
+        targets = np.asarray(labels).reshape(len(labels), -1)[
+            np.concatenate(rows)
+        ]
+        try:
+            if self.task.name == "classification":
+                fitted = PresenceCalibration.fit_temperatures(
+                    values,
+                    targets.reshape(-1),
+                    patterns_seen,
+                    list(self.modalities),
+                    prior_strength=prior_strength,
+                    rows=np.concatenate(rows),
+                )
+            else:
+                fitted = PresenceCalibration.fit_conformal(
+                    values,
+                    targets.reshape(-1),
+                    patterns_seen,
+                    list(self.modalities),
+                    coverage=coverage,
+                    min_samples=min_samples,
+                )
+        except BaseException:
+            self.set_calibration(previous)
+            raise
+        self.set_calibration(fitted)
+        return fitted
 
     @classmethod
     def from_config(cls, config):

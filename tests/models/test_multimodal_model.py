@@ -11,6 +11,7 @@ import pytest
 import keras_robult
 from keras_robult import baselines, encoders, tasks
 from tests.conftest import JIT_COMPILE, make_multimodal, to_numpy
+from tests.testing import assert_saved_model_predicts_the_same
 
 MODELS = {
     "robult": lambda enc, task: keras_robult.Robult(
@@ -296,3 +297,127 @@ def test_the_package_s_model_classes_are_listed_sorted_and_only_those():
         "Robult",
         "UnimodalEnsemble",
     ]
+
+
+# ------------------------------------------------------------- calibration
+def held_out(num_samples=120, seed=5):
+    """Held-out rows of the `fitted` models' problem, some modalities
+    missing."""
+    x, y = make_multimodal(num_samples=num_samples, seed=0)
+    rng = np.random.default_rng(seed)
+    x["modality_mask"] = (rng.random((num_samples, 3)) < 0.7).astype("float32")
+    x["modality_mask"][x["modality_mask"].sum(1) == 0, 0] = 1.0
+    return x, y["label"]
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_calibration_is_applied_per_pattern_kept_and_saved(kind, tmp_path):
+    model, _, _ = fitted(kind)
+    model = keras.models.clone_model(model)  # the shared one stays as is
+    model.set_weights(fitted(kind)[0].get_weights())
+    x, labels = held_out()
+    before = model.predict(x, verbose=0)
+    calibration = model.calibrate(x, labels)
+    assert model.calibration is calibration
+    after = model.predict(x, verbose=0)
+
+    # The NumPy rule on the uncalibrated outputs, pattern by pattern.
+    expected = calibration.apply_numpy(before["prediction"], x["modality_mask"])
+    np.testing.assert_allclose(
+        after["prediction"], expected["prediction"], atol=2e-5
+    )
+    np.testing.assert_allclose(
+        after["confidence"], after["prediction"].max(1), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        after["uncalibrated_prediction"], before["prediction"], atol=1e-6
+    )
+    np.testing.assert_array_equal(  # the arg-max, so the accuracy, kept
+        after["prediction"].argmax(1), before["prediction"].argmax(1)
+    )
+    # Every one of the 7 patterns was seen (patterns="all"): each row
+    # under each subset of its modalities.
+    assert all(n > 0 for n in calibration.counts[1:])
+    # `model(x)` reads the same table as `predict`.
+    np.testing.assert_allclose(
+        to_numpy(model(x)["prediction"]), after["prediction"], atol=2e-5
+    )
+    restored, _ = assert_saved_model_predicts_the_same(model, x, tmp_path)
+    assert restored.calibration == calibration
+    model.set_calibration(None)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0)["prediction"],
+        before["prediction"],
+        atol=1e-6,
+    )
+
+
+def test_a_pattern_without_held_out_samples_uses_the_fallback():
+    model = keras.models.clone_model(fitted("robult")[0])
+    model.set_weights(fitted("robult")[0].get_weights())
+    x, labels = held_out()
+    x["modality_mask"][:] = 1.0
+    x["modality_mask"][:40, 2] = 0.0  # patterns {m0, m1, m2} and {m0, m1}
+    calibration = model.calibrate(x, labels, patterns="observed")
+    assert calibration.counts == [0, 0, 0, 40, 0, 0, 0, 80]
+    # No one-modality sample, no sample of m0+m2 or m1+m2: each takes
+    # the trend over the number of present modalities (fitted on the
+    # pairs and the full set), which a+b's own samples move away from.
+    log = {q: np.log(calibration.table[q]) for q in range(1, 8)}
+    assert log[1] == log[2] == log[4]  # bit 0: m0, bit 1: m1, bit 2: m2
+    assert log[5] == log[6] != log[3]
+    assert calibration.sources == [
+        "none", "trend", "trend", "shrunk", "trend", "trend", "trend",
+        "shrunk",
+    ]  # fmt: skip
+
+
+def test_regression_gets_intervals_per_pattern(tmp_path):
+    model = build("robult", tasks.Regression.from_targets([0.0, 2.0]))
+    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    x, y = make_multimodal(num_samples=64, labeled_fraction=0.5)
+    targets = y["label"] + np.random.default_rng(1).normal(size=64) * 0.1
+    model.fit(
+        x,
+        {"label": targets.astype("float32"), "is_labeled": y["is_labeled"]},
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+    )
+    x_val, labels = held_out(num_samples=150)
+    before = model.predict(x_val, verbose=0)
+    calibration = model.calibrate(x_val, labels.astype("float32"))
+    assert calibration.kind == "conformal" and calibration.coverage == 0.9
+    after = model.predict(x_val, verbose=0)
+    np.testing.assert_array_equal(after["prediction"], before["prediction"])
+    expected = calibration.apply_numpy(
+        before["prediction"], x_val["modality_mask"]
+    )["prediction_interval"]
+    np.testing.assert_allclose(
+        after["prediction_interval"], expected, atol=1e-5
+    )
+    assert after["prediction_interval"].shape == (150, 2)
+    assert "confidence" not in after
+    assert_saved_model_predicts_the_same(model, x_val, tmp_path)
+
+
+def test_calibrate_refuses_bad_input_and_keeps_what_it_had():
+    model = keras.models.clone_model(fitted("robult")[0])
+    model.set_weights(fitted("robult")[0].get_weights())
+    x, labels = held_out()
+    kept = model.calibrate(x, labels)
+    cases = [
+        ((x, None), "needs the held-out samples' labels"),
+        ((x, np.zeros_like(labels)), "single class"),
+        ((x, {"label": labels, "is_labeled": np.zeros(120)}), "no labeled"),
+        ((x, np.where(np.arange(120) == 3, np.nan, labels)), "NaN"),
+        ((x, labels), "'all' or 'observed'"),
+    ]
+    for index, ((data, target), message) in enumerate(cases):
+        options = {"patterns": "some"} if index == len(cases) - 1 else {}
+        with pytest.raises(ValueError, match=message):
+            model.calibrate(data, target, **options)
+        assert model.calibration is kept
+    multi = build("robult", tasks.MultiLabel(3))
+    with pytest.raises(ValueError, match="classification"):
+        multi.calibrate(x, np.zeros((120, 3)))
