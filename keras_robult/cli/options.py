@@ -83,6 +83,7 @@ def add_comparison_arguments(parser, epochs, batch_size, epochs_help):
         "robult-paper, the four baselines and the two references",
     )
     add_missing_modality_arguments(parser)
+    add_calibration_arguments(parser)
     parser.add_argument(
         "--hparams",
         metavar="FILE",
@@ -240,6 +241,34 @@ def add_missing_modality_arguments(parser):
     )
 
 
+def add_calibration_arguments(parser):
+    """`--calibrate`, `--calibration-fraction`, `--coverage`."""
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="hold out a calibration split from each seed's labeled "
+        "training samples, calibrate every method per presence pattern on "
+        "it (a temperature per pattern, or a conformal interval per pattern "
+        "for regression), keep the calibration in the saved models and "
+        "report the calibrated ECE and Brier score, or the intervals' "
+        "coverage and width, per subset (results.md, reliability.png)",
+    )
+    parser.add_argument(
+        "--calibration-fraction",
+        type=float,
+        default=0.2,
+        help="with --calibrate: the fraction of each seed's labeled "
+        "training samples held out for calibration (stratified)",
+    )
+    parser.add_argument(
+        "--coverage",
+        type=float,
+        default=0.9,
+        help="with --calibrate: the nominal coverage of the regression "
+        "prediction intervals",
+    )
+
+
 def add_backbone_arguments(parser, training=True):
     """The backbone and cache options of image+text data
     (`BackboneConfig`); with `training`, also those of a training run
@@ -325,6 +354,10 @@ def comparison_config(args, **overrides):
         distribute=args.distribute,
         tensorboard=args.tensorboard,
         hparams=load_hparams(args.hparams) if args.hparams else None,
+        calibration_fraction=(
+            args.calibration_fraction if args.calibrate else 0.0
+        ),
+        coverage=args.coverage,
         verbose=0 if args.quiet else 1,
     )
     options.update(overrides)

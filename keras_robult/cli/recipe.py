@@ -69,6 +69,9 @@ RECIPE_OPTIONS = (
     "modality_dropout",
     "late_fusion",
     "tune",
+    "calibrate",
+    "calibration_fraction",
+    "coverage",
 )
 SENTIMENT_METRICS = ("mae", "corr", "f1_weighted", "acc2", "acc7")
 

@@ -26,6 +26,7 @@ from keras_robult.experiments.registry import (
 )
 from keras_robult.experiments.report import (
     missing_type_table,
+    report_metrics,
     report_tables,
     write_results,
 )
@@ -82,6 +83,12 @@ class ComparisonConfig:
         tensorboard: a folder: every training writes TensorBoard logs of
             each loss term and validation metric per epoch to
             `<folder>/<method>-seed<seed>` (the `tune` extra).
+        calibration_fraction: above 0, the fraction of each seed's labeled
+            training samples held out to calibrate every method per
+            presence pattern (`run_protocol`); 0 (default): no
+            calibration.
+        coverage: the nominal coverage of the regression intervals of a
+            calibrated run.
         verbose: 0 silent; 1 progress and a line per (method, seed).
     """
 
@@ -105,6 +112,8 @@ class ComparisonConfig:
     distribute: bool = False
     hparams: dict | None = None
     tensorboard: str | None = None
+    calibration_fraction: float = 0.0
+    coverage: float = 0.9
     verbose: int = 1
 
     def __post_init__(self):
@@ -127,10 +136,18 @@ class ComparisonConfig:
             )
         if self.latent_dim < 2:
             raise ValueError("`latent_dim` must be at least 2")
-        for name in ("train_missing_rate", "modality_dropout"):
+        for name in (
+            "train_missing_rate",
+            "modality_dropout",
+            "calibration_fraction",
+        ):
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ValueError(f"`{name}` must be in [0, 1); got {value}")
+        if not 0 < self.coverage < 1:
+            raise ValueError(
+                f"`coverage` must be in (0, 1); got {self.coverage}"
+            )
         if self.train_missing is not None and self.train_missing_rate > 0:
             raise ValueError(
                 "`train_missing` and `train_missing_rate` are two protocols "
@@ -171,8 +188,9 @@ class ComparisonConfig:
         return expand_methods(self.methods or DEFAULT_METHODS)
 
     def missing_modality_options(self):
-        """The missing-modality options that differ from their defaults,
-        as `results.json` and the run configuration record them."""
+        """The missing-modality and calibration options that differ from
+        their defaults, as `results.json` and the run configuration record
+        them."""
         options = {}
         if self.late_fusion is not None:
             options["late_fusion"] = self.late_fusion
@@ -185,6 +203,11 @@ class ComparisonConfig:
             options["test_missing"] = [str(s) for s in self.test_specs]
         if self.both_ratio != 0.5:
             options["both_ratio"] = float(self.both_ratio)
+        if self.calibration_fraction > 0:
+            options["calibration"] = {
+                "fraction": float(self.calibration_fraction),
+                "coverage": float(self.coverage),
+            }
         if self.hparams:
             options["hparams"] = {
                 "method": self.hparams["method"],
@@ -359,13 +382,16 @@ def _run_comparison(config, data, out, callbacks):
             backup_interval=config.backup_interval,
             train_missing=config.train_spec,
             test_missing=config.test_specs,
+            calibration_fraction=config.calibration_fraction,
+            coverage=config.coverage,
         )
     results.update(config.missing_modality_options())
     if config.hparams:
         results["hparams"] = config.hparams  # with the file it came from
     results.update(data.extra)
-    paths = write_results(results, splits, out, metrics=data.metrics)
-    for table in report_tables(results, data.metrics):
+    metrics = report_metrics(results, data.metrics)
+    paths = write_results(results, splits, out, metrics=metrics)
+    for table in report_tables(results, metrics):
         print()
         print(table)
     names = ", ".join(os.path.basename(p) for p in paths.values())

@@ -5,6 +5,8 @@ import numpy as np
 from scipy.stats import pearsonr
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
+from keras_robult.calibration import brier_score, expected_calibration_error
+
 # Primary metric of each task and whether higher is better.
 PRIMARY = {
     "classification": ("accuracy", True),
@@ -13,7 +15,18 @@ PRIMARY = {
 }
 #: The reported metrics (and Keras metric names) that are errors: lower is
 #: better. Every other metric is a score.
-LOWER_IS_BETTER = frozenset({"mae", "mse", "rmse"})
+LOWER_IS_BETTER = frozenset(
+    {
+        "mae",
+        "mse",
+        "rmse",
+        "ece",
+        "brier",
+        "calibrated_ece",
+        "calibrated_brier",
+        "interval_width",
+    }
+)
 
 
 def higher_is_better(metric):
@@ -32,8 +45,10 @@ def auroc(true, score):
 
 def classification_metrics(labels, probabilities):
     """Accuracy, F1-macro over every class of the task (a class absent
-    from both labels and predictions scores 0), and AUROC for two
-    classes."""
+    from both labels and predictions scores 0), AUROC for two classes,
+    and the confidence measures: the expected calibration error (15
+    equal-mass bins, top label) and the Brier score
+    (`keras_robult.calibration`)."""
     labels = np.asarray(labels).reshape(-1).astype(int)
     probabilities = np.asarray(probabilities)
     predicted = probabilities.argmax(axis=-1)
@@ -52,6 +67,8 @@ def classification_metrics(labels, probabilities):
     }
     if probabilities.shape[-1] == 2:
         metrics["auroc"] = auroc(labels == 1, probabilities[:, 1])
+    metrics["ece"] = expected_calibration_error(probabilities, labels)
+    metrics["brier"] = brier_score(probabilities, labels)
     return metrics
 
 

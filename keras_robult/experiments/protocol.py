@@ -22,6 +22,13 @@ from keras_robult.data.masking import (
 from keras_robult.data.missing_spec import MissingSpec, missing_specs
 from keras_robult.data.splits import labeled_mask, protocol_split
 from keras_robult.data.standardization import fit_standardization
+from keras_robult.experiments.confidence import (
+    CALIBRATED_TASKS,
+    calibrated_subset_metrics,
+    calibration_pairs,
+    fit_calibration,
+    reliability,
+)
 from keras_robult.experiments.method import TrainingDiverged
 from keras_robult.experiments.metrics import (
     PRIMARY,
@@ -32,6 +39,7 @@ from keras_robult.experiments.robustness import (
     effective_robustness,
     relative_robustness,
 )
+from keras_robult.models.multimodal_model import MultimodalModel
 from keras_robult.utils.peak_memory import PeakMemory
 from keras_robult.utils.validation import MASK_KEY, check_arrays
 
@@ -65,6 +73,7 @@ def evaluate_predictor(
     curve_metric=None,
     pad_to=1024,
     masks=None,
+    keep=None,
 ):
     """Metrics of one trained predictor on every subset and missing rate
     (and on every mask of `masks`).
@@ -98,6 +107,9 @@ def evaluate_predictor(
         masks: optional dict name -> `(samples, M)` mask (e.g. a
             `MissingSpec` applied to the test rows), each evaluated on the
             samples it leaves a modality.
+        keep: optional dict, filled with subset name -> `(rows, masks,
+            predictions)` of each subset's evaluation (for measures of the
+            predictions themselves: calibration, reliability).
 
     Returns:
         `(subset_metrics, curve)`: dict subset name -> metrics dict, and the
@@ -135,12 +147,14 @@ def evaluate_predictor(
         predict, x, modalities, unique[:, 0], unique[:, 1:], pad_to
     )
     subset_metrics, curve, masked, offset = {}, [], {}, 0
-    for key, rows, _ in evaluations:
+    for key, rows, mask in evaluations:
         taken = inverse.reshape(-1)[offset : offset + rows.size]
         offset += rows.size
         metrics = compute_metrics(task_name, labels[rows], predictions[taken])
         if isinstance(key, str):
             subset_metrics[key] = metrics
+            if keep is not None:
+                keep[key] = (rows, mask[rows], predictions[taken])
         elif isinstance(key, tuple):
             masked[key[1]] = metrics
         else:
@@ -195,6 +209,8 @@ def run_protocol(
     backup_interval=None,
     train_missing=None,
     test_missing=(),
+    calibration_fraction=0.0,
+    coverage=0.9,
 ):
     """Trains and evaluates every method on every seed.
 
@@ -248,6 +264,17 @@ def run_protocol(
             applied to the test split once per seed (the same draw for
             every method, saved as `"test_modality_masks"`) and reported in
             `results["missing_type"]`, one entry per (test spec, metric).
+        calibration_fraction: float in [0, 1); above 0, this fraction of
+            each seed's labeled training samples (stratified) is held out
+            of training as a calibration split (saved as
+            `"calibration"`): every method is calibrated on it per
+            presence pattern (`keras_robult.experiments.confidence`), its
+            saved model keeps the calibration, and each subset reports the
+            calibrated ECE and Brier score (classification) or the
+            coverage and mean width of the prediction intervals
+            (regression), beside the uncalibrated metrics; classification
+            also gets `results["reliability"]`.
+        coverage: float in (0, 1), the intervals' nominal coverage.
 
     Every (method, seed) also reports its cost (`results["cost"]`): its
     parameters, training seconds per epoch, the peak resident memory of
@@ -274,6 +301,15 @@ def run_protocol(
         targets["is_labeled"] = np.asarray(is_labeled, "float32")
     check_arrays(x, targets, modalities, task)
     check_rate(train_missing_rate, "train_missing_rate")
+    check_rate(calibration_fraction, "calibration_fraction")
+    if calibration_fraction > 0 and task.name not in CALIBRATED_TASKS:
+        raise ValueError(
+            "`calibration_fraction` calibrates "
+            f"{' and '.join(CALIBRATED_TASKS)} models; this task is "
+            f"{task.name}."
+        )
+    if not 0 < coverage < 1:
+        raise ValueError(f"`coverage` must be in (0, 1); got {coverage}")
     if train_missing is not None and train_missing_rate > 0:
         raise ValueError(
             "Training gaps come from train_missing_rate or train_missing, "
@@ -300,7 +336,7 @@ def run_protocol(
         split = _seed_split(
             x, y, full_mask, modalities, task, seed, valid,
             test_mask, is_labeled, labeled_fraction, train_missing_rate,
-            train_missing, test_missing,
+            train_missing, test_missing, calibration_fraction,
         )  # fmt: skip
         fractions.append(float(split.labeled.mean()))
         splits[seed] = split.indices
@@ -330,7 +366,7 @@ def run_protocol(
                 record = _train_and_evaluate(
                     method, name, split, task.name, primary,
                     epochs, batch_size, validation, verbose,
-                    save_models, store, trained.get(key),
+                    save_models, store, trained.get(key), coverage,
                 )  # fmt: skip
                 if key is not None and "failure" not in record:
                     trained[key] = method
@@ -349,7 +385,13 @@ def run_protocol(
         per_missing=tally.per_missing,
         train_spec=str(train_missing) if train_missing else None,
         costs=tally.costs,
+        reliability=tally.reliability,
     )
+    if calibration_fraction > 0:
+        results["calibration"] = {
+            "fraction": float(calibration_fraction),
+            "coverage": float(coverage),
+        }
     if train_missing_rate > 0:
         results["train_missing_rate"] = float(train_missing_rate)
     if train_missing is not None:
@@ -392,6 +434,8 @@ class SeedSplit:
     y_test: np.ndarray
     indices: dict  # what labeled_indices.json records
     test_masks: dict = dataclasses.field(default_factory=dict)
+    x_calibration: dict | None = None  # held out of training
+    y_calibration: np.ndarray | None = None
 
     @property
     def modalities(self):
@@ -429,17 +473,26 @@ def _seed_split(
     train_missing_rate,
     train_missing=None,
     test_missing=(),
+    calibration_fraction=0.0,
 ):
     """The `SeedSplit` of `seed`: the given test split, or a stratified
     70/30 one (`protocol_split`); the file's labeled flags, or a
     stratified labeled subset; the training gaps of `train_missing_rate`
-    or `train_missing`; the test masks of `test_missing`."""
+    or `train_missing`; the test masks of `test_missing`; the calibration
+    rows of `calibration_fraction` (labeled training rows held out)."""
     train, test = protocol_split(y, seed, task, test_mask, is_labeled)
     train = np.setdiff1d(train, valid)
     if is_labeled is not None:
         labeled = np.asarray(is_labeled, bool)[train]
     else:
         labeled = labeled_mask(y[train], labeled_fraction, seed, task)
+    calibration = np.zeros(0, "int64")
+    if calibration_fraction > 0:
+        rows = train[labeled]
+        chosen = labeled_mask(y[rows], calibration_fraction, [seed, 4], task)
+        calibration = np.sort(rows[chosen])
+        keep = ~np.isin(train, calibration)
+        train, labeled = train[keep], labeled[keep]
     check_modalities_trained(full_mask[train], modalities, seed)
     check_split(task, y, train, test, labeled, seed)
     indices = {
@@ -449,6 +502,8 @@ def _seed_split(
     }
     if valid.size:
         indices["valid"] = valid.tolist()
+    if calibration.size:
+        indices["calibration"] = calibration.tolist()
     x_train = {m: np.asarray(x[m])[train] for m in modalities}
     x_train[MASK_KEY] = full_mask[train]
     if train_missing_rate > 0:
@@ -487,7 +542,13 @@ def _seed_split(
         y[test],
         indices,
         test_masks,
-    )
+        *(
+            ({m: np.asarray(x[m])[calibration] for m in modalities}
+             | {MASK_KEY: full_mask[calibration]}, y[calibration])
+            if calibration.size
+            else (None, None)
+        ),
+    )  # fmt: skip
 
 
 class _Tally:
@@ -500,6 +561,7 @@ class _Tally:
         self.curves = {}  # method -> [per seed curve]
         self.per_missing = {}  # (method, test spec, metric) -> [per seed]
         self.costs = {}  # method -> [per seed cost dict]
+        self.reliability = {}  # method -> [per seed reliability curves]
         self.failures = []
 
     def add(self, name, record, seconds):
@@ -520,6 +582,8 @@ class _Tally:
                 self.per_missing.setdefault(key, []).append(value)
         if "cost" in record:
             self.costs.setdefault(name, []).append(record["cost"])
+        if "reliability" in record:
+            self.reliability.setdefault(name, []).append(record["reliability"])
         if not self.verbose:
             return
         primary = self.primary
@@ -553,6 +617,7 @@ def _train_and_evaluate(
     save_models,
     store,
     trained=None,
+    coverage=0.9,
 ):
     """Trains one method on one seed's split (or, given `trained`, a
     method of this seed with the same `training_key`, takes its weights),
@@ -601,6 +666,7 @@ def _train_and_evaluate(
             }
         }
     else:
+        kept = {}
         with PeakMemory() as memory:
             subset_metrics, curve, masked = evaluate_predictor(
                 method.predict,
@@ -611,8 +677,21 @@ def _train_and_evaluate(
                 seed,
                 curve_metric=curve_metric,
                 masks=split.test_masks,
+                keep=kept,
             )
+        calibration = None
+        if split.x_calibration is not None:
+            calibration = _calibrate(method, split, task_name, coverage)
+            measures = calibrated_subset_metrics(
+                calibration, kept, split.y_test
+            )
+            for subset, values in measures.items():
+                subset_metrics[subset].update(values)
         record = {"subsets": subset_metrics, "curve": curve}
+        if task_name == "classification" and kept:
+            record["reliability"] = reliability(
+                kept, split.y_test, split.modalities, calibration
+            )
         if masked:
             record["missing_type"] = masked
         record["cost"] = _with_evaluation_peak(
@@ -625,6 +704,8 @@ def _train_and_evaluate(
         model = getattr(method, "model", None)
         if model is not None:
             record["cost"]["parameters"] = int(model.count_params())
+        if calibration is not None and isinstance(model, MultimodalModel):
+            model.set_calibration(calibration)  # kept in its saved file
         if save_models is not None:
             path = save_models(name, seed)
             if path:
@@ -632,6 +713,30 @@ def _train_and_evaluate(
     if store is not None:
         store.save(name, seed, record)
     return record
+
+
+def _calibrate(method, split, task_name, coverage):
+    """The method's `PresenceCalibration` from its predictions on the
+    seed's calibration split, each row under every non-empty subset of its
+    modalities."""
+    rows, masks = calibration_pairs(split.x_calibration[MASK_KEY])
+    predictions = _predict_pairs(
+        method.predict,
+        split.x_calibration,
+        split.modalities,
+        rows,
+        masks,
+        1024,
+    )
+    return fit_calibration(
+        predictions,
+        np.asarray(split.y_calibration)[rows],
+        masks,
+        task_name,
+        split.modalities,
+        coverage,
+        rows=rows,
+    )
 
 
 class EpochCounter(keras.callbacks.Callback):
@@ -750,6 +855,7 @@ def summarise_results(
     train_spec=None,
     costs=None,
     reference="unimodal",
+    reliability=None,
 ):
     """The `results.json` dict of per-seed metrics: `per_subset` maps
     `(method, subset name, metric)` to the per-seed values, `curves` a
@@ -813,7 +919,39 @@ def summarise_results(
         summary["cost"] = [
             _mean_cost(method, records) for method, records in costs.items()
         ]
+    if reliability:
+        summary["reliability"] = [
+            entry
+            for method, records in reliability.items()
+            for entry in _mean_reliability(method, records)
+        ]
     return summary
+
+
+def _mean_reliability(method, records):
+    """A method's reliability curves (`"raw"`, and `"calibrated"` when
+    calibrated), per number of present modalities, each bin's mean
+    confidence and accuracy averaged over the seeds."""
+    entries = []
+    for kind in ("raw", "calibrated"):
+        for count in sorted(records[0].get(kind, {}), key=int):
+            curves = [r[kind][count] for r in records if kind in r]
+            size = min(len(c["confidence"]) for c in curves)
+            entries.append(
+                {
+                    "method": method,
+                    "calibrated": kind == "calibrated",
+                    "present": int(count),
+                    **{
+                        field: [
+                            float(np.mean([c[field][i] for c in curves]))
+                            for i in range(size)
+                        ]
+                        for field in ("confidence", "accuracy")
+                    },
+                }
+            )
+    return entries
 
 
 def _robustness(curves, reference):

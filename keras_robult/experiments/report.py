@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 
 from keras_robult.data.masking import subset_label, subset_name
+from keras_robult.experiments.confidence import CALIBRATION_METRICS
 from keras_robult.experiments.metrics import PRIMARY
 from keras_robult.utils.atomic import (
     atomic_path,
@@ -44,6 +45,10 @@ def validate_results(results):
     for entry in results.get("missing_type", []):
         if set(entry) != {"train", "test", *SEED_SUMMARY}:
             raise ValueError(f"Malformed missing-type entry: {sorted(entry)}.")
+    for entry in results.get("reliability", []):
+        fields = {"method", "calibrated", "present", "confidence", "accuracy"}
+        if set(entry) != fields:
+            raise ValueError(f"Malformed reliability entry: {sorted(entry)}.")
     for curve in results["missing_rate_curves"]:
         if set(curve) != {"method", "metric", "rates", "mean", "auc"}:
             raise ValueError(f"Malformed curve entry: {sorted(curve)}.")
@@ -221,6 +226,22 @@ def cost_table(results):
     return "\n".join(lines) + "\n"
 
 
+def report_metrics(results, metrics=None):
+    """The metrics of `results.md`'s tables: `metrics` (default the
+    primary one) and, in a calibrated run, the uncalibrated and calibrated
+    ECE (classification) or the intervals' coverage and width
+    (regression)."""
+    if "calibration" not in results:
+        return metrics
+    task = results["task"]
+    extra = {
+        "classification": ("ece", "calibrated_ece"),
+        "regression": CALIBRATION_METRICS["regression"],
+    }[task]
+    chosen = list(metrics or [PRIMARY[task][0]])
+    return chosen + [m for m in extra if m not in chosen]
+
+
 def report_tables(results, metrics=None):
     """Every table of `results.md`: the subset table of each metric, the
     missing-type table of each, then the cost table."""
@@ -284,9 +305,67 @@ def plot_missing_rate(results, path):
     return path
 
 
+def plot_reliability(results, path):
+    """PNG of the reliability curves (`results["reliability"]`): one
+    panel per method, one curve per number of present modalities, the
+    calibrated curves solid and the uncalibrated ones dashed."""
+    import matplotlib  # seconds to load: only when a plot is drawn
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = results["reliability"]
+    methods = list(dict.fromkeys(e["method"] for e in entries))
+    counts = sorted({e["present"] for e in entries})
+    columns = min(len(methods), 4)
+    rows = -(-len(methods) // columns)
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(3.2 * columns, 3.2 * rows),
+        dpi=120,
+        squeeze=False,
+    )
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(counts)))
+    for axis, method in zip(axes.flat, methods):
+        axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
+        for entry in entries:
+            if entry["method"] != method:
+                continue
+            colour = colours[counts.index(entry["present"])]
+            axis.plot(
+                entry["confidence"],
+                entry["accuracy"],
+                color=colour,
+                linestyle="-" if entry["calibrated"] else "--",
+                marker="." if entry["calibrated"] else None,
+                label=f"{entry['present']} present"
+                + ("" if entry["calibrated"] else ", uncalibrated"),
+            )
+        axis.set_title(method, fontsize=9)
+        axis.set_xlabel("confidence", fontsize=8)
+        axis.set_ylabel("accuracy", fontsize=8)
+        axis.set_xlim(0, 1)
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(methods) :]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    figure.suptitle(
+        f"{results['dataset']}: reliability per number of present "
+        "modalities (15 equal-mass bins)",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def write_results(results, splits, out_dir, metrics=None):
     """Writes `results.json`, `results.md` (one table per metric of
-    `metrics`, default the primary metric), `missing_rate.png` and
+    `metrics`, default the primary metric), `missing_rate.png` (and
+    `reliability.png` for results with reliability curves) and
     `labeled_indices.json` under `out_dir`; returns their paths."""
     validate_results(results)
     os.makedirs(out_dir, exist_ok=True)
@@ -312,4 +391,12 @@ def write_results(results, splits, out_dir, metrics=None):
     except Exception as error:  # e.g. no matplotlib, no writable font cache
         warnings.warn(f"Could not draw {paths['plot']}: {error}")
         del paths["plot"]
+    if results.get("reliability"):
+        paths["reliability"] = os.path.join(out_dir, "reliability.png")
+        try:
+            with atomic_path(paths["reliability"]) as temporary:
+                plot_reliability(results, temporary)
+        except Exception as error:
+            warnings.warn(f"Could not draw {paths['reliability']}: {error}")
+            del paths["reliability"]
     return paths

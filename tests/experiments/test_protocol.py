@@ -527,7 +527,9 @@ def test_a_trained_model_evaluates_as_with_one_call_per_evaluation():
     assert got_subsets.keys() == subsets.keys()
     for name, metrics in subsets.items():
         for metric, value in metrics.items():
-            assert got_subsets[name][metric] == pytest.approx(value, abs=1e-9)
+            # Counts (accuracy) exactly; the ECE and Brier score to the
+            # float32 rounding of probabilities batched otherwise.
+            assert got_subsets[name][metric] == pytest.approx(value, abs=1e-6)
     np.testing.assert_allclose(got_curve, curve, atol=1e-9)
 
 
