@@ -488,13 +488,25 @@ def _seed_split(
         labeled = labeled_mask(y[train], labeled_fraction, seed, task)
     calibration = np.zeros(0, "int64")
     if calibration_fraction > 0:
+        check_split(task, y, train, test, labeled, seed)  # the budget
         rows = train[labeled]
         chosen = labeled_mask(y[rows], calibration_fraction, [seed, 4], task)
         calibration = np.sort(rows[chosen])
         keep = ~np.isin(train, calibration)
         train, labeled = train[keep], labeled[keep]
     check_modalities_trained(full_mask[train], modalities, seed)
-    check_split(task, y, train, test, labeled, seed)
+    try:
+        check_split(task, y, train, test, labeled, seed)
+    except ValueError as error:
+        if not calibration.size:
+            raise
+        raise ValueError(
+            f"Seed {seed}: holding out {calibration.size} of the "
+            f"{calibration.size + int(labeled.sum())} labeled training "
+            "samples for calibration (`calibration_fraction` "
+            f"{calibration_fraction:g}) leaves too few to train on: "
+            f"{error} Or lower `calibration_fraction`."
+        ) from None
     indices = {
         "train": train.tolist(),
         "test": test.tolist(),

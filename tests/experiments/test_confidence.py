@@ -189,6 +189,25 @@ def test_a_calibrated_regression_model_is_saved_with_its_intervals(tmp_path):
         assert (key, "calibrated_ece") not in reported
 
 
+def test_a_calibration_split_that_takes_every_label_is_named():
+    x, y = make_multimodal(num_samples=60)
+    with pytest.raises(ValueError) as raised:
+        run_protocol(
+            x,
+            y["label"],
+            tasks.Classification(3),
+            {"sharp": Overconfident},
+            seeds=(0,),
+            labeled_fraction=0.08,  # 3 labeled training samples, 1 a class
+            verbose=0,
+            calibration_fraction=0.2,
+        )
+    message = str(raised.value)
+    # One of the three is held out: a class is left without a label.
+    assert "holding out 1 of the 3 labeled training samples" in message
+    assert "Or lower `calibration_fraction`" in message
+
+
 def test_multilabel_runs_are_not_calibrated():
     x, _ = make_multimodal(num_samples=40)
     labels = np.random.default_rng(0).integers(0, 2, (40, 2))
