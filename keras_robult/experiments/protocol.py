@@ -505,7 +505,8 @@ def _seed_split(
             f"{calibration.size + int(labeled.sum())} labeled training "
             "samples for calibration (`calibration_fraction` "
             f"{calibration_fraction:g}) leaves too few to train on: "
-            f"{error} Or lower `calibration_fraction`."
+            f"{str(error).removeprefix(f'Seed {seed}: ')} Or lower "
+            "`calibration_fraction`."
         ) from None
     indices = {
         "train": train.tolist(),
