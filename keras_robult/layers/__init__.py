@@ -5,6 +5,7 @@ from keras_robult.layers.feature_standardization import (
 )
 from keras_robult.layers.fusion_encoder import FusionEncoder
 from keras_robult.layers.latent_projection import LatentProjection
+from keras_robult.layers.linear_base import LinearBase
 from keras_robult.layers.modality_mlp import ModalityMLP
 from keras_robult.layers.transformer_block import TransformerBlock
 
@@ -12,6 +13,7 @@ __all__ = [
     "FeatureStandardization",
     "FusionEncoder",
     "LatentProjection",
+    "LinearBase",
     "ModalityMLP",
     "TransformerBlock",
 ]

@@ -4,11 +4,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_robult.distribution import global_batch_loss
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.layers.fusion_encoder import FusionEncoder
+from keras_robult.layers.linear_base import LinearBase
 from keras_robult.layers.modality_mlp import ModalityMLP
 from keras_robult.losses.latent_reconstruction import (
     latent_reconstruction_loss,
@@ -18,6 +20,8 @@ from keras_robult.losses.soft_pu import (
     soft_pu_loss,
 )
 from keras_robult.models.multimodal_model import MultimodalModel
+from keras_robult.tasks.regression import Regression
+from keras_robult.utils.validation import MASK_KEY
 
 if TYPE_CHECKING:
     from keras_robult.tasks import Task
@@ -41,6 +45,7 @@ PAPER_OPTIONS = {
     "late_fusion": "mean",
     "full_set": "fused",
     "min_fused_modalities": None,
+    "linear_base": False,
 }
 LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 FULL_SET_MODES = ("fused", "late", "mean")
@@ -144,6 +149,15 @@ class Robult(MultimodalModel):
             also gives the soft targets of unlabeled samples that miss a
             modality and the `L_pseudo` teacher.
         seed: int or None, seeds the modality subsets of `L_cons`.
+        linear_base: bool (regression only). Adds a `LinearBase` (a ridge
+            regression per presence pattern, fitted in closed form by
+            `fit_linear_base` on the labeled samples, not trained) to every
+            branch's logits, with the task head starting at zero: the
+            network learns the residual of ridge regression. With a few
+            dozen labels this keeps regression at least as good as ridge
+            (`benchmarks/RESULTS.md`); pair it with `full_set="fused"` (the
+            fused branch holds the joint ridge of each pattern) and early
+            stopping on held-out labeled samples. Defaults to `False`.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -221,6 +235,7 @@ class Robult(MultimodalModel):
         late_fusion: str = "product",
         seed: int | None = None,
         min_fused_modalities: int | None = 2,
+        linear_base: bool = False,
         **kwargs,
     ):
         super().__init__(encoders, task, latent_dim=latent_dim, **kwargs)
@@ -267,6 +282,12 @@ class Robult(MultimodalModel):
         )
 
         self.fusion_pooling = fusion_pooling
+        self.linear_base = bool(linear_base)
+        if self.linear_base and not isinstance(task, Regression):
+            raise ValueError(
+                "`linear_base` is for regression; the task is "
+                f"{type(task).__name__}."
+            )
         self._make_layers(fusion, task)
         self._make_loss_trackers()
 
@@ -300,7 +321,19 @@ class Robult(MultimodalModel):
             dropout=self.dropout,
             name="reconstruction_heads",
         )
-        self.task_head = keras.layers.Dense(task.output_dim, name="task_head")
+        # With the linear base, the network starts from ridge regression.
+        self.task_head = keras.layers.Dense(
+            task.output_dim,
+            kernel_initializer="zeros"
+            if self.linear_base
+            else "glorot_uniform",
+            name="task_head",
+        )
+        self.base = (
+            LinearBase(self.num_modalities, task.output_dim, name="linear_base")
+            if self.linear_base
+            else None
+        )
 
     def _make_loss_trackers(self):
         self.lb_loss_tracker = keras.metrics.Mean(name="loss_lb")
@@ -327,6 +360,19 @@ class Robult(MultimodalModel):
         modality_logits = self.task_head(
             ops.concatenate([unique, redundant], axis=-1)
         )
+        if self.base is not None:
+            base = self.base(
+                [inputs[name] for name in self.modalities], mask
+            )  # (B, 2**M, out): every pattern's ridge prediction
+            fused_logits = fused_logits + ops.cast(
+                self.base.select(base, mask), fused_logits.dtype
+            )
+            alone = ops.stack(  # pattern 2**m: modality m alone
+                [base[:, 2**m] for m in range(self.num_modalities)], axis=1
+            )
+            modality_logits = modality_logits + ops.cast(
+                alone, modality_logits.dtype
+            )
         fused_prediction = self.task.activation(fused_logits)
         modality_predictions = self.task.activation(modality_logits)
 
@@ -374,10 +420,78 @@ class Robult(MultimodalModel):
             # each sample's present modalities.
             subset_mask = self.random_subset_mask(mask)
             outputs["subset_mask"] = subset_mask
-            outputs["subset_fused_logits"] = self.task_head(
+            subset_logits = self.task_head(
                 self.fusion(latents, subset_mask, training=training)
             )
+            if self.base is not None:
+                subset_logits = subset_logits + ops.cast(
+                    self.base.select(base, subset_mask), subset_logits.dtype
+                )
+            outputs["subset_fused_logits"] = subset_logits
         return self.with_fallback(outputs, mask, inputs)
+
+    def fit_linear_base(self, x, y, is_labeled=None):
+        """Fits the `LinearBase` (`linear_base=True`) on the labeled
+        samples of `x` (dict of arrays, optionally with
+        `"modality_mask"`) and `y` (labels; `is_labeled` optional 0/1
+        flags, default every sample). Call it before `fit` (the network
+        learns the residual of this base) and, if you like, again after
+        it on more labeled samples (e.g. with the ones early stopping
+        held out)."""
+        if self.base is None:
+            raise ValueError(
+                "This model has no linear base; build it with "
+                "`linear_base=True`."
+            )
+        x = {key: np.asarray(value) for key, value in x.items()}
+        missing = [m for m in self.modalities if m not in x]
+        if missing:
+            raise ValueError(
+                f"`x` has no modality {missing}; the model's are "
+                f"{list(self.modalities)}."
+            )
+        count = len(x[self.modalities[0]])
+        labels = np.asarray(y, "float64").reshape(count, -1)
+        keep = (
+            np.ones(count, bool)
+            if is_labeled is None
+            else np.asarray(is_labeled).reshape(-1) > 0
+        )
+        if not keep.any():
+            raise ValueError("`fit_linear_base` needs labeled samples.")
+        if not np.all(np.isfinite(labels[keep])):
+            raise ValueError("`fit_linear_base`: a label is NaN or inf.")
+        mask = np.asarray(
+            x.get(MASK_KEY, np.ones((count, self.num_modalities)))
+        )
+        for name in self.modalities:
+            if x[name].dtype.kind not in "biuf":
+                raise ValueError(
+                    f"The linear base takes numbers; modality '{name}' "
+                    f"holds {x[name].dtype}."
+                )
+        inputs = [x[name][keep] for name in self.modalities]
+        finite = np.stack(
+            [
+                np.isfinite(v.reshape(len(v), -1).astype("float64")).all(1)
+                for v in inputs
+            ],
+            axis=1,
+        )  # NaN in a modality: treated as missing, as `call` does
+        present = (mask[keep] > 0.5) & finite
+        if not present.any(axis=1).all():
+            raise ValueError(
+                "`fit_linear_base`: a labeled sample has no modality."
+            )
+        inputs = [
+            np.where(present[:, [m]], v.reshape(len(v), -1), 0.0)
+            for m, v in enumerate(inputs)
+        ]
+        self.base.adapt(
+            inputs,
+            np.asarray(self.task.standardize(labels[keep])),
+            present,
+        )
 
     def random_subset_mask(self, mask):
         """`(batch, M)` float mask keeping `k` random present modalities
@@ -615,6 +729,7 @@ class Robult(MultimodalModel):
                 "late_fusion": self.late_fusion,
                 "seed": self.seed,
                 "min_fused_modalities": self.min_fused_modalities,
+                "linear_base": self.linear_base,
             }
         )
         return config

@@ -728,3 +728,69 @@ def test_one_modality_trains_without_a_keras_warning():
         warnings.simplefilter("error", UserWarning)
         model.fit(x, y, batch_size=8, epochs=1, verbose=0)
         model.predict(x, verbose=0)
+
+
+# -------------------------------------------------------------- linear base
+def _additive_regression(samples=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = {
+        f"m{i}": rng.normal(size=(samples, 4)).astype("float32") for i in (0, 1)
+    }
+    y = (3 * x["m0"][:, 0] + 2 * x["m1"][:, 1] + 10).astype("float32")
+    x["modality_mask"] = np.ones((samples, 2), "float32")
+    is_labeled = (np.arange(samples) % 2 == 0).astype("float32")
+    return x, y, is_labeled
+
+
+def test_linear_base_starts_at_ridge_and_learns_only_the_residual(tmp_path):
+    x, y, is_labeled = _additive_regression()
+    task = tasks.Regression.from_targets(y)
+    model = build_model(2, task, linear_base=True, full_set="fused")
+    model.fit_linear_base(x, y, is_labeled)
+    base = to_numpy(
+        model.base([x["m0"], x["m1"]], x["modality_mask"])
+    )  # (B, 4, 1), standardised units
+    out = model.predict(x, verbose=0)
+    # The task head starts at zero: the model predicts the base's ridge,
+    # each branch its own pattern's (the target is additive: only the
+    # joint ridge of both modalities is close to it).
+    np.testing.assert_allclose(
+        out["prediction"], task.activation(base[:, 3]), rtol=1e-5, atol=1e-4
+    )
+    for m, pattern in ((0, 1), (1, 2)):
+        np.testing.assert_allclose(
+            out["modality_predictions"][:, m],
+            task.activation(base[:, pattern]),
+            rtol=1e-5,
+            atol=1e-4,
+        )
+    assert np.abs(out["prediction"][:, 0] - y).mean() < 0.05 * y.std()
+    fixed = [np.array(w) for w in model.base.get_weights()]
+    head = np.array(to_numpy(model.task_head.kernel))
+    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    model.fit(x, {"label": y, "is_labeled": is_labeled}, epochs=2, verbose=0)
+    for before, after in zip(fixed, model.base.get_weights()):
+        np.testing.assert_array_equal(before, after)  # not trained
+    assert np.any(to_numpy(model.task_head.kernel) != head)
+    x["modality_mask"][:5, 1] = 0
+    restored, _ = assert_saved_model_predicts_the_same(model, x, tmp_path)
+    assert restored.linear_base
+
+
+def test_linear_base_errors():
+    x, y, is_labeled = _additive_regression()
+    with pytest.raises(ValueError, match="regression"):
+        build_model(2, linear_base=True)
+    with pytest.raises(ValueError, match="no linear base"):
+        build_model(2, tasks.Regression()).fit_linear_base(x, y)
+    model = build_model(2, tasks.Regression(), linear_base=True)
+    with pytest.raises(ValueError, match="labeled samples"):
+        model.fit_linear_base(x, y, np.zeros_like(is_labeled))
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit_linear_base(x, np.where(is_labeled > 0, np.nan, y))
+    with pytest.raises(ValueError, match="no modality"):
+        model.fit_linear_base({"m0": x["m0"]}, y)
+    gap = dict(x, modality_mask=x["modality_mask"].copy())
+    gap["modality_mask"][0] = 0
+    with pytest.raises(ValueError, match="has no modality"):
+        model.fit_linear_base(gap, y)
