@@ -458,6 +458,34 @@ def test_a_calibrated_model_serves_its_calibrated_outputs(tmp_path, task):
     assert ("prediction_interval" in out) == (task == "regression")
 
 
+def test_a_regression_model_with_its_linear_base_serves_it(tmp_path):
+    import tensorflow as tf
+
+    x, y = make_multimodal(num_samples=64, dims=(4, 3))
+    x = {"a": x["m0"], "b": x["m1"], "modality_mask": x["modality_mask"][:, :2]}
+    target = (x["a"][:, 0] - 2 * x["b"][:, 1]).astype("float32")
+    model = keras_robult.Robult(
+        {"a": encoders.MLPEncoder(8), "b": encoders.MLPEncoder(8)},
+        tasks.Regression.from_targets(target),
+        latent_dim=8,
+        linear_base=True,
+        full_set="fused",
+    )
+    model.fit_linear_base(x, target)
+    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    model.fit(x, target, batch_size=32, epochs=1, verbose=0)
+    x["modality_mask"][:20, 1] = 0.0
+    x["modality_mask"][20:30, 0] = 0.0
+    path = str(tmp_path / "linear_base")
+    export_saved_model(model, path, modality_endpoints=False, verbose=False)
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    out = served(**{k: tf.constant(v) for k, v in x.items()})
+    expected = model.predict(x, verbose=0)["prediction"]
+    np.testing.assert_allclose(out["prediction"].numpy(), expected, atol=1e-4)
+    # The base is what predicts a linear target: served, it is close.
+    assert np.abs(expected[30:, 0] - target[30:]).mean() < 0.1 * target.std()
+
+
 @pytest.mark.skipif(
     BACKEND != "tensorflow", reason="string tensors exist on TensorFlow only"
 )

@@ -103,6 +103,25 @@ def complementary_classification(samples=1200, seed=0):
     return x, y.astype("int64")
 
 
+def nonlinear_regression(samples=1500, seed=0):
+    """Two noisy views of one 2-d latent; the target is a nonlinear
+    function of the latent, `2 sin(1.5 u_0) + u_1^2 + noise`: each view
+    alone predicts it (redundant views), no linear model can."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(samples, 2))
+    y = (
+        2 * np.sin(1.5 * latent[:, 0])
+        + latent[:, 1] ** 2
+        + rng.normal(0, 0.2, samples)
+    )
+    x = {}
+    for name, (width, noise) in {"left": (16, 0.3), "right": (12, 0.5)}.items():
+        mixing = rng.normal(size=(2, width)) / np.sqrt(2)
+        view = latent @ mixing + rng.normal(0, noise, (samples, width))
+        x[name] = view.astype("float32")
+    return x, y.astype("float32")
+
+
 def diabetes():
     """scikit-learn's diabetes progression (442 patients, real data): the
     clinical measurements (age, sex, body-mass index, blood pressure) and
@@ -177,6 +196,14 @@ DATASETS = {
             0.2,
             "a target additive across two views: late fusion by averaging "
             "halves each part; a linear target that ridge fits exactly",
+        ),
+        SuiteDataset(
+            "nonlinear-regression",
+            nonlinear_regression,
+            "regression",
+            0.1,
+            "a nonlinear target of a latent two noisy views share, 105 "
+            "labels: no linear model fits it",
         ),
         SuiteDataset(
             "diabetes",

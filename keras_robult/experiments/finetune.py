@@ -153,6 +153,8 @@ class FinetuneMixin:
     def __init__(self, task, input_shapes, statistics=None, **kwargs):
         source = kwargs.pop("source")
         kwargs.setdefault("learning_rate", source.learning_rate)
+        if hasattr(type(self), "linear_base"):  # Robult's: not on pixels
+            kwargs.setdefault("linear_base", False)
         super().__init__(
             task,
             {m: (source.widths[m],) for m in MODALITIES},

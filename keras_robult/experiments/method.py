@@ -26,12 +26,21 @@ from keras_robult.utils.atomic import save_model
 
 
 def default_encoder(
-    name, shape, units, statistics=None, hidden_units=(256,), dropout=0.0
+    name,
+    shape,
+    units,
+    statistics=None,
+    hidden_units=(256,),
+    dropout=0.0,
+    normalize=True,
 ):
     """The encoder the protocol gives a modality of per-sample `shape`.
 
     Vectors `(features,)` get a `FeatureStandardization` layer (training-split
-    statistics, when given) and an `MLPEncoder`; sequences
+    statistics, when given) and an `MLPEncoder` (with layer normalisation
+    when `normalize`; the protocol turns it off for regression, where it
+    would divide away the scale of each sample's features that the target
+    depends on: `benchmarks/RESULTS.md`); sequences
     `(time, features)` a `SequenceEncoder`. Other shapes need a user
     encoder through the Python API.
     """
@@ -44,7 +53,12 @@ def default_encoder(
                 FeatureStandardization(mean, std, name=f"{name}_standardize")
             )
         layers.append(
-            MLPEncoder(units, hidden_units=hidden_units, dropout=dropout)
+            MLPEncoder(
+                units,
+                hidden_units=hidden_units,
+                dropout=dropout,
+                normalize=normalize,
+            )
         )
         return keras.Sequential(layers, name=f"{name}_encoder")
     # Sequences: width 64 (MulT used 30-40 on the MOSI / MOSEI features):
@@ -222,6 +236,7 @@ class Method(abc.ABC):
             self.latent_dim,
             self.statistics.get(name),
             dropout=self.encoder_dropout,
+            normalize=self.task.name != "regression",
         )
 
     @property

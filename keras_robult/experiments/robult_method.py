@@ -43,8 +43,16 @@ class RobultMethod(Method):
             and fit it alone on the labeled samples (the "no L_sup +
             logistic regression on the latents" ablation).
         probe_epochs: int, epochs of that probe.
+        validation_fraction: float in [0, 1), with the linear base and no
+            validation split from the protocol: this share of the labeled
+            training samples is held out of `L_sup` (they stay in training
+            as unlabeled samples) for early stopping with the best weights
+            restored; the base is then fitted again on every labeled
+            sample. Defaults to `0.2`.
         **model_kwargs: further `Robult` arguments (`temperature`,
-            `rbf_bandwidth`, `dropout`, ...).
+            `rbf_bandwidth`, `dropout`, ...). `linear_base` defaults to
+            True for regression (and then `full_set` to `"fused"`): see
+            `Robult` and `benchmarks/RESULTS.md`.
     """
 
     name = "robult"
@@ -67,6 +75,7 @@ class RobultMethod(Method):
         modality_dropout=0.0,
         epochs=None,
         min_steps=None,
+        validation_fraction=0.2,
         **model_kwargs,
     ):
         super().__init__(
@@ -87,8 +96,18 @@ class RobultMethod(Method):
         self.loss_weights = loss_weights
         self.probe = probe
         self.probe_epochs = probe_epochs
+        self.validation_fraction = float(validation_fraction)
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                "`validation_fraction` must be in [0, 1); received "
+                f"{validation_fraction!r}."
+            )
+        model_kwargs = dict(model_kwargs)
+        if model_kwargs.setdefault("linear_base", task.name == "regression"):
+            model_kwargs.setdefault("full_set", "fused")
         self.model_kwargs = model_kwargs
         self.model = None
+        self._base_data = None
 
     def build_model(self):
         half = self.latent_dim // 2
@@ -103,6 +122,62 @@ class RobultMethod(Method):
         )
 
     @property
+    def linear_base(self):
+        return bool(self.model_kwargs["linear_base"])
+
+    def fit(self, x, y, epochs, batch_size, seed=0, validation=None, **kw):
+        """`Method.fit`; with the linear base, fitted on the labeled
+        samples before training (the network learns its residual), early
+        stopping on `validation_fraction` of them when the protocol gives
+        no validation split, and the base fitted again on every labeled
+        sample after training."""
+        if not self.linear_base:
+            return super().fit(
+                x, y, epochs, batch_size, seed=seed, validation=validation, **kw
+            )
+        y_fit = y
+        if validation is None:
+            y_fit, validation = self.hold_out(x, y, seed)
+        self._base_data = (x, y_fit)
+        try:
+            super().fit(
+                x,
+                y_fit,
+                epochs,
+                batch_size,
+                seed=seed,
+                validation=validation,
+                **kw,
+            )
+        finally:
+            self._base_data = None
+        if y_fit is not y:  # the held-out labels now fit the base too
+            self.model.fit_linear_base(x, y["label"], y["is_labeled"])
+        return self
+
+    def hold_out(self, x, y, seed):
+        """`(y without the held-out labels, (x_val, labels_val))`: a
+        seeded `validation_fraction` of the labeled samples, or `(y,
+        None)` where that leaves fewer than 2 on either side."""
+        labeled = np.flatnonzero(np.asarray(y["is_labeled"]) > 0)
+        count = int(round(self.validation_fraction * len(labeled)))
+        if count < 2 or len(labeled) - count < 2:
+            return y, None
+        rng = np.random.default_rng([int(seed), 5])
+        held = np.sort(rng.choice(labeled, count, replace=False))
+        is_labeled = np.array(y["is_labeled"], dtype="float32", copy=True)
+        is_labeled[held] = 0.0
+        x_val = {key: np.asarray(value)[held] for key, value in x.items()}
+        labels = np.asarray(y["label"])[held]
+        return {**y, "is_labeled": is_labeled}, (x_val, labels)
+
+    def _new_model(self, y, seed):
+        super()._new_model(y, seed)
+        if self._base_data is not None:
+            x, y_fit = self._base_data
+            self.model.fit_linear_base(x, y_fit["label"], y_fit["is_labeled"])
+
+    @property
     def monitor_task_metric(self):
         return not self.probe
 
@@ -112,9 +187,12 @@ class RobultMethod(Method):
         rule (`PREDICTION_OPTIONS`): `robult` and `robult-paper` train the
         same model where every training sample has every modality and no
         modality dropout applies (the late fusion then never enters the
-        objective). None with a validation split: early stopping watches
-        the predictions, so the rule changes the weights kept."""
-        if validation is not None:
+        objective). None with a validation split (the protocol's, or the
+        linear base's own): early stopping watches the predictions, so
+        the rule changes the weights kept."""
+        if validation is not None or (
+            self.linear_base and self.validation_fraction > 0
+        ):  # early stopping, on the protocol's split or one of its own
             return None
         options = robult_defaults()
         options.update(self.model_kwargs)
@@ -135,6 +213,9 @@ class RobultMethod(Method):
             modality_dropout=self.modality_dropout,
             epochs=self.epochs,
             min_steps=self.min_steps,
+            validation_fraction=(
+                self.validation_fraction if self.linear_base else None
+            ),
             probe=self.probe,
             probe_epochs=self.probe_epochs if self.probe else None,
             loss_weights=sorted(weights.items()),

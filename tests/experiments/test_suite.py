@@ -39,6 +39,14 @@ def test_the_additive_target_is_what_its_docstring_says():
     assert abs(residual.std() - 40 * 0.3) < 1.5
 
 
+def test_no_linear_model_fits_the_nonlinear_target():
+    from sklearn.linear_model import RidgeCV
+
+    x, y = datasets.nonlinear_regression()
+    features = np.concatenate([x["left"], x["right"]], axis=1)
+    assert RidgeCV().fit(features, y).score(features, y) < 1 / 3
+
+
 def test_the_verdict_is_within_one_standard_deviation_of_the_better_one():
     def cell(mean, std):
         return {"mean": mean, "std": std, "per_seed": [mean]}
