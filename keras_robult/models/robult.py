@@ -21,7 +21,7 @@ from keras_robult.losses.soft_pu import (
 )
 from keras_robult.models.multimodal_model import MultimodalModel
 from keras_robult.tasks.regression import Regression
-from keras_robult.utils.validation import MASK_KEY
+from keras_robult.utils.validation import MASK_KEY, check_arrays
 
 if TYPE_CHECKING:
     from keras_robult.tasks import Task
@@ -450,7 +450,17 @@ class Robult(MultimodalModel):
                 f"`x` has no modality {missing}; the model's are "
                 f"{list(self.modalities)}."
             )
+        # Lengths, the mask, NaN in present modalities (read as missing,
+        # as `call` does): the checks every input of the package gets.
+        check_arrays(
+            x, None, self.modalities, allow_empty_rows=True, lenient=True
+        )
         count = len(x[self.modalities[0]])
+        if np.shape(y)[:1] != (count,):
+            raise ValueError(
+                f"`y` has {np.shape(y)[0] if np.ndim(y) else 0} labels; "
+                f"`x` has {count} samples."
+            )
         labels = np.asarray(y, "float64").reshape(count, -1)
         keep = (
             np.ones(count, bool)

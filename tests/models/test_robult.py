@@ -790,6 +790,10 @@ def test_linear_base_errors():
         model.fit_linear_base(x, np.where(is_labeled > 0, np.nan, y))
     with pytest.raises(ValueError, match="no modality"):
         model.fit_linear_base({"m0": x["m0"]}, y)
+    with pytest.raises(ValueError, match="7 labels"):
+        model.fit_linear_base(x, y[:7])
+    with pytest.raises(ValueError, match="same number of samples"):
+        model.fit_linear_base(dict(x, m1=x["m1"][:7]), y)
     gap = dict(x, modality_mask=x["modality_mask"].copy())
     gap["modality_mask"][0] = 0
     with pytest.raises(ValueError, match="has no modality"):
