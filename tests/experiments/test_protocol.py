@@ -493,7 +493,9 @@ def test_evaluation_memory_does_not_grow_with_the_test_split():
 
 
 def test_the_cost_s_peak_covers_the_evaluation():
-    from keras_robult.experiments.protocol import _with_evaluation_peak
+    from keras_robult.experiments.protocol.training import (
+        _with_evaluation_peak,
+    )
 
     class Measured:
         host_bytes = 3 * 2**30

@@ -1,0 +1,228 @@
+"""The `results.json` schema: per-seed records tallied as the pairs
+finish, summarised to means, standard deviations, robustness and cost."""
+
+import numpy as np
+
+from keras_robult.experiments.metrics import (
+    higher_is_better,
+)
+from keras_robult.experiments.protocol.evaluation import (
+    MISSING_RATES,
+    missing_rate_auc,
+)
+from keras_robult.experiments.robustness import (
+    effective_robustness,
+)
+
+
+class Tally:
+    """The per-seed metrics of every method, as the pairs finish."""
+
+    def __init__(self, primary, verbose):
+        self.primary = primary
+        self.verbose = verbose
+        self.per_subset = {}  # (method, subset, metric) -> [per seed]
+        self.curves = {}  # method -> [per seed curve]
+        self.per_missing = {}  # (method, test spec, metric) -> [per seed]
+        self.costs = {}  # method -> [per seed cost dict]
+        self.reliability = {}  # method -> [per seed reliability curves]
+        self.failures = []
+
+    def add(self, name, record, seconds):
+        if "failure" in record:
+            self.failures.append(record["failure"])
+            if self.verbose:
+                print(f"  {record['failure']['message']}", flush=True)
+            return
+        subset_metrics = record["subsets"]
+        for subset, metrics in subset_metrics.items():
+            for metric, value in metrics.items():
+                key = (name, subset, metric)
+                self.per_subset.setdefault(key, []).append(value)
+        self.curves.setdefault(name, []).append(record["curve"])
+        for spec, metrics in record.get("missing_type", {}).items():
+            for metric, value in metrics.items():
+                key = (name, spec, metric)
+                self.per_missing.setdefault(key, []).append(value)
+        if "cost" in record:
+            self.costs.setdefault(name, []).append(record["cost"])
+        if "reliability" in record:
+            self.reliability.setdefault(name, []).append(record["reliability"])
+        if not self.verbose:
+            return
+        primary = self.primary
+        single = [
+            metrics[primary]
+            for subset, metrics in subset_metrics.items()
+            if "+" not in subset and subset != "all"
+        ]
+        whole = subset_metrics.get("all")
+        if single:
+            summary = f"single-modality mean {primary} {np.mean(single):.4f}"
+            if whole:
+                summary += f", all {whole[primary]:.4f}"
+        elif whole:  # one modality: its subset is the full set
+            summary = f"{primary} {whole[primary]:.4f}"
+        else:
+            summary = "no subset with test samples"
+        print(f"  {name}: {summary} ({seconds:.0f} s)", flush=True)
+
+
+def summarise_results(
+    dataset,
+    task,
+    primary,
+    labeled_fraction,
+    seeds,
+    modalities,
+    per_subset,
+    curves,
+    per_missing=None,
+    train_spec=None,
+    costs=None,
+    reference="unimodal",
+    reliability=None,
+):
+    """The `results.json` dict of per-seed metrics: `per_subset` maps
+    `(method, subset name, metric)` to the per-seed values, `curves` a
+    method to its per-seed missing-rate curves of `primary`; each gets its
+    mean and standard deviation over the seeds.
+
+    `per_missing` maps `(method, test spec, metric)` to per-seed values
+    (`"missing_type"` entries, with `train_spec`, `"none"` without one);
+    `costs` a method to its per-seed cost records (`"cost"`, their means).
+    Every curve gets a `"robustness"` entry: relative robustness, and
+    effective robustness against the `reference` method's curve when the
+    run has it."""
+    results = []
+    for (method, subset, metric), values in per_subset.items():
+        results.append(
+            {
+                "method": method,
+                "subset": modalities if subset == "all" else subset.split("+"),
+                "metric": metric,
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values)),
+                "per_seed": [float(v) for v in values],
+            }
+        )
+    missing = []
+    for method, per_seed in curves.items():
+        mean = np.mean(np.asarray(per_seed, "float64"), axis=0)
+        missing.append(
+            {
+                "method": method,
+                "metric": primary,
+                "rates": list(MISSING_RATES),
+                "mean": [float(v) for v in mean],
+                "auc": missing_rate_auc(MISSING_RATES, mean),
+            }
+        )
+    summary = {
+        "dataset": dataset,
+        "task": task.name,
+        "labeled_fraction": float(labeled_fraction),
+        "seeds": [int(s) for s in seeds],
+        "modalities": list(modalities),
+        "results": results,
+        "missing_rate_curves": missing,
+        "robustness": _robustness(missing, reference),
+    }
+    if per_missing:
+        summary["missing_type"] = [
+            {
+                "method": method,
+                "train": train_spec or "none",
+                "test": spec,
+                "metric": metric,
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values)),
+                "per_seed": [float(v) for v in values],
+            }
+            for (method, spec, metric), values in per_missing.items()
+        ]
+    if costs:
+        summary["cost"] = [
+            _mean_cost(method, records) for method, records in costs.items()
+        ]
+    if reliability:
+        summary["reliability"] = [
+            entry
+            for method, records in reliability.items()
+            for entry in _mean_reliability(method, records)
+        ]
+    return summary
+
+
+def _mean_reliability(method, records):
+    """A method's reliability curves (`"raw"`, and `"calibrated"` when
+    calibrated), per number of present modalities, each bin's mean
+    confidence and accuracy averaged over the seeds."""
+    entries = []
+    for kind in ("raw", "calibrated"):
+        for count in sorted(records[0].get(kind, {}), key=int):
+            curves = [r[kind][count] for r in records if kind in r]
+            size = min(len(c["confidence"]) for c in curves)
+            entries.append(
+                {
+                    "method": method,
+                    "calibrated": kind == "calibrated",
+                    "present": int(count),
+                    **{
+                        field: [
+                            float(np.mean([c[field][i] for c in curves]))
+                            for i in range(size)
+                        ]
+                        for field in ("confidence", "accuracy")
+                    },
+                }
+            )
+    return entries
+
+
+def _robustness(curves, reference):
+    """One `"robustness"` entry per missing-rate curve."""
+    base = next((c for c in curves if c["method"] == reference), None)
+    entries = []
+    for curve in curves:
+        entry = {
+            "method": curve["method"],
+            "metric": curve["metric"],
+            "relative": curve["auc"],  # relative_robustness of the curve
+            "effective": None,
+            "reference": reference if base else None,
+        }
+        if base is not None:
+            entry["effective"] = effective_robustness(
+                curve["rates"],
+                curve["mean"],
+                base["mean"],
+                higher_is_better(curve["metric"]),
+            )
+        entries.append(entry)
+    return entries
+
+
+def _mean_cost(method, records):
+    """A method's cost: each measured field's mean over its seeds."""
+    entry = {"method": method, "seeds": len(records)}
+    for field in COST_FIELDS:
+        values = [r[field] for r in records if r.get(field) is not None]
+        if values:
+            entry[field] = float(np.mean(values))
+    shared = {r["shared_with"] for r in records if r.get("shared_with")}
+    if shared:
+        entry["shared_with"] = sorted(shared)[0]
+    return entry
+
+
+#: The measured fields of a cost record, in table order.
+COST_FIELDS = (
+    "parameters",
+    "train_seconds_per_epoch",
+    "epochs",
+    "train_seconds",
+    "peak_host_mib",
+    "peak_device_mib",
+    "predict_seconds_per_1000",
+)
