@@ -5,16 +5,19 @@ import pytest
 
 from keras_robult import tasks
 from keras_robult.data.splits import train_test_split
-from keras_robult.experiments import tune as tune_module
 from keras_robult.experiments.comparison import ComparisonData
+from keras_robult.experiments.metrics import higher_is_better
 from keras_robult.experiments.tune import (
     SEARCH_SPACE,
     Search,
     TuneConfig,
+    method_values,
     search_space,
     tune,
     tuning_splits,
 )
+from keras_robult.experiments.tune import search as search_module
+from keras_robult.experiments.tune.search import score_results
 from tests.conftest import once
 
 # The search itself (KerasTuner's bookkeeping, resuming, Hyperband's budgets)
@@ -71,7 +74,7 @@ class Counting:
     def __init__(self, monkeypatch, interrupt_at=None):
         self.calls = 0
         self.interrupt_at = interrupt_at
-        real = tune_module.run_protocol
+        real = search_module.run_protocol
 
         def counted(*args, **kwargs):
             self.calls += 1
@@ -79,7 +82,7 @@ class Counting:
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(tune_module, "run_protocol", counted)
+        monkeypatch.setattr(search_module, "run_protocol", counted)
 
 
 def inside(value, entry):
@@ -166,7 +169,7 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(
     trials = json.loads((tmp_path / "s" / "trials.json").read_text())
     assert [t["trial"] for t in trials["trials"]] == ["0", "1", "2"]
     assert trials["trials"][0]["hparams"] == (
-        tune_module.method_values(first["hyperparameters"]["values"])
+        method_values(first["hyperparameters"]["values"])
     )
     assert best["trials"] == 3
     # Other settings in the same folder are refused, naming them.
@@ -236,13 +239,13 @@ def test_the_objectives_and_their_directions():
         ],
         "missing_rate_curves": [{"auc": 0.42}],
     }
-    score = tune_module._score
+    score = score_results
     assert score(results, "single-mean", "mae") == pytest.approx(0.5)
     assert score(results, "all", "mae") == pytest.approx(0.3)
     assert score(results, "auc", "mae") == pytest.approx(0.42)
-    assert not tune_module.higher_is_better("mae")
-    assert tune_module.higher_is_better("corr")
-    assert tune_module.higher_is_better("auroc")
+    assert not higher_is_better("mae")
+    assert higher_is_better("corr")
+    assert higher_is_better("auroc")
     assert score({**results, "failures": [{}]}, "all", "mae") is None
 
 
