@@ -11,7 +11,6 @@ from tests.models.test_robult_objective import (
     make_batch,
     perturb,
 )
-from tests.testing import assert_saved_model_predicts_the_same
 
 
 def build():
@@ -24,23 +23,6 @@ def build():
         latent_dim=16,
         projection_dim=8,
     )
-
-
-def test_trains_and_predicts_from_every_subset(tmp_path):
-    model = build()
-    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
-    x, y = make_multimodal(num_samples=32)
-    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
-    assert {"loss_contrastive", "loss_sup", "accuracy"} <= set(history.history)
-    x["modality_mask"] = np.array(
-        [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 1, 1]] * 6
-        + [[0, 1, 1]] * 2,
-        "float32",
-    )
-    out = model.predict(x, verbose=0)
-    assert out["prediction"].shape == (32, 3)
-    np.testing.assert_allclose(out["prediction"].sum(-1), 1, rtol=1e-5)
-    assert_saved_model_predicts_the_same(model, x, tmp_path)
 
 
 @pytest.mark.parametrize(

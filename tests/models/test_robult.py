@@ -464,15 +464,6 @@ def test_trains_to_well_above_chance_from_each_modality():
 
 
 # -------------------------------------------------------------- save / load
-def test_save_load_round_trip(tmp_path):
-    model = build_model()
-    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
-    x, y = make_multimodal(num_samples=16)
-    model.fit(x, y, epochs=1, verbose=0)
-    x["modality_mask"][:4, 0] = 0
-    assert_saved_model_predicts_the_same(model, x, tmp_path)
-
-
 def test_get_config_from_config():
     model = build_model(
         temperature=0.7, loss_weights={"rec": 0.5}, late_fusion="product"
