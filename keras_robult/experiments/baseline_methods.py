@@ -6,7 +6,8 @@ from keras_robult.baselines.action_mae import ActionMAE
 from keras_robult.baselines.gmc import GMC
 from keras_robult.baselines.prompt_transformer import PromptTransformer
 from keras_robult.baselines.unimodal_ensemble import UnimodalEnsemble
-from keras_robult.experiments.method import Method, stage_backup_dir
+from keras_robult.experiments.callbacks import stage_backup_dir
+from keras_robult.experiments.method import Method
 
 
 class UnimodalMethod(Method):

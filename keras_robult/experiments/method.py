@@ -3,87 +3,28 @@
 import abc
 import functools
 import math
-import os
 import shutil
-import sys
 
 import keras
 import numpy as np
 
 from keras_robult import distribution
 from keras_robult.data.pipeline import make_dataset
-from keras_robult.encoders.mlp_encoder import MLPEncoder
-from keras_robult.encoders.sequence_encoder import SequenceEncoder
+from keras_robult.experiments.callbacks import (
+    EpochProgress,
+    StopOnNaN,
+    TrainingDiverged,
+    stage_backup_dir,
+)
+from keras_robult.experiments.default_encoder import (
+    default_encoder,
+)
 from keras_robult.experiments.metrics import higher_is_better
 from keras_robult.experiments.training_backup import (
     DEFAULT_INTERVAL,
     TrainingBackup,
 )
-from keras_robult.layers.feature_standardization import (
-    FeatureStandardization,
-)
 from keras_robult.utils.atomic import save_model
-
-
-def default_encoder(
-    name,
-    shape,
-    units,
-    statistics=None,
-    hidden_units=(256,),
-    dropout=0.0,
-    normalize=True,
-):
-    """The encoder the protocol gives a modality of per-sample `shape`.
-
-    Vectors `(features,)` get a `FeatureStandardization` layer (training-split
-    statistics, when given) and an `MLPEncoder` (with layer normalisation
-    when `normalize`; the protocol turns it off for regression, where it
-    would divide away the scale of each sample's features that the target
-    depends on: `benchmarks/RESULTS.md`); sequences
-    `(time, features)` a `SequenceEncoder`. Other shapes need a user
-    encoder through the Python API.
-    """
-    check_encoder_shape(name, shape)
-    if len(shape) == 1:
-        layers = []
-        if statistics is not None:
-            mean, std = statistics
-            layers.append(
-                FeatureStandardization(mean, std, name=f"{name}_standardize")
-            )
-        layers.append(
-            MLPEncoder(
-                units,
-                hidden_units=hidden_units,
-                dropout=dropout,
-                normalize=normalize,
-            )
-        )
-        return keras.Sequential(layers, name=f"{name}_encoder")
-    # Sequences: width 64 (MulT used 30-40 on the MOSI / MOSEI features):
-    # at 128 a MOSEI-sized epoch takes 137 s on a 2-core CPU, at 64 about
-    # 45 s (benchmarks/recipes.py).
-    return SequenceEncoder(
-        units, hidden_dim=64, dropout=dropout, name=f"{name}_encoder"
-    )
-
-
-def check_encoder_shape(name, shape):
-    """Raises unless a modality's per-sample `shape` is one the built-in
-    encoders take: a vector `(features,)` or a sequence `(time,
-    features)`, with at least one feature."""
-    if len(shape) not in (1, 2):
-        raise ValueError(
-            f"Modality '{name}' has per-sample shape {tuple(shape)}; the "
-            "built-in encoders take vectors (features,) or sequences (time, "
-            "features). Use the Python API with an encoder of your own."
-        )
-    if 0 in shape:
-        raise ValueError(
-            f"Modality '{name}' has per-sample shape {tuple(shape)}: no "
-            "features. Every modality needs at least one value per sample."
-        )
 
 
 def epochs_for(min_steps, steps_per_epoch, epochs):
@@ -92,68 +33,6 @@ def epochs_for(min_steps, steps_per_epoch, epochs):
     if not min_steps or not steps_per_epoch:
         return epochs
     return max(epochs, math.ceil(min_steps / steps_per_epoch))
-
-
-class EpochProgress(keras.callbacks.Callback):
-    """One `keras.utils.Progbar` over all epochs of a training run."""
-
-    def __init__(self, epochs, label):
-        super().__init__()
-        self.epochs = epochs
-        self.label = label
-
-    def on_train_begin(self, logs=None):
-        print(self.label, flush=True)
-        # A live bar on a terminal; one summary line when piped to a file.
-        self.bar = keras.utils.Progbar(
-            self.epochs,
-            unit_name="epoch",
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
-
-    def on_epoch_end(self, epoch, logs=None):
-        values = [(k, v) for k, v in (logs or {}).items() if "loss" in k]
-        self.bar.update(epoch + 1, values=values, finalize=False)
-
-    def on_train_end(self, logs=None):
-        self.bar.update(self.epochs, finalize=True)
-
-
-def stage_backup_dir(backup_dir, stage):
-    """The backup folder of a later training stage of a fit backed up in
-    `backup_dir` (None without one): removed with it."""
-    return None if backup_dir is None else os.path.join(backup_dir, stage)
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss of a method turned NaN or infinite.
-
-    Attributes:
-        epoch: the (1-based) epoch in which it happened.
-    """
-
-    def __init__(self, message, epoch):
-        super().__init__(message)
-        self.epoch = epoch
-
-
-class StopOnNaN(keras.callbacks.Callback):
-    """Stops training at the first batch whose loss is NaN or infinite
-    (as `keras.callbacks.TerminateOnNaN`) and remembers the epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.epoch = 0
-        self.failed_epoch = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            self.failed_epoch = self.epoch + 1
-            self.model.stop_training = True
 
 
 class Method(abc.ABC):

@@ -4,7 +4,8 @@ import inspect
 
 import numpy as np
 
-from keras_robult.experiments.method import Method, stage_backup_dir
+from keras_robult.experiments.callbacks import stage_backup_dir
+from keras_robult.experiments.method import Method
 from keras_robult.models.robult import DEFAULT_LOSS_WEIGHTS, Robult
 from keras_robult.utils.validation import MASK_KEY
 

@@ -8,7 +8,7 @@ import pytest
 
 from keras_robult import tasks
 from keras_robult.experiments import registry
-from keras_robult.experiments.method import StopOnNaN
+from keras_robult.experiments.callbacks import StopOnNaN
 from keras_robult.experiments.training_backup import (
     STATE_FILE,
     BackupDiscarded,

@@ -7,13 +7,13 @@ import time
 import keras
 import numpy as np
 
+from keras_robult.experiments.callbacks import TrainingDiverged
 from keras_robult.experiments.confidence import (
     calibrated_subset_metrics,
     calibration_pairs,
     fit_calibration,
     reliability,
 )
-from keras_robult.experiments.method import TrainingDiverged
 from keras_robult.experiments.protocol.evaluation import (
     evaluate_predictor,
     predict_pairs,
