@@ -5,6 +5,7 @@ from keras_robult import tasks
 from keras_robult.data import fit_standardization
 from keras_robult.experiments import evaluate_predictor, registry
 from tests.conftest import make_multimodal, to_numpy
+from tests.testing import run_multimodal_model_test
 
 
 def snapshot(model):
@@ -13,10 +14,27 @@ def snapshot(model):
 
 
 KERAS_METHODS = [n for n in registry.METHODS if n != "linear"]
+# The first method of each saved-model class (its variants train the same
+# model): its trained model is held to the contract of every model.
+CONTRACT_METHODS = list(
+    {
+        spec.model_class: name
+        for name, spec in reversed(registry.METHODS.items())
+        if spec.model_class is not None
+    }.values()
+)
+
+
+def test_every_model_class_of_the_registry_keeps_the_contract():
+    classes = {registry.METHODS[n].model_class for n in CONTRACT_METHODS}
+    assert classes == {
+        s.model_class for s in registry.METHODS.values() if s.model_class
+    }
+    assert len(classes) >= 6 and set(CONTRACT_METHODS) <= set(KERAS_METHODS)
 
 
 @pytest.mark.parametrize("name", KERAS_METHODS)
-def test_every_method_trains_and_predicts_on_every_subset(name):
+def test_every_method_trains_and_predicts_on_every_subset(name, tmp_path):
     x, y = make_multimodal(num_samples=48)
     shapes = {m: x[m].shape[1:] for m in ("m0", "m1", "m2")}
     factory = registry.method_factories([name], latent_dim=8)[name]
@@ -45,6 +63,8 @@ def test_every_method_trains_and_predicts_on_every_subset(name):
         single.append(prediction)
     assert not np.allclose(single[0], single[1])
     assert not np.allclose(single[1], single[2])
+    if name in CONTRACT_METHODS:  # the model's own contract
+        run_multimodal_model_test(method.model, x, None, tmp_path)
 
 
 def test_no_sup_trains_without_l_sup_then_probes_the_latents():
