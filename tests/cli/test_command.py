@@ -212,6 +212,7 @@ def test_train_then_evaluate_on_a_user_file(tmp_path):
         assert entry["mean"] == pytest.approx(trained[key], abs=1e-6), key
 
 
+@once  # the command's glue; its backend paths are tested on all three
 def test_regression_bins_come_from_the_targets(tmp_path):
     """Targets in [1000, 1337]: without --bins the bins span them (they
     are not binned as if in [-3, 3]); --bins that do not cover them is an
@@ -237,6 +238,7 @@ def test_regression_bins_come_from_the_targets(tmp_path):
     assert explicit.returncode == 0, explicit.stderr[-2000:]
 
 
+@once  # the command's glue; its backend paths are tested on all three
 def test_option_errors_name_the_option_before_any_work(tmp_path):
     data = toy_npz(tmp_path / "toy.npz")
     seeds = robult("train", "--data", data, "--seeds", "0", "-1")
@@ -657,6 +659,7 @@ def test_a_run_killed_in_the_middle_of_a_fit_resumes_it_exactly(tmp_path):
     assert got == whole
 
 
+@once  # the command's glue; its backend paths are tested on all three
 def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
     """SIGKILL after the first (method, seed) is written; the rerun skips
     it and ends with the results of a run that was never interrupted."""
@@ -688,6 +691,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
     )
 
 
+@once  # the command's glue; its backend paths are tested on all three
 def test_missing_type_specs_from_the_command_line(tmp_path):
     data = toy_npz(tmp_path / "toy.npz")
     out = tmp_path / "out"
@@ -751,6 +755,7 @@ def test_bad_missing_type_options_are_one_line_errors(tmp_path, extra, message):
     )
 
 
+@once  # the command's glue; its backend paths are tested on all three
 def test_the_literature_grid_writes_every_cell(tmp_path):
     data = toy_npz(tmp_path / "toy.npz")
     out = tmp_path / "grid"
@@ -790,6 +795,7 @@ def test_the_literature_grid_writes_every_cell(tmp_path):
     assert table.count("| both:0.7 |") == 3
 
 
+@once  # the command's glue; its backend paths are tested on all three
 def test_tensorboard_logs_hold_every_loss_term(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import (
         EventAccumulator,
@@ -818,6 +824,7 @@ def test_tensorboard_logs_hold_every_loss_term(tmp_path):
         assert [v.step for v in values] == [0, 1]  # one point per epoch
 
 
+@once  # the command's glue; its backend paths are tested on all three
 def test_hparams_from_a_file_train_that_method_and_are_recorded(tmp_path):
     data = toy_npz(tmp_path / "toy.npz")
     chosen = {

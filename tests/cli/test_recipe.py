@@ -144,6 +144,7 @@ def test_recipe_errors_name_the_problem(tmp_path, capsys):
         recipe("mmimdb")["run"](["--smoke"])  # --data-dir is required
 
 
+@once  # the script's glue; the recipe's training runs on all three
 def test_mosi_recipe_as_a_script(tmp_path):
     write_mult(tmp_path / "mosi_data.pkl", "mosi")
     out = tmp_path / "out"

@@ -14,7 +14,7 @@ from keras_robult.experiments.training_backup import (
     BackupDiscarded,
     TrainingBackup,
 )
-from tests.conftest import make_multimodal, to_numpy
+from tests.conftest import make_multimodal, once, to_numpy
 
 MODALITIES = ("m0", "m1", "m2")
 
@@ -118,6 +118,7 @@ def test_a_fit_killed_mid_training_resumes_exactly(
         np.testing.assert_allclose(resumed.history.history[key], values)
 
 
+@once  # backup files' handling; the exact resume runs on all three
 def test_a_damaged_backup_is_discarded_and_the_fit_starts_over(
     tmp_path, monkeypatch
 ):
@@ -134,6 +135,7 @@ def test_a_damaged_backup_is_discarded_and_the_fit_starts_over(
     assert_same(got, expected)
 
 
+@once  # backup files' handling; the exact resume runs on all three
 def test_a_backup_of_an_older_version_or_another_model_is_discarded(
     tmp_path, monkeypatch
 ):
@@ -154,6 +156,7 @@ def test_a_backup_of_an_older_version_or_another_model_is_discarded(
     assert_same(got, expected)
 
 
+@once  # backup files' handling; the exact resume runs on all three
 def test_backups_wait_for_the_interval_and_the_final_state_is_kept(
     tmp_path, monkeypatch
 ):
