@@ -13,10 +13,12 @@ import pytest
 
 import keras_robult
 from keras_robult import encoders, tasks
+from keras_robult.experiments import registry
 from keras_robult.export import export_saved_model
 from keras_robult.layers import FeatureStandardization
 from tests.cli.test_command import robult, run_cli
 from tests.conftest import BACKEND, JIT_COMPILE, make_multimodal
+from tests.testing import registry_model_methods
 
 NATIVE_ROUTE = {"tensorflow": "tensorflow", "jax": "jax2tf"}.get(
     BACKEND, "reload"
@@ -369,19 +371,23 @@ def test_cli_exports_a_keras_file_and_names_its_errors(
         assert err.strip().splitlines()[-1] == message
 
 
+# Every registered model class but Robult (whose export has the tests
+# above): a new registered baseline is exported here with no line added.
 @pytest.mark.parametrize(
-    "baseline",
-    ["UnimodalEnsemble", "ActionMAE", "PromptTransformer", "EarlyFusionMLP"],
+    "method",
+    [
+        name
+        for name in registry_model_methods()
+        if registry.METHODS[name].model_class != "Robult"
+    ],
 )
-def test_baseline_exports_and_serves(tmp_path, baseline):
+def test_baseline_exports_and_serves(tmp_path, method):
     import tensorflow as tf
 
     x, y = make_multimodal(num_samples=32, dims=(4, 3))
-    model = getattr(keras_robult.baselines, baseline)(
-        {"a": encoders.MLPEncoder(8), "b": encoders.MLPEncoder(8)},
-        tasks.Classification(3),
-        latent_dim=8,
-    )
+    model = registry.METHODS[method](
+        tasks.Classification(3), {"a": (4,), "b": (3,)}, None, latent_dim=8
+    ).build_model()
     model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
     x = {"a": x["m0"], "b": x["m1"], "modality_mask": x["modality_mask"][:, :2]}
     x["modality_mask"][:10, 0] = 0
@@ -414,7 +420,8 @@ def test_baseline_exports_and_serves(tmp_path, baseline):
                 atol=1e-5,
             )
     assert (own is None) == (
-        baseline in ("PromptTransformer", "EarlyFusionMLP")
+        registry.METHODS[method].model_class
+        in ("PromptTransformer", "EarlyFusionMLP")
     )
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from keras_robult import Robult
 from keras_robult.cli import main
-from keras_robult.experiments.default_encoder import default_encoder
+from keras_robult.experiments.default_encoders import default_encoder
 from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.user_data import npz_data
 

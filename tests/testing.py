@@ -47,6 +47,20 @@ def assert_saved_model_predicts_the_same(model, x, tmp_path, atol=0.0):
     return restored, out
 
 
+def registry_model_methods():
+    """The first registered method of each saved-model class (its
+    variants train the same model), in registration order: the methods
+    whose models the contract and export tests cover, so that a new
+    registered model is tested with no line added."""
+    from keras_robult.experiments.registry import METHODS
+
+    first = {}
+    for name, spec in METHODS.items():
+        if spec.model_class is not None:
+            first.setdefault(spec.model_class, name)
+    return list(first.values())
+
+
 def presence_patterns(num_samples, num_modalities):
     """`(num_samples, M)` float mask cycling through every non-empty
     presence pattern (bit m of the pattern = modality m)."""

@@ -8,7 +8,7 @@ from keras_robult.experiments.comparison import (
 from keras_robult.experiments.compilation_cache import (
     enable_compilation_cache,
 )
-from keras_robult.experiments.default_encoder import default_encoder
+from keras_robult.experiments.default_encoders import default_encoder
 from keras_robult.experiments.method import Method
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.experiments.protocol import (

@@ -16,7 +16,7 @@ from keras_robult.experiments.callbacks import (
     TrainingDiverged,
     stage_backup_dir,
 )
-from keras_robult.experiments.default_encoder import (
+from keras_robult.experiments.default_encoders import (
     default_encoder,
 )
 from keras_robult.experiments.metrics import higher_is_better

@@ -5,7 +5,7 @@ from keras_robult import tasks
 from keras_robult.data import fit_standardization
 from keras_robult.experiments import evaluate_predictor, registry
 from tests.conftest import make_multimodal, to_numpy
-from tests.testing import run_multimodal_model_test
+from tests.testing import registry_model_methods, run_multimodal_model_test
 
 
 def snapshot(model):
@@ -14,15 +14,9 @@ def snapshot(model):
 
 
 KERAS_METHODS = [n for n in registry.METHODS if n != "linear"]
-# The first method of each saved-model class (its variants train the same
-# model): its trained model is held to the contract of every model.
-CONTRACT_METHODS = list(
-    {
-        spec.model_class: name
-        for name, spec in reversed(registry.METHODS.items())
-        if spec.model_class is not None
-    }.values()
-)
+# The first method of each saved-model class: its trained model is held
+# to the contract of every model.
+CONTRACT_METHODS = registry_model_methods()
 
 
 def test_every_model_class_of_the_registry_keeps_the_contract():
