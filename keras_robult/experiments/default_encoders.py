@@ -4,9 +4,7 @@ import keras
 
 from keras_robult.encoders.mlp_encoder import MLPEncoder
 from keras_robult.encoders.sequence_encoder import SequenceEncoder
-from keras_robult.layers.feature_standardization import (
-    FeatureStandardization,
-)
+from keras_robult.layers.feature_standardization import FeatureStandardization
 
 
 def default_encoder(

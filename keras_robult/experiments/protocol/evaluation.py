@@ -9,13 +9,8 @@ from keras_robult.data.masking import (
     subset_mask,
     subset_name,
 )
-from keras_robult.experiments.metrics import (
-    PRIMARY,
-    compute_metrics,
-)
-from keras_robult.experiments.robustness import (
-    relative_robustness,
-)
+from keras_robult.experiments.metrics import PRIMARY, compute_metrics
+from keras_robult.experiments.robustness import relative_robustness
 from keras_robult.utils.validation import MASK_KEY
 
 MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))

@@ -3,16 +3,12 @@ finish, summarised to means, standard deviations, robustness and cost."""
 
 import numpy as np
 
-from keras_robult.experiments.metrics import (
-    higher_is_better,
-)
+from keras_robult.experiments.metrics import higher_is_better
 from keras_robult.experiments.protocol.evaluation import (
     MISSING_RATES,
     missing_rate_auc,
 )
-from keras_robult.experiments.robustness import (
-    effective_robustness,
-)
+from keras_robult.experiments.robustness import effective_robustness
 
 
 class Tally:

@@ -9,17 +9,11 @@ import time
 
 import numpy as np
 
-from keras_robult.data.masking import (
-    check_rate,
-)
+from keras_robult.data.masking import check_rate
 from keras_robult.data.missing_spec import MissingSpec, missing_specs
 from keras_robult.data.standardization import fit_standardization
-from keras_robult.experiments.confidence import (
-    CALIBRATED_TASKS,
-)
-from keras_robult.experiments.metrics import (
-    PRIMARY,
-)
+from keras_robult.experiments.confidence import CALIBRATED_TASKS
+from keras_robult.experiments.metrics import PRIMARY
 from keras_robult.experiments.protocol.results import Tally, summarise_results
 from keras_robult.experiments.protocol.splits import (
     ProtocolData,

@@ -5,9 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_robult.data.masking import (
-    training_mask,
-)
+from keras_robult.data.masking import training_mask
 from keras_robult.data.splits import labeled_mask, protocol_split
 from keras_robult.utils.validation import MASK_KEY
 

@@ -6,11 +6,7 @@ import importlib.util
 import os
 
 from keras_robult.experiments.registry import METHODS
-from keras_robult.experiments.tune.space import (
-    OBJECTIVES,
-    TUNERS,
-    search_space,
-)
+from keras_robult.experiments.tune.space import OBJECTIVES, TUNERS, search_space
 
 
 @dataclasses.dataclass(frozen=True)

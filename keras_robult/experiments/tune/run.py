@@ -20,9 +20,7 @@ import keras
 import numpy as np
 
 from keras_robult.experiments.tune.config import default_out
-from keras_robult.experiments.tune.search import (
-    Search,
-)
+from keras_robult.experiments.tune.search import Search
 from keras_robult.experiments.tune.space import (
     INTEGERS,
     OBJECTIVE_NAME,
