@@ -10,21 +10,6 @@ from keras_robult.experiments.callbacks import stage_backup_dir
 from keras_robult.experiments.method import Method
 
 
-class UnimodalMethod(Method):
-    """One supervised model per modality, trained on the labeled samples
-    only; subsets predict by late fusion (`UnimodalEnsemble`)."""
-
-    name = "unimodal"
-    labeled_only = True
-
-    def build_model(self):
-        return UnimodalEnsemble(
-            {name: self.encoder(name) for name in self.modalities},
-            self.task,
-            latent_dim=self.latent_dim,
-        )
-
-
 class ModelOptionsMethod(Method):
     """A `Method` whose options beyond `Method`'s own (`latent_dim`,
     `learning_rate`, ...) are keyword arguments of its model."""
@@ -38,6 +23,57 @@ class ModelOptionsMethod(Method):
             **{k: v for k, v in options.items() if k in own},
         )
         self.model_kwargs = {k: v for k, v in options.items() if k not in own}
+
+
+class ModelMethod(ModelOptionsMethod):
+    """A `Method` that trains one model class, `model_type`, built as
+    `model_type(encoders, task, latent_dim=..., **options)` with the
+    default encoder of each modality (and `seed=`, when the model takes
+    one). A model with that constructor needs no method class of its own:
+    `model_method(model_type)` makes one for its `MethodSpec`.
+
+    Class attributes:
+        model_type: the Keras model class.
+        labeled_only: True for a model trained on the labeled samples
+            only (its unlabeled ones never enter the pipeline).
+    """
+
+    model_type = None
+
+    def build_model(self):
+        options = {"latent_dim": self.latent_dim, **self.model_kwargs}
+        accepted = inspect.signature(self.model_type.__init__).parameters
+        if "seed" in accepted:
+            options.setdefault("seed", getattr(self, "seed", None))
+        return self.model_type(
+            {name: self.encoder(name) for name in self.modalities},
+            self.task,
+            **options,
+        )
+
+
+def model_method(model_type, labeled_only=False):
+    """The `ModelMethod` subclass that trains `model_type` (on the labeled
+    samples only with `labeled_only`)."""
+    return type(
+        f"{model_type.__name__}Method",
+        (ModelMethod,),
+        {
+            "__module__": __name__,
+            "__doc__": f"Trains `{model_type.__name__}` (`ModelMethod`).",
+            "model_type": model_type,
+            "labeled_only": labeled_only,
+        },
+    )
+
+
+class UnimodalMethod(ModelMethod):
+    """One supervised model per modality, trained on the labeled samples
+    only; subsets predict by late fusion (`UnimodalEnsemble`)."""
+
+    name = "unimodal"
+    model_type = UnimodalEnsemble
+    labeled_only = True
 
 
 class GMCMethod(ModelOptionsMethod):
@@ -91,34 +127,18 @@ class GMCMethod(ModelOptionsMethod):
             )
 
 
-class ActionMAEMethod(ModelOptionsMethod):
+class ActionMAEMethod(ModelMethod):
     """ActionMAE (Woo et al. 2023): the task loss on the labeled samples,
     the token reconstruction on every sample (`ActionMAE`)."""
 
     name = "actionmae"
-
-    def build_model(self):
-        return ActionMAE(
-            {name: self.encoder(name) for name in self.modalities},
-            self.task,
-            latent_dim=self.latent_dim,
-            seed=getattr(self, "seed", None),
-            **self.model_kwargs,
-        )
+    model_type = ActionMAE
 
 
-class PromptTransMethod(ModelOptionsMethod):
+class PromptTransMethod(ModelMethod):
     """Prompt-Trans (Lee et al. 2023): missing-aware prompts, supervised
     on the labeled samples only (`PromptTransformer`)."""
 
     name = "prompt-trans"
+    model_type = PromptTransformer
     labeled_only = True
-
-    def build_model(self):
-        return PromptTransformer(
-            {name: self.encoder(name) for name in self.modalities},
-            self.task,
-            latent_dim=self.latent_dim,
-            seed=getattr(self, "seed", None),
-            **self.model_kwargs,
-        )

@@ -35,9 +35,11 @@ class MethodSpec:
         method_class: its `Method` class (or a class with the same
             interface, e.g. `LinearMethod`).
         defaults: the method's own option values, over its class's.
-        model_class: the Keras model class whose saved files are this
-            method's (`robult evaluate` names such a file's results after
-            the first spec with it); None for a method that saves none.
+        model_class: the name of the Keras model class whose saved files
+            are this method's (`robult evaluate` names such a file's
+            results after the first spec with it); by default the
+            `model_type` of a `ModelMethod` (`model_method(Model)`), else
+            None (a method that saves no model).
         reference: a reference on fixed features, refused with
             fine-tuning (`finetune=`).
         description: one line for the documentation's method table.
@@ -49,6 +51,11 @@ class MethodSpec:
     model_class: str | None = None
     reference: bool = False
     description: str = ""
+
+    def __post_init__(self):
+        model_type = getattr(self.method_class, "model_type", None)
+        if self.model_class is None and model_type is not None:
+            object.__setattr__(self, "model_class", model_type.__name__)
 
     @property
     def is_robult(self):
@@ -114,7 +121,6 @@ METHODS = _register(
     MethodSpec(
         "unimodal",
         UnimodalMethod,
-        model_class="UnimodalEnsemble",
         description="one supervised model per modality, late fusion",
     ),
     # Chosen on a validation split (benchmarks/RESULTS.md): at temperature
@@ -130,13 +136,11 @@ METHODS = _register(
     MethodSpec(
         "actionmae",
         ActionMAEMethod,
-        model_class="ActionMAE",
         description="ActionMAE: missing modality tokens reconstructed",
     ),
     MethodSpec(
         "prompt-trans",
         PromptTransMethod,
-        model_class="PromptTransformer",
         description="missing-aware prompts on a multimodal transformer",
     ),
     # The paper's exact method (our default predicts subsets by the
