@@ -11,6 +11,8 @@ from keras_robult.data.npz import load_npz
 from keras_robult.experiments.comparison import default_out
 from keras_robult.experiments.metrics import PRIMARY
 from keras_robult.experiments.protocol import (
+    RunInfo,
+    Tally,
     evaluate_predictor,
     summarise_results,
 )
@@ -95,23 +97,12 @@ def evaluate(args):
         predict, x_eval, y[rows], model.task.name, modalities
     )
     method = method_of_model(model)
-    per_subset = {
-        (method, subset, metric): [value]
-        for subset, metrics in subset_metrics.items()
-        for metric, value in metrics.items()
-    }
+    primary = PRIMARY[model.task.name][0]
+    tally = Tally(primary, verbose=0)
+    tally.add(method, {"subsets": subset_metrics, "curve": curve}, 0)
     dataset = os.path.splitext(os.path.basename(args.data))[0]
-    results = summarise_results(
-        dataset,
-        model.task,
-        PRIMARY[model.task.name][0],
-        float("nan"),
-        [0],
-        modalities,
-        per_subset,
-        {method: [curve]},
-    )
-    results["labeled_fraction"] = None  # not a training run
+    info = RunInfo(dataset, model.task, primary, None, (0,), modalities)
+    results = summarise_results(info, tally)  # not a training run
     results["model"] = os.path.basename(args.model)
     out = args.out or default_out(dataset)
     write_results(results, {0: {"test": rows.tolist()}}, out)

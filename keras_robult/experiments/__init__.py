@@ -13,6 +13,8 @@ from keras_robult.experiments.method import Method
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.experiments.protocol import (
     MISSING_RATES,
+    RunInfo,
+    Tally,
     evaluate_predictor,
     missing_rate_auc,
     run_protocol,
@@ -43,6 +45,8 @@ __all__ = [
     "missing_rate_auc",
     "run_protocol",
     "summarise_results",
+    "RunInfo",
+    "Tally",
     "ComparisonConfig",
     "ComparisonData",
     "run_comparison",

@@ -369,31 +369,11 @@ class Method(abc.ABC):
         killed resumes from it to the same weights (`backup`, a
         `TrainingBackup` the caller has read and resumed, replaces
         `backup_dir`)."""
-        if backup is None and backup_dir is not None:
-            backup = TrainingBackup(backup_dir, interval=self.backup_interval)
-            state = backup.read()
-            if state is not None:
-                if not self.model.built:
-                    raise ValueError(
-                        "Method.train resumes a backup into a built model; "
-                        "Method.fit resumes an unbuilt one."
-                    )
-                if backup.fits(self.model, state):
-                    backup.resume(state)
-        meta = getattr(backup, "restored", None)  # what `resume` was given
-        initial_epoch = 0
-        if meta is not None:
-            initial_epoch = meta["epoch"]
-            if label:
-                resume = f"resuming after epoch {initial_epoch}"
-                if meta["finished"]:
-                    resume = f"trained earlier ({initial_epoch} epochs)"
-                print(f"{label}: {resume}, from {backup.path}", flush=True)
-            if meta["finished"]:
-                backup.apply(self.model, finished=True)
-                self.history = keras.callbacks.History()
-                self.history.history = backup.history
-                return
+        backup, initial_epoch, finished = self._resumed(
+            backup, backup_dir, label
+        )
+        if finished:
+            return
         dataset, steps_per_epoch = data(initial_epoch=initial_epoch)
         epochs = epochs_for(self.min_steps, steps_per_epoch, epochs)
         nan_guard = StopOnNaN()
@@ -437,6 +417,35 @@ class Method(abc.ABC):
                 "(try a lower learning rate, or check the inputs).",
                 nan_guard.failed_epoch,
             )
+
+    def _resumed(self, backup, backup_dir, label):
+        """`(backup, initial_epoch, finished)` of a `train`: the backup in
+        `backup_dir` (unless the caller gives one), resumed into the model
+        where it fits; a finished one is applied, with its history."""
+        if backup is None and backup_dir is not None:
+            backup = TrainingBackup(backup_dir, interval=self.backup_interval)
+            state = backup.read()
+            if state is not None:
+                if not self.model.built:
+                    raise ValueError(
+                        "Method.train resumes a backup into a built model; "
+                        "Method.fit resumes an unbuilt one."
+                    )
+                if backup.fits(self.model, state):
+                    backup.resume(state)
+        meta = getattr(backup, "restored", None)  # what `resume` was given
+        if meta is None:
+            return backup, 0, False
+        if label:
+            resume = f"resuming after epoch {meta['epoch']}"
+            if meta["finished"]:
+                resume = f"trained earlier ({meta['epoch']} epochs)"
+            print(f"{label}: {resume}, from {backup.path}", flush=True)
+        if meta["finished"]:
+            backup.apply(self.model, finished=True)
+            self.history = keras.callbacks.History()
+            self.history.history = backup.history
+        return backup, meta["epoch"], meta["finished"]
 
     def predict(self, x, batch_size=1024):
         """Predictions in the task output space for `x` (dict with

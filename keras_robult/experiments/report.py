@@ -105,33 +105,7 @@ def markdown_table(results, metric=None):
             )
             + " |"
         )
-    aucs = {
-        c["method"]: c["auc"]
-        for c in results["missing_rate_curves"]
-        if c.get("metric", metric) == metric
-    }
-    if aucs:
-        lines.append(
-            "| missing-rate AUC | "
-            + " | ".join(
-                f"{aucs[m]:.3f}" if m in aucs else "–" for m in methods
-            )
-            + " |"
-        )
-    effective = {
-        r["method"]: r["effective"]
-        for r in results.get("robustness", [])
-        if r.get("effective") is not None and r["metric"] == metric
-    }
-    if effective:
-        lines.append(
-            f"| effective robustness (vs {_reference(results)}) | "
-            + " | ".join(
-                f"{effective[m]:+.3f}" if m in effective else "–"
-                for m in methods
-            )
-            + " |"
-        )
+    lines.extend(_robustness_rows(results, metric, methods))
     for failure in results.get("failures", []):
         lines.append(
             f"\nFailed: {failure['method']}, seed {failure['seed']} (loss "
@@ -139,6 +113,40 @@ def markdown_table(results, metric=None):
             "left out of the means above."
         )
     return "\n".join(lines) + "\n"
+
+
+def _robustness_rows(results, metric, methods):
+    """The table's missing-rate AUC and effective-robustness rows (where
+    the results have them for `metric`)."""
+    aucs = {
+        c["method"]: c["auc"]
+        for c in results["missing_rate_curves"]
+        if c.get("metric", metric) == metric
+    }
+    effective = {
+        r["method"]: r["effective"]
+        for r in results.get("robustness", [])
+        if r.get("effective") is not None and r["metric"] == metric
+    }
+    rows = []
+    if aucs:
+        rows.append(
+            "| missing-rate AUC | "
+            + " | ".join(
+                f"{aucs[m]:.3f}" if m in aucs else "–" for m in methods
+            )
+            + " |"
+        )
+    if effective:
+        rows.append(
+            f"| effective robustness (vs {_reference(results)}) | "
+            + " | ".join(
+                f"{effective[m]:+.3f}" if m in effective else "–"
+                for m in methods
+            )
+            + " |"
+        )
+    return rows
 
 
 def _cell(entry, one):

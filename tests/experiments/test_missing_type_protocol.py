@@ -73,15 +73,20 @@ def test_relative_and_effective_robustness_by_hand():
 
 
 def test_effective_robustness_of_a_regression_is_positive_when_better():
-    from keras_robult.experiments.protocol import summarise_results
+    from keras_robult.experiments.protocol import (
+        RunInfo,
+        Tally,
+        summarise_results,
+    )
 
     rates = np.asarray(MISSING_RATES)
     # robult's MAE grows by 0.1 per unit of missing rate, the reference's
     # by 0.8: robult keeps more of its clean performance.
     curves = {"robult": [0.5 + 0.1 * rates], "unimodal": [0.7 + 0.8 * rates]}
-    results = summarise_results(
-        "toy", tasks.Regression(), "mae", 0.05, [0], ["a", "b"], {}, curves
-    )
+    tally = Tally("mae", verbose=0)
+    tally.curves = curves
+    info = RunInfo("toy", tasks.Regression(), "mae", 0.05, (0,), ("a", "b"))
+    results = summarise_results(info, tally)
     entry = {r["method"]: r for r in results["robustness"]}
     # robult - aligned reference = -0.7 r, whose mean over [0, 0.9] is
     # -0.7 x 0.45; an error metric flips the sign.

@@ -17,13 +17,19 @@ from keras_robult.experiments.protocol.evaluation import (
     evaluate_predictor,
     missing_rate_auc,
 )
-from keras_robult.experiments.protocol.results import summarise_results
+from keras_robult.experiments.protocol.results import (
+    RunInfo,
+    Tally,
+    summarise_results,
+)
 from keras_robult.experiments.protocol.run import run_protocol
 
 __all__ = [
     "EVALUATION_CHUNK_BYTES",
     "EVALUATION_CHUNK_ROWS",
     "MISSING_RATES",
+    "RunInfo",
+    "Tally",
     "evaluate_predictor",
     "missing_rate_auc",
     "run_protocol",

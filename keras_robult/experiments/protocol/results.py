@@ -1,6 +1,8 @@
 """The `results.json` schema: per-seed records tallied as the pairs
 finish, summarised to means, standard deviations, robustness and cost."""
 
+import dataclasses
+
 import numpy as np
 
 from keras_robult.experiments.metrics import higher_is_better
@@ -12,9 +14,24 @@ from keras_robult.experiments.robustness import effective_robustness
 
 
 class Tally:
-    """The per-seed metrics of every method, as the pairs finish."""
+    """The per-seed metrics of every method, as its (method, seed) pairs
+    finish: what `summarise_results` averages.
 
-    def __init__(self, primary, verbose):
+    Args:
+        primary: the metric of the line printed per pair.
+        verbose: 1 prints a line per pair (and its failure), 0 nothing.
+
+    Example:
+
+    ```python
+    tally = keras_robult.experiments.Tally("accuracy", verbose=0)
+    subsets, curve = keras_robult.experiments.evaluate_predictor(
+        predict, x_test, y_test, "classification", ["a", "b"])
+    tally.add("mine", {"subsets": subsets, "curve": curve}, seconds=0)
+    ```
+    """
+
+    def __init__(self, primary, verbose=1):
         self.primary = primary
         self.verbose = verbose
         self.per_subset = {}  # (method, subset, metric) -> [per seed]
@@ -25,6 +42,10 @@ class Tally:
         self.failures = []
 
     def add(self, name, record, seconds):
+        """Adds one (method `name`, seed) pair's `record`: its
+        `"subsets"` metrics and `"curve"` (`evaluate_predictor`), with
+        optional `"missing_type"`, `"cost"` and `"reliability"`, or a
+        `"failure"`; `seconds` it took, for the printed line."""
         if "failure" in record:
             self.failures.append(record["failure"])
             if self.verbose:
@@ -64,32 +85,43 @@ class Tally:
         print(f"  {name}: {summary} ({seconds:.0f} s)", flush=True)
 
 
-def summarise_results(
-    dataset,
-    task,
-    primary,
-    labeled_fraction,
-    seeds,
-    modalities,
-    per_subset,
-    curves,
-    per_missing=None,
-    train_spec=None,
-    costs=None,
-    reference="unimodal",
-    reliability=None,
-):
-    """The `results.json` dict of per-seed metrics: `per_subset` maps
-    `(method, subset name, metric)` to the per-seed values, `curves` a
-    method to its per-seed missing-rate curves of `primary`; each gets its
-    mean and standard deviation over the seeds.
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """What `results.json` says of the run its metrics come from.
 
-    `per_missing` maps `(method, test spec, metric)` to per-seed values
-    (`"missing_type"` entries, with `train_spec`, `"none"` without one);
-    `costs` a method to its per-seed cost records (`"cost"`, their means).
-    Every curve gets a `"robustness"` entry: relative robustness, and
-    effective robustness against the `reference` method's curve when the
-    run has it."""
+    Args:
+        dataset: the dataset's name.
+        task: the `Task`.
+        primary: the metric of the missing-rate curves.
+        labeled_fraction: the labeled share of the training splits (None:
+            not a training run, e.g. `robult evaluate`).
+        seeds: the seeds.
+        modalities: the modality names, in order.
+        train_spec: the training `MissingSpec` as text, if any.
+    """
+
+    dataset: str
+    task: object
+    primary: str
+    labeled_fraction: float | None
+    seeds: tuple
+    modalities: tuple
+    train_spec: str | None = None
+
+
+def summarise_results(info, tally, reference="unimodal"):
+    """The `results.json` dict of a run (`info`, a `RunInfo`) from the
+    per-seed metrics of its `tally` (a `Tally`): each subset metric of
+    each method gets its mean and standard deviation over the seeds, each
+    method its mean missing-rate curve of `info.primary` and its AUC.
+
+    The tally's missing-type metrics become `"missing_type"` entries (with
+    `info.train_spec`, `"none"` without one), its cost records `"cost"`
+    (their means), its reliability curves `"reliability"`. Every curve
+    gets a `"robustness"` entry: relative robustness, and effective
+    robustness against the `reference` method's curve when the run has
+    it."""
+    per_subset, modalities = tally.per_subset, list(info.modalities)
     results = []
     for (method, subset, metric), values in per_subset.items():
         results.append(
@@ -103,48 +135,50 @@ def summarise_results(
             }
         )
     missing = []
-    for method, per_seed in curves.items():
+    for method, per_seed in tally.curves.items():
         mean = np.mean(np.asarray(per_seed, "float64"), axis=0)
         missing.append(
             {
                 "method": method,
-                "metric": primary,
+                "metric": info.primary,
                 "rates": list(MISSING_RATES),
                 "mean": [float(v) for v in mean],
                 "auc": missing_rate_auc(MISSING_RATES, mean),
             }
         )
+    fraction = info.labeled_fraction
     summary = {
-        "dataset": dataset,
-        "task": task.name,
-        "labeled_fraction": float(labeled_fraction),
-        "seeds": [int(s) for s in seeds],
-        "modalities": list(modalities),
+        "dataset": info.dataset,
+        "task": info.task.name,
+        "labeled_fraction": None if fraction is None else float(fraction),
+        "seeds": [int(s) for s in info.seeds],
+        "modalities": modalities,
         "results": results,
         "missing_rate_curves": missing,
         "robustness": _robustness(missing, reference),
     }
-    if per_missing:
+    if tally.per_missing:
         summary["missing_type"] = [
             {
                 "method": method,
-                "train": train_spec or "none",
+                "train": info.train_spec or "none",
                 "test": spec,
                 "metric": metric,
                 "mean": float(np.mean(values)),
                 "std": float(np.std(values)),
                 "per_seed": [float(v) for v in values],
             }
-            for (method, spec, metric), values in per_missing.items()
+            for (method, spec, metric), values in tally.per_missing.items()
         ]
-    if costs:
+    if tally.costs:
         summary["cost"] = [
-            _mean_cost(method, records) for method, records in costs.items()
+            _mean_cost(method, records)
+            for method, records in tally.costs.items()
         ]
-    if reliability:
+    if tally.reliability:
         summary["reliability"] = [
             entry
-            for method, records in reliability.items()
+            for method, records in tally.reliability.items()
             for entry in _mean_reliability(method, records)
         ]
     return summary

@@ -14,7 +14,11 @@ from keras_robult.data.missing_spec import MissingSpec, missing_specs
 from keras_robult.data.standardization import fit_standardization
 from keras_robult.experiments.confidence import CALIBRATED_TASKS
 from keras_robult.experiments.metrics import PRIMARY
-from keras_robult.experiments.protocol.results import Tally, summarise_results
+from keras_robult.experiments.protocol.results import (
+    RunInfo,
+    Tally,
+    summarise_results,
+)
 from keras_robult.experiments.protocol.splits import (
     ProtocolData,
     SplitOptions,
@@ -188,22 +192,18 @@ def run_protocol(
         if verbose:
             split.log(train_missing_rate or train_missing)
         _run_seed(methods, data, split, training, tally)
-    results = summarise_results(
+    info = RunInfo(
         dataset,
         task,
         primary,
         # What the training splits held (a file's own labels need not be
         # --labeled-fraction of them).
         labeled_fraction if is_labeled is None else np.mean(fractions),
-        seeds,
-        modalities,
-        tally.per_subset,
-        tally.curves,
-        per_missing=tally.per_missing,
+        tuple(seeds),
+        tuple(modalities),
         train_spec=str(train_missing) if train_missing else None,
-        costs=tally.costs,
-        reliability=tally.reliability,
     )
+    results = summarise_results(info, tally)
     if calibration_fraction > 0:
         results["calibration"] = {
             "fraction": float(calibration_fraction),
