@@ -16,6 +16,7 @@ from keras_robult.backbones.backbone_config import (
 )
 from keras_robult.experiments.comparison import GRIDS, ComparisonConfig
 from keras_robult.experiments.hparams import load_hparams
+from keras_robult.experiments.protocol.options import DEFAULTS
 from keras_robult.experiments.training_backup import DEFAULT_INTERVAL
 from keras_robult.models.robult import LATE_FUSION_RULES
 from keras_robult_cli import (
@@ -63,7 +64,7 @@ def add_comparison_arguments(parser, epochs, batch_size, epochs_help):
     folder, backend, data parallelism, logging, restart."""
     add_training_arguments(
         parser,
-        seeds=[0, 1, 2],
+        seeds=list(DEFAULTS.seeds),
         seeds_help="one split, initialisation and training per seed; "
         "tables report the mean and standard deviation over them",
         labeled_fraction_help="fraction of the training split that keeps "
@@ -111,7 +112,7 @@ def add_training_arguments(
     parser.add_argument(
         "--labeled-fraction",
         type=float,
-        default=0.05,
+        default=DEFAULTS.labeled_fraction,
         help=labeled_fraction_help,
     )
     parser.add_argument(
@@ -263,7 +264,7 @@ def add_calibration_arguments(parser):
     parser.add_argument(
         "--coverage",
         type=float,
-        default=0.9,
+        default=DEFAULTS.coverage,
         help="with --calibrate: the nominal coverage of the regression "
         "prediction intervals",
     )

@@ -10,6 +10,7 @@ from keras_robult.cli.options import (
     add_training_arguments,
     add_verbose_argument,
 )
+from keras_robult.experiments.protocol.options import DEFAULTS
 from keras_robult.experiments.tune import OBJECTIVES, TUNERS
 from keras_robult.version import __version__
 from keras_robult_cli import BACKENDS, EXPORT_BACKEND
@@ -73,8 +74,8 @@ def _add_train(sub):
     _add_data_arguments(train)
     add_comparison_arguments(
         train,
-        epochs=150,
-        batch_size=256,
+        epochs=DEFAULTS.epochs,
+        batch_size=DEFAULTS.batch_size,
         epochs_help="at most this many epochs (early stopping on a "
         "validation split where there is one)",
     )
@@ -153,10 +154,10 @@ def _add_tune(sub):
         "its score is their mean",
         labeled_fraction_help="as in robult train: the trials train with as "
         "many labels as its training split holds",
-        epochs=150,
+        epochs=DEFAULTS.epochs,
         epochs_help="the defaults' epochs and, with --tuner hyperband, the "
         "largest budget (the Bayesian search draws epochs from its space)",
-        batch_size=256,
+        batch_size=DEFAULTS.batch_size,
         latent_dim_help="the defaults' latent width (the search draws it)",
     )
     tune.add_argument(

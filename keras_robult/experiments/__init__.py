@@ -13,6 +13,7 @@ from keras_robult.experiments.method import Method
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.experiments.protocol import (
     MISSING_RATES,
+    ProtocolOptions,
     RunInfo,
     Tally,
     evaluate_predictor,
@@ -44,6 +45,7 @@ __all__ = [
     "evaluate_predictor",
     "missing_rate_auc",
     "run_protocol",
+    "ProtocolOptions",
     "summarise_results",
     "RunInfo",
     "Tally",

@@ -17,7 +17,8 @@ from keras_robult.data.missing_spec import (
     missing_specs,
 )
 from keras_robult.distribution import training_context
-from keras_robult.experiments.protocol import run_protocol
+from keras_robult.experiments.protocol import ProtocolOptions, run_protocol
+from keras_robult.experiments.protocol.options import DEFAULTS
 from keras_robult.experiments.registry import (
     DEFAULT_METHODS,
     METHODS,
@@ -38,6 +39,18 @@ from keras_robult.utils.validation import MASK_KEY
 
 #: The grids of `--grid`.
 GRIDS = ("literature",)
+#: The options a comparison gives `run_protocol` as they are.
+_PROTOCOL_FIELDS = (
+    "seeds",
+    "labeled_fraction",
+    "epochs",
+    "batch_size",
+    "train_missing_rate",
+    "backup_interval",
+    "calibration_fraction",
+    "coverage",
+    "verbose",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,10 +106,10 @@ class ComparisonConfig:
     """
 
     methods: tuple | None = None
-    seeds: tuple = (0, 1, 2)
-    labeled_fraction: float = 0.05
-    epochs: int = 150
-    batch_size: int = 256
+    seeds: tuple = DEFAULTS.seeds
+    labeled_fraction: float = DEFAULTS.labeled_fraction
+    epochs: int = DEFAULTS.epochs
+    batch_size: int = DEFAULTS.batch_size
     latent_dim: int = 128
     patience: int | None = None
     train_missing_rate: float = 0.0
@@ -112,8 +125,8 @@ class ComparisonConfig:
     distribute: bool = False
     hparams: dict | None = None
     tensorboard: str | None = None
-    calibration_fraction: float = 0.0
-    coverage: float = 0.9
+    calibration_fraction: float = DEFAULTS.calibration_fraction
+    coverage: float = DEFAULTS.coverage
     verbose: int = 1
 
     def __post_init__(self):
@@ -182,6 +195,15 @@ class ComparisonConfig:
                 "`tensorboard` needs TensorBoard: pip install "
                 "'keras-robult[tune]'"
             )
+
+    def protocol_options(self, **run):
+        """The `ProtocolOptions` of this comparison: its own options of
+        the protocol, then `run` (the data's splits, the run folder's
+        store) over them."""
+        shared = {name: getattr(self, name) for name in _PROTOCOL_FIELDS}
+        shared["train_missing"] = self.train_spec
+        shared["test_missing"] = self.test_specs
+        return ProtocolOptions(**{**shared, **run})
 
     @property
     def method_names(self):
@@ -365,25 +387,16 @@ def _run_comparison(config, data, out, callbacks):
             np.asarray(data.y),
             data.task,
             methods,
-            seeds=config.seeds,
-            labeled_fraction=config.labeled_fraction,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            test_mask=data.test_mask,
-            validation_mask=data.validation_mask,
-            is_labeled=data.is_labeled,
-            dataset=data.dataset,
-            verbose=config.verbose,
-            save_models=save_models,
-            store=store,
-            curve_metric=data.metrics[0] if data.metrics else None,
-            train_missing_rate=config.train_missing_rate,
-            callbacks=callbacks,
-            backup_interval=config.backup_interval,
-            train_missing=config.train_spec,
-            test_missing=config.test_specs,
-            calibration_fraction=config.calibration_fraction,
-            coverage=config.coverage,
+            config.protocol_options(
+                test_mask=data.test_mask,
+                validation_mask=data.validation_mask,
+                is_labeled=data.is_labeled,
+                dataset=data.dataset,
+                save_models=save_models,
+                store=store,
+                curve_metric=data.metrics[0] if data.metrics else None,
+                callbacks=callbacks,
+            ),
         )
     results.update(config.missing_modality_options())
     if config.hparams:

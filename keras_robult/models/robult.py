@@ -530,15 +530,6 @@ class Robult(MultimodalModel):
         loss_pseudo = self.pseudo_label_loss(is_labeled, mask, y_pred)
         loss_consistency = self.consistency_loss(labels, is_labeled, y_pred)
         w = self.loss_weights
-        total = (
-            w["lb"] * loss_lb
-            + w["ulb"] * loss_ulb
-            + w["rec"] * loss_rec
-            + w["sup"] * loss_sup
-            + w["pseudo"] * loss_pseudo
-            + w["consistency"] * loss_consistency
-            + self.regularization_loss()
-        )
         values = {
             "lb": loss_lb,
             "ulb": loss_ulb,
@@ -547,6 +538,10 @@ class Robult(MultimodalModel):
             "pseudo": loss_pseudo,
             "consistency": loss_consistency,
         }
+        total = w[LOSS_TERMS[0]] * values[LOSS_TERMS[0]]
+        for key in LOSS_TERMS[1:]:  # in the order of DEFAULT_LOSS_WEIGHTS
+            total = total + w[key] * values[key]
+        total = total + self.regularization_loss()
         for key, tracker in self._loss_trackers().items():
             if w[key]:  # a term that is off is not logged
                 tracker.update_state(ops.stop_gradient(values[key]))

@@ -7,6 +7,7 @@ from keras_robult import tasks
 from keras_robult.data import random_mask
 from keras_robult.experiments import (
     MISSING_RATES,
+    ProtocolOptions,
     evaluate_predictor,
     missing_rate_auc,
     registry,
@@ -79,6 +80,24 @@ def test_run_protocol_schema_files_and_splits(tmp_path):
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     table = open(paths["markdown"]).read()
     assert "| m0+m1+m2 |" not in table and "| all |" in table
+
+
+def test_an_options_object_and_keywords_run_the_same_protocol():
+    """`run_protocol(..., options)` is `run_protocol(..., **its fields)`;
+    keywords go over the object; a misspelt one is refused by name."""
+    x, y = make_multimodal(num_samples=60, num_classes=3)
+    args = (x, y["label"], tasks.Classification(3), {"zero": ClassZero})
+    keywords = dict(seeds=(3,), labeled_fraction=0.2, dataset="toy", verbose=0)
+    by_keywords = run_protocol(*args, **keywords)
+    options = ProtocolOptions(**{**keywords, "seeds": (0,)})
+    by_object = run_protocol(*args, options, seeds=(3,))
+    for results, _ in (by_object, by_keywords):
+        results.pop("cost")  # seconds and memory
+    assert json.dumps(by_object) == json.dumps(by_keywords)
+    assert by_object[0]["seeds"] == [3] and by_object[0]["dataset"] == "toy"
+    assert by_object[0]["labeled_fraction"] == 0.2
+    with pytest.raises(TypeError, match="labelled_fraction"):
+        run_protocol(*args, labelled_fraction=0.2)
 
 
 def test_results_survive_a_failing_plot(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from keras_robult.experiments.protocol.evaluation import (
     evaluate_predictor,
     missing_rate_auc,
 )
+from keras_robult.experiments.protocol.options import ProtocolOptions
 from keras_robult.experiments.protocol.results import (
     RunInfo,
     Tally,
@@ -28,6 +29,7 @@ __all__ = [
     "EVALUATION_CHUNK_BYTES",
     "EVALUATION_CHUNK_ROWS",
     "MISSING_RATES",
+    "ProtocolOptions",
     "RunInfo",
     "Tally",
     "evaluate_predictor",

@@ -5,6 +5,7 @@ Methods side by side on the same split and seeds; every modality subset of
 seeds; results in the `results.json` schema the `robult` command writes.
 """
 
+import dataclasses
 import time
 
 import numpy as np
@@ -14,6 +15,7 @@ from keras_robult.data.missing_spec import MissingSpec, missing_specs
 from keras_robult.data.standardization import fit_standardization
 from keras_robult.experiments.confidence import CALIBRATED_TASKS
 from keras_robult.experiments.metrics import PRIMARY
+from keras_robult.experiments.protocol.options import DEFAULTS
 from keras_robult.experiments.protocol.results import (
     RunInfo,
     Tally,
@@ -32,31 +34,7 @@ from keras_robult.experiments.protocol.training import (
 from keras_robult.utils.validation import MASK_KEY, check_arrays
 
 
-def run_protocol(
-    x,
-    y,
-    task,
-    methods,
-    seeds=(0, 1, 2),
-    labeled_fraction=0.05,
-    epochs=150,
-    batch_size=256,
-    test_mask=None,
-    is_labeled=None,
-    dataset="data",
-    verbose=1,
-    save_models=None,
-    validation_mask=None,
-    store=None,
-    curve_metric=None,
-    train_missing_rate=0.0,
-    callbacks=None,
-    backup_interval=None,
-    train_missing=None,
-    test_missing=(),
-    calibration_fraction=0.0,
-    coverage=0.9,
-):
+def run_protocol(x, y, task, methods, options=None, **keywords):
     """Trains and evaluates every method on every seed.
 
     Args:
@@ -65,61 +43,9 @@ def run_protocol(
         task: a `Task`.
         methods: dict name -> factory `(task, input_shapes, statistics) ->
             Method`.
-        seeds: seeds of the split, the labeled subset and the training.
-        labeled_fraction: fraction of the training split that is labeled
-            (ignored when `is_labeled` is given).
-        epochs: training budget, the same for every method.
-        batch_size: batch size, the same for every method.
-        test_mask: optional boolean `(samples,)` test split; default a
-            stratified 70/30 split per seed.
-        is_labeled: optional boolean `(samples,)` labeled flags.
-        dataset: name recorded in the results.
-        verbose: 0 silent, 1 progress bars and a line per evaluation.
-        save_models: optional function `(method_name, seed) -> path`; where
-            it returns a path, the trained model is saved there.
-        validation_mask: optional boolean `(samples,)` validation split
-            (every sample labeled), kept out of training and used for early
-            stopping with the best weights restored; the test split is used
-            only for the reported metrics.
-        store: optional `RunStore`: each finished (method, seed) is
-            recorded there as soon as it is done (after its model), and a
-            pair it already holds is not trained again, so an interrupted
-            run resumes where it stopped with the same final results.
-        curve_metric: metric of the missing-rate curve and its AUC
-            (default: the task's primary metric; e.g. `"auroc"` for a
-            binary task reported by AUROC).
-        train_missing_rate: float in [0, 1): training data with gaps. Per
-            seed, each present modality of each training sample is dropped
-            with this probability, at least one kept per sample
-            (`keras_robult.data.training_mask`, seeded by the seed); every
-            method trains on the same gaps, which are saved with the
-            labeled indices (`"train_modality_mask"`, one 0/1 row per
-            training sample). The validation and test splits keep their
-            modalities.
-        callbacks: optional function `(method_name, seed) -> list` of
-            `keras.callbacks.Callback`s given to every training stage and
-            every `predict` call of that pair (logging, timing).
-        backup_interval: seconds between two backups of a fit in the
-            `store` (`TrainingBackup`; 0: every epoch; None: the methods'
-            default, `DEFAULT_INTERVAL`).
-        train_missing: optional `MissingSpec` (or `"TYPE:RATE"`): training
-            data with gaps under the missing-type protocol instead of
-            `train_missing_rate`; drawn once per seed and saved like it.
-        test_missing: `MissingSpec`s (or `"TYPE:RATE"` strings): each is
-            applied to the test split once per seed (the same draw for
-            every method, saved as `"test_modality_masks"`) and reported in
-            `results["missing_type"]`, one entry per (test spec, metric).
-        calibration_fraction: float in [0, 1); above 0, this fraction of
-            each seed's labeled training samples (stratified) is held out
-            of training as a calibration split (saved as
-            `"calibration"`): every method is calibrated on it per
-            presence pattern (`keras_robult.experiments.confidence`), its
-            saved model keeps the calibration, and each subset reports the
-            calibrated ECE and Brier score (classification) or the
-            coverage and mean width of the prediction intervals
-            (regression), beside the uncalibrated metrics; classification
-            also gets `results["reliability"]`.
-        coverage: float in (0, 1), the intervals' nominal coverage.
+        options: a `ProtocolOptions` (default: its defaults).
+        **keywords: `ProtocolOptions` fields (`seeds=`, `epochs=`, ...),
+            over `options`.
 
     Every (method, seed) also reports its cost (`results["cost"]`): its
     parameters, training seconds per epoch, the peak resident memory of
@@ -139,17 +65,16 @@ def run_protocol(
         `(results, splits)`: the results dict (schema of `results.json`) and
         a dict seed -> {"train", "test", "labeled"} index lists.
     """
+    options = dataclasses.replace(options or DEFAULTS, **keywords)
     modalities = [k for k in x if k != MASK_KEY]
     y = np.asarray(y)
     targets = {"label": y}
-    if is_labeled is not None:
-        targets["is_labeled"] = np.asarray(is_labeled, "float32")
+    if options.is_labeled is not None:
+        targets["is_labeled"] = np.asarray(options.is_labeled, "float32")
     check_arrays(x, targets, modalities, task)
-    train_missing, test_missing = _checked_gaps(
-        modalities, train_missing_rate, train_missing, test_missing
-    )
-    _check_calibration(task, calibration_fraction, coverage)
-    primary = curve_metric or PRIMARY[task.name][0]
+    train_missing, test_missing = _checked_gaps(modalities, options)
+    _check_calibration(task, options)
+    primary = options.curve_metric or PRIMARY[task.name][0]
     data = ProtocolData(
         x,
         y,
@@ -159,63 +84,76 @@ def run_protocol(
         tuple(modalities),
         task,
     )
-    valid, validation = validation_split(data, validation_mask, test_mask)
-    split_options = SplitOptions(
-        labeled_fraction=labeled_fraction,
-        test_mask=test_mask,
-        is_labeled=is_labeled,
-        valid=valid,
-        train_missing_rate=train_missing_rate,
-        train_missing=train_missing,
-        test_missing=test_missing,
-        calibration_fraction=calibration_fraction,
+    split_options, training = _shared_options(
+        data, options, primary, train_missing, test_missing
     )
-    training = TrainingOptions(
-        task_name=task.name,
-        curve_metric=primary,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation=validation,
-        verbose=verbose,
-        save_models=save_models,
-        store=store,
-        coverage=coverage,
-        callbacks=callbacks,
-        backup_interval=backup_interval,
-    )
-    tally = Tally(primary, verbose)
+    tally = Tally(primary, options.verbose)
     splits, fractions = {}, []
-    for seed in seeds:
+    for seed in options.seeds:
         split = seed_split(data, split_options, seed)
         fractions.append(float(split.labeled.mean()))
         splits[seed] = split.indices
-        if verbose:
-            split.log(train_missing_rate or train_missing)
+        if options.verbose:
+            split.log(options.train_missing_rate or train_missing)
         _run_seed(methods, data, split, training, tally)
-    info = RunInfo(
-        dataset,
-        task,
-        primary,
-        # What the training splits held (a file's own labels need not be
-        # --labeled-fraction of them).
-        labeled_fraction if is_labeled is None else np.mean(fractions),
-        tuple(seeds),
-        tuple(modalities),
-        train_spec=str(train_missing) if train_missing else None,
-    )
+    # What the training splits held (a file's own labels need not be
+    # --labeled-fraction of them).
+    fraction = options.labeled_fraction
+    if options.is_labeled is not None:
+        fraction = np.mean(fractions)
+    spec = str(train_missing) if train_missing else None
+    seeds, names = tuple(options.seeds), tuple(modalities)
+    info = RunInfo(options.dataset, task, primary, fraction, seeds, names, spec)
     results = summarise_results(info, tally)
-    if calibration_fraction > 0:
-        results["calibration"] = {
-            "fraction": float(calibration_fraction),
-            "coverage": float(coverage),
-        }
-    if train_missing_rate > 0:
-        results["train_missing_rate"] = float(train_missing_rate)
-    if train_missing is not None:
-        results["train_missing"] = str(train_missing)
+    _record_options(results, options, train_missing)
     if tally.failures:
         results["failures"] = tally.failures
     return results, splits
+
+
+def _shared_options(data, options, primary, train_missing, test_missing):
+    """`(SplitOptions, TrainingOptions)`: what every seed's split and
+    every (method, seed) pair of the run share."""
+    valid, validation = validation_split(
+        data, options.validation_mask, options.test_mask
+    )
+    split_options = SplitOptions(
+        labeled_fraction=options.labeled_fraction,
+        test_mask=options.test_mask,
+        is_labeled=options.is_labeled,
+        valid=valid,
+        train_missing_rate=options.train_missing_rate,
+        train_missing=train_missing,
+        test_missing=test_missing,
+        calibration_fraction=options.calibration_fraction,
+    )
+    training = TrainingOptions(
+        task_name=data.task.name,
+        curve_metric=primary,
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        validation=validation,
+        verbose=options.verbose,
+        save_models=options.save_models,
+        store=options.store,
+        coverage=options.coverage,
+        callbacks=options.callbacks,
+        backup_interval=options.backup_interval,
+    )
+    return split_options, training
+
+
+def _record_options(results, options, train_missing):
+    """The calibration and training-gap options of a run, in `results`."""
+    if options.calibration_fraction > 0:
+        results["calibration"] = {
+            "fraction": float(options.calibration_fraction),
+            "coverage": float(options.coverage),
+        }
+    if options.train_missing_rate > 0:
+        results["train_missing_rate"] = float(options.train_missing_rate)
+    if train_missing is not None:
+        results["train_missing"] = str(train_missing)
 
 
 def _run_seed(methods, data, split, training, tally):
@@ -253,9 +191,11 @@ def _run_seed(methods, data, split, training, tally):
         tally.add(name, record, time.perf_counter() - start)
 
 
-def _checked_gaps(modalities, train_missing_rate, train_missing, test_missing):
-    """`(train_missing, test_missing)` parsed to `MissingSpec`s, after the
-    checks of the training gaps' arguments."""
+def _checked_gaps(modalities, options):
+    """`(train_missing, test_missing)` of `options` parsed to
+    `MissingSpec`s, after the checks of the training gaps' arguments."""
+    train_missing_rate = options.train_missing_rate
+    train_missing = options.train_missing
     check_rate(train_missing_rate, "train_missing_rate")
     if train_missing is not None and train_missing_rate > 0:
         raise ValueError(
@@ -265,14 +205,16 @@ def _checked_gaps(modalities, train_missing_rate, train_missing, test_missing):
     train_missing = (
         None if train_missing is None else MissingSpec.parse(train_missing)
     )
-    test_missing = missing_specs(test_missing)
+    test_missing = missing_specs(options.test_missing)
     for spec in [train_missing, *test_missing]:
         if spec is not None:
             spec.missing_modalities(modalities)  # unknown names fail here
     return train_missing, test_missing
 
 
-def _check_calibration(task, calibration_fraction, coverage):
+def _check_calibration(task, options):
+    calibration_fraction = options.calibration_fraction
+    coverage = options.coverage
     check_rate(calibration_fraction, "calibration_fraction")
     if calibration_fraction > 0 and task.name not in CALIBRATED_TASKS:
         raise ValueError(

@@ -18,6 +18,7 @@ from keras_robult.experiments.protocol.evaluation import (
     evaluate_predictor,
     predict_pairs,
 )
+from keras_robult.experiments.protocol.options import DEFAULTS
 from keras_robult.models.multimodal_model import MultimodalModel
 from keras_robult.utils.peak_memory import PeakMemory
 from keras_robult.utils.validation import MASK_KEY
@@ -46,13 +47,13 @@ class TrainingOptions:
 
     task_name: str
     curve_metric: str
-    epochs: int = 150
-    batch_size: int = 256
+    epochs: int = DEFAULTS.epochs
+    batch_size: int = DEFAULTS.batch_size
     validation: tuple | None = None
     verbose: int = 1
     save_models: object = None
     store: object = None
-    coverage: float = 0.9
+    coverage: float = DEFAULTS.coverage
     callbacks: object = None
     backup_interval: float | None = None
 

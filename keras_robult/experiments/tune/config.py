@@ -5,6 +5,7 @@ import datetime
 import importlib.util
 import os
 
+from keras_robult.experiments.protocol.options import DEFAULTS
 from keras_robult.experiments.registry import METHODS
 from keras_robult.experiments.tune.space import OBJECTIVES, TUNERS, search_space
 
@@ -49,10 +50,10 @@ class TuneConfig:
     objective: str = "single-mean"
     max_trials: int = 20
     seeds: tuple = (0,)
-    labeled_fraction: float = 0.05
+    labeled_fraction: float = DEFAULTS.labeled_fraction
     validation_fraction: float = 0.2
-    epochs: int = 150
-    batch_size: int = 256
+    epochs: int = DEFAULTS.epochs
+    batch_size: int = DEFAULTS.batch_size
     latent_dim: int = 128
     space: dict | None = None
     out: str | None = None
