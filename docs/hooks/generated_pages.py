@@ -46,10 +46,12 @@ SUMMARY_METHODS = (
 
 
 def load_run(name):
-    """`(results, about)` of the run kept in `docs/results/<name>/`."""
+    """`(results, about)` of the run kept in `docs/results/<name>/`: its
+    `Results` and the dict of its `about.json`."""
+    from keras_robult.experiments import Results
+
     folder = os.path.join(RESULTS_DIR, name)
-    with open(os.path.join(folder, "results.json"), encoding="utf-8") as f:
-        results = json.load(f)
+    results = Results.load(os.path.join(folder, "results.json"))
     with open(os.path.join(folder, "about.json"), encoding="utf-8") as f:
         about = json.load(f)
     return results, about
@@ -57,39 +59,26 @@ def load_run(name):
 
 def primary_metric(results):
     """The metric of the run's tables: the first of its entries."""
-    return results["results"][0]["metric"]
+    return results.results[0].metric
 
 
 def summary(results, methods=None, metric=None):
     """Per method: the single-modality mean, the full set and the
     missing-rate AUC of `metric`, from the entries of `results`."""
     metric = metric or primary_metric(results)
-    modalities = results["modalities"]
-    everything = list(dict.fromkeys(r["method"] for r in results["results"]))
+    cells = results.summaries(metric)
+    curves = results.curves(metric)
     rows = {}
-    for method in methods or everything:
-        entries = [
-            r
-            for r in results["results"]
-            if r["method"] == method and r["metric"] == metric
-        ]
+    for method in methods or results.methods():
+        entries = [e for (m, _), e in cells.items() if m == method]
         if not entries:
             continue
-        singles = [r["mean"] for r in entries if len(r["subset"]) == 1]
-        full = [
-            r["mean"]
-            for r in entries
-            if sorted(r["subset"]) == sorted(modalities)
-        ]
-        auc = [
-            c["auc"]
-            for c in results["missing_rate_curves"]
-            if c["method"] == method and c["metric"] == metric
-        ]
+        singles = [e.mean for e in entries if len(e.subset) == 1]
+        full = cells.get((method, "all"))
         rows[method] = {
             "single": sum(singles) / len(singles) if singles else None,
-            "all": full[0] if full else None,
-            "auc": auc[0] if auc else None,
+            "all": full.mean if full else None,
+            "auc": curves[method].auc if method in curves else None,
         }
     return rows
 
@@ -115,7 +104,7 @@ def summary_table(results, methods=SUMMARY_METHODS):
 
 def provenance(name, about, results):
     """One paragraph: what was run, where, when."""
-    seeds = ", ".join(map(str, results["seeds"]))
+    seeds = ", ".join(map(str, results.seeds))
     return (
         f"Produced by `{about['command']}`, {about['description']} "
         f"Seeds {seeds}; "
@@ -133,11 +122,11 @@ def results_section(name):
     from keras_robult.experiments import cost_table, markdown_table
 
     results, about = load_run(name)
-    metrics = list(dict.fromkeys(r["metric"] for r in results["results"]))
+    metrics = list(dict.fromkeys(r.metric for r in results.results))
     parts = [provenance(name, about, results), ""]
     for metric in metrics:
         parts += [markdown_table(results, metric), ""]
-    if results.get("cost"):
+    if results.cost:
         parts += [cost_table(results), ""]
     if os.path.exists(os.path.join(RESULTS_DIR, name, "missing_rate.png")):
         parts.append(

@@ -29,6 +29,7 @@ from keras_robult.experiments.report import (
     validate_results,
     write_results,
 )
+from keras_robult.experiments.results_schema import Results
 from keras_robult.experiments.robult_method import RobultMethod
 from keras_robult.experiments.robustness import (
     effective_robustness,
@@ -60,5 +61,6 @@ __all__ = [
     "effective_robustness",
     "plot_missing_rate",
     "validate_results",
+    "Results",
     "write_results",
 ]

@@ -5,80 +5,44 @@ import warnings
 
 import numpy as np
 
-from keras_robult.data.masking import subset_label, subset_name
+from keras_robult.data.masking import subset_label
 from keras_robult.experiments.confidence import CALIBRATION_METRICS
 from keras_robult.experiments.metrics import PRIMARY
+from keras_robult.experiments.results_schema import Results
 from keras_robult.utils.atomic import (
     atomic_path,
     write_json,
     write_text,
 )
 
-RESULT_KEYS = {
-    "dataset": str,
-    "task": str,
-    "labeled_fraction": float,
-    "seeds": list,
-    "modalities": list,
-    "results": list,
-    "missing_rate_curves": list,
-}
-
-#: The fields of every per-seed summary entry (`results`, `missing_type`)
-#: beside what it is a summary of.
-SEED_SUMMARY = ("method", "metric", "mean", "std", "per_seed")
-
 
 def validate_results(results):
-    """Raises `ValueError` if `results` does not follow the schema."""
-    for key, kind in RESULT_KEYS.items():
-        if key == "labeled_fraction" and "model" in results:
-            continue  # an evaluation of a saved model: no training split
-        if not isinstance(results.get(key), kind):
-            raise ValueError(f"results[{key!r}] must be a {kind.__name__}.")
-    for entry in results["results"]:
-        if set(entry) != {"subset", *SEED_SUMMARY}:
-            raise ValueError(f"Malformed results entry: {sorted(entry)}.")
-    for failure in results.get("failures", []):
-        if set(failure) != {"method", "seed", "epoch", "message"}:
-            raise ValueError(f"Malformed failure entry: {sorted(failure)}.")
-    for entry in results.get("missing_type", []):
-        if set(entry) != {"train", "test", *SEED_SUMMARY}:
-            raise ValueError(f"Malformed missing-type entry: {sorted(entry)}.")
-    for entry in results.get("reliability", []):
-        fields = {"method", "calibrated", "present", "confidence", "accuracy"}
-        if set(entry) != fields:
-            raise ValueError(f"Malformed reliability entry: {sorted(entry)}.")
-    for curve in results["missing_rate_curves"]:
-        if set(curve) != {"method", "metric", "rates", "mean", "auc"}:
-            raise ValueError(f"Malformed curve entry: {sorted(curve)}.")
-        if len(curve["rates"]) != len(curve["mean"]):
-            raise ValueError("A curve needs one value per rate.")
+    """Raises `ValueError` if `results` does not follow the schema
+    (`Results.from_dict`)."""
+    Results.from_dict(results)
+
+
+def _typed(results):
+    """`results` as a `Results` (a results dict is checked)."""
+    if isinstance(results, Results):
+        return results
+    return Results.from_dict(results)
 
 
 def markdown_table(results, metric=None):
     """Subsets as rows, methods as columns: `mean ± std` of `metric`
     (default the task's primary metric), then the missing-rate AUC when
-    the curve is of that metric."""
-    metric = metric or PRIMARY[results["task"]][0]
-    modalities = results["modalities"]
-    methods = list(dict.fromkeys(r["method"] for r in results["results"]))
-    rows = list(
-        dict.fromkeys(
-            subset_name(r["subset"], modalities)
-            for r in results["results"]
-            if r["metric"] == metric
-        )
-    )
-    cells = {
-        (r["method"], subset_name(r["subset"], modalities)): r
-        for r in results["results"]
-        if r["metric"] == metric
-    }
-    one = len(results["seeds"]) == 1
+    the curve is of that metric. `results`: a results dict or `Results`."""
+    results = _typed(results)
+    metric = metric or PRIMARY[results.task][0]
+    modalities = results.modalities
+    methods = results.methods()
+    cells = results.summaries(metric)
+    rows = list(dict.fromkeys(row for _, row in cells))
+    one = len(results.seeds) == 1
     lines = [
-        f"{metric} on {results['dataset']}, {_setting(results)}"
-        + ("" if one or "model" in results else " (mean ± std)"),
+        f"{metric} on {results.dataset}, {_setting(results)}"
+        + ("" if one or "model" in results.extra else " (mean ± std)"),
         "",
         "| subset | " + " | ".join(methods) + " |",
         "|---|" + "---|" * len(methods),
@@ -93,7 +57,7 @@ def markdown_table(results, metric=None):
                 continue
             values.append(_cell(entry, one))
             if row in modalities:
-                singles[method].append(entry["mean"])
+                singles[method].append(entry.mean)
         subset = modalities if row == "all" else row.split("+")
         label = subset_label(subset, modalities)
         lines.append(f"| {label} | " + " | ".join(values) + " |")
@@ -106,10 +70,10 @@ def markdown_table(results, metric=None):
             + " |"
         )
     lines.extend(_robustness_rows(results, metric, methods))
-    for failure in results.get("failures", []):
+    for failure in results.failures:
         lines.append(
-            f"\nFailed: {failure['method']}, seed {failure['seed']} (loss "
-            f"NaN or infinite in epoch {failure['epoch']}); its seed is "
+            f"\nFailed: {failure.method}, seed {failure.seed} (loss "
+            f"NaN or infinite in epoch {failure.epoch}); its seed is "
             "left out of the means above."
         )
     return "\n".join(lines) + "\n"
@@ -118,15 +82,11 @@ def markdown_table(results, metric=None):
 def _robustness_rows(results, metric, methods):
     """The table's missing-rate AUC and effective-robustness rows (where
     the results have them for `metric`)."""
-    aucs = {
-        c["method"]: c["auc"]
-        for c in results["missing_rate_curves"]
-        if c.get("metric", metric) == metric
-    }
+    aucs = {m: c.auc for m, c in results.curves(metric).items()}
     effective = {
-        r["method"]: r["effective"]
-        for r in results.get("robustness", [])
-        if r.get("effective") is not None and r["metric"] == metric
+        r.method: r.effective
+        for r in results.robustness
+        if r.effective is not None and r.metric == metric
     }
     rows = []
     if aucs:
@@ -138,8 +98,11 @@ def _robustness_rows(results, metric, methods):
             + " |"
         )
     if effective:
+        reference = next(
+            (r.reference for r in results.robustness if r.reference), None
+        )
         rows.append(
-            f"| effective robustness (vs {_reference(results)}) | "
+            f"| effective robustness (vs {reference}) | "
             + " | ".join(
                 f"{effective[m]:+.3f}" if m in effective else "–"
                 for m in methods
@@ -150,37 +113,29 @@ def _robustness_rows(results, metric, methods):
 
 
 def _cell(entry, one):
-    """`mean` of a one-seed entry, else `mean ± std`."""
+    """`mean` of a one-seed summary, else `mean ± std`."""
     if one:
-        return f"{entry['mean']:.3f}"
-    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
-
-
-def _reference(results):
-    return next(
-        (r["reference"] for r in results["robustness"] if r["reference"]),
-        None,
-    )
+        return f"{entry.mean:.3f}"
+    return f"{entry.mean:.3f} ± {entry.std:.3f}"
 
 
 def missing_type_table(results, metric=None):
     """The missing-type protocol's cells: a row per (train spec, test
     spec), methods as columns, `mean ± std` of `metric`; "" without
-    cells."""
-    metric = metric or PRIMARY[results["task"]][0]
-    entries = [
-        e for e in results.get("missing_type", []) if e["metric"] == metric
-    ]
+    cells. `results`: a results dict or `Results`."""
+    results = _typed(results)
+    metric = metric or PRIMARY[results.task][0]
+    entries = [e for e in results.missing_type if e.metric == metric]
     if not entries:
         return ""
-    methods = list(dict.fromkeys(e["method"] for e in entries))
-    rows = list(dict.fromkeys((e["train"], e["test"]) for e in entries))
-    cells = {(e["method"], e["train"], e["test"]): e for e in entries}
-    one = len(results["seeds"]) == 1
+    methods = list(dict.fromkeys(e.method for e in entries))
+    rows = list(dict.fromkeys((e.train, e.test) for e in entries))
+    cells = {(e.method, e.train, e.test): e for e in entries}
+    one = len(results.seeds) == 1
     lines = [
         f"{metric} under the missing-type protocol (TYPE:RATE, RATE the "
         "fraction of incomplete samples) on "
-        f"{results['dataset']}, {_setting(results)}",
+        f"{results.dataset}, {_setting(results)}",
         "",
         "| train | test | " + " | ".join(methods) + " |",
         "|---|---|" + "---|" * len(methods),
@@ -197,8 +152,9 @@ def missing_type_table(results, metric=None):
 def cost_table(results):
     """Parameters, training time, peak memory and prediction time per
     method (means over seeds; times depend on the machine); "" without a
-    cost report."""
-    costs = results.get("cost", [])
+    cost report. `results`: a results dict or `Results`."""
+    results = _typed(results)
+    costs = results.cost
     if not costs:
         return ""
     device = any("peak_device_mib" in c for c in costs)
@@ -209,7 +165,7 @@ def cost_table(results):
         + "s / 1,000 predictions |"
     )
     lines = [
-        f"Cost on {results['dataset']} (this machine; training shared "
+        f"Cost on {results.dataset} (this machine; training shared "
         "between methods is the training method's)",
         "",
         header,
@@ -268,12 +224,12 @@ def _percent(fraction):
 
 def _setting(results):
     """The table's title after the dataset: the labeled fraction and the
-    seeds of a run, or the model an evaluation read."""
-    if "model" in results:
-        return f"model {results['model']}"
-    seeds = results["seeds"]
+    seeds of a run, or the model an evaluation read (a `Results`)."""
+    if "model" in results.extra:
+        return f"model {results.extra['model']}"
+    seeds = results.seeds
     return (
-        f"{_percent(results['labeled_fraction'])} labeled, "
+        f"{_percent(results.labeled_fraction)} labeled, "
         + ("seed " if len(seeds) == 1 else "seeds ")
         + ", ".join(map(str, seeds))
     )

@@ -19,6 +19,7 @@ from keras_robult.experiments.comparison import (
     run_comparison,
 )
 from keras_robult.experiments.metrics import PRIMARY, higher_is_better
+from keras_robult.experiments.results_schema import Results
 from keras_robult.experiments.user_data import make_task
 from keras_robult.utils.atomic import write_text
 
@@ -109,17 +110,16 @@ def dataset_summary(results, stresses=""):
     """One dataset's summary: per method, per subset, the primary metric's
     mean and standard deviation over the seeds (and its single-modality
     mean, `"single"`, per seed); and Robult against the references."""
-    primary, _ = PRIMARY[results["task"]]
-    modalities = results["modalities"]
+    results = Results.from_dict(results)
+    primary, _ = PRIMARY[results.task]
+    modalities = results.modalities
     cells = {}
-    for entry in results["results"]:
-        if entry["metric"] != primary:
-            continue
-        label = subset_label(entry["subset"], modalities)
-        cells.setdefault(entry["method"], {})[label] = {
-            "mean": entry["mean"],
-            "std": entry["std"],
-            "per_seed": entry["per_seed"],
+    for entry in results.summaries(primary).values():
+        label = subset_label(entry.subset, modalities)
+        cells.setdefault(entry.method, {})[label] = {
+            "mean": entry.mean,
+            "std": entry.std,
+            "per_seed": entry.per_seed,
         }
     for method, subsets in cells.items():
         singles = [subsets[m]["per_seed"] for m in modalities if m in subsets]
@@ -131,7 +131,7 @@ def dataset_summary(results, stresses=""):
                 "per_seed": [float(v) for v in per_seed],
             }
     return {
-        "task": results["task"],
+        "task": results.task,
         "metric": primary,
         "stresses": stresses,
         "modalities": modalities,

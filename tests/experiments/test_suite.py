@@ -75,8 +75,12 @@ def test_a_summary_has_the_single_modality_mean_per_seed():
         ("linear", ["b"], [1.0, 1.0]),
     )
     results = {
+        "dataset": "toy",
         "task": "regression",
+        "labeled_fraction": 0.05,
+        "seeds": [0, 1],
         "modalities": ["a", "b"],
+        "missing_rate_curves": [],
         "results": [
             {
                 "method": method,

@@ -231,13 +231,31 @@ def test_the_default_space_holds_the_defaults_and_skips_terms_switched_off():
 @once
 def test_the_objectives_and_their_directions():
     results = {
+        "dataset": "toy",
+        "task": "regression",
+        "labeled_fraction": 0.05,
+        "seeds": [0],
         "modalities": ["a", "b"],
         "results": [
-            {"subset": ["a"], "metric": "mae", "mean": 0.5},
-            {"subset": ["b"], "metric": "mae", "mean": 0.7},
-            {"subset": ["a", "b"], "metric": "mae", "mean": 0.3},
+            {
+                "method": "robult",
+                "subset": subset,
+                "metric": "mae",
+                "mean": mean,
+                "std": 0.0,
+                "per_seed": [mean],
+            }
+            for subset, mean in ((["a"], 0.5), (["b"], 0.7), (["a", "b"], 0.3))
         ],
-        "missing_rate_curves": [{"auc": 0.42}],
+        "missing_rate_curves": [
+            {
+                "method": "robult",
+                "metric": "mae",
+                "rates": [0.0],
+                "mean": [0.3],
+                "auc": 0.42,
+            }
+        ],
     }
     score = score_results
     assert score(results, "single-mean", "mae") == pytest.approx(0.5)
@@ -246,7 +264,8 @@ def test_the_objectives_and_their_directions():
     assert not higher_is_better("mae")
     assert higher_is_better("corr")
     assert higher_is_better("auroc")
-    assert score({**results, "failures": [{}]}, "all", "mae") is None
+    failure = {"method": "robult", "seed": 0, "epoch": 1, "message": "NaN"}
+    assert score({**results, "failures": [failure]}, "all", "mae") is None
 
 
 @once

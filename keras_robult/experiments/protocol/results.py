@@ -10,6 +10,14 @@ from keras_robult.experiments.protocol.evaluation import (
     MISSING_RATES,
     missing_rate_auc,
 )
+from keras_robult.experiments.results_schema import (
+    MissingRateCurve,
+    MissingTypeSummary,
+    ReliabilityCurve,
+    Results,
+    Robustness,
+    SubsetSummary,
+)
 from keras_robult.experiments.robustness import effective_robustness
 
 
@@ -121,67 +129,67 @@ def summarise_results(info, tally, reference="unimodal"):
     gets a `"robustness"` entry: relative robustness, and effective
     robustness against the `reference` method's curve when the run has
     it."""
-    per_subset, modalities = tally.per_subset, list(info.modalities)
-    results = []
-    for (method, subset, metric), values in per_subset.items():
-        results.append(
-            {
-                "method": method,
-                "subset": modalities if subset == "all" else subset.split("+"),
-                "metric": metric,
-                "mean": float(np.mean(values)),
-                "std": float(np.std(values)),
-                "per_seed": [float(v) for v in values],
-            }
+    modalities = list(info.modalities)
+    results = [
+        SubsetSummary(
+            method,
+            modalities if subset == "all" else subset.split("+"),
+            metric,
+            *_over_seeds(values),
         )
-    missing = []
+        for (method, subset, metric), values in tally.per_subset.items()
+    ]
+    curves = []
     for method, per_seed in tally.curves.items():
         mean = np.mean(np.asarray(per_seed, "float64"), axis=0)
-        missing.append(
-            {
-                "method": method,
-                "metric": info.primary,
-                "rates": list(MISSING_RATES),
-                "mean": [float(v) for v in mean],
-                "auc": missing_rate_auc(MISSING_RATES, mean),
-            }
+        curves.append(
+            MissingRateCurve(
+                method,
+                info.primary,
+                list(MISSING_RATES),
+                [float(v) for v in mean],
+                missing_rate_auc(MISSING_RATES, mean),
+            )
         )
     fraction = info.labeled_fraction
-    summary = {
-        "dataset": info.dataset,
-        "task": info.task.name,
-        "labeled_fraction": None if fraction is None else float(fraction),
-        "seeds": [int(s) for s in info.seeds],
-        "modalities": modalities,
-        "results": results,
-        "missing_rate_curves": missing,
-        "robustness": _robustness(missing, reference),
-    }
-    if tally.per_missing:
-        summary["missing_type"] = [
-            {
-                "method": method,
-                "train": info.train_spec or "none",
-                "test": spec,
-                "metric": metric,
-                "mean": float(np.mean(values)),
-                "std": float(np.std(values)),
-                "per_seed": [float(v) for v in values],
-            }
+    return Results(
+        dataset=info.dataset,
+        task=info.task.name,
+        labeled_fraction=None if fraction is None else float(fraction),
+        seeds=[int(s) for s in info.seeds],
+        modalities=modalities,
+        results=results,
+        missing_rate_curves=curves,
+        robustness=_robustness(curves, reference),
+        missing_type=[
+            MissingTypeSummary(
+                method,
+                info.train_spec or "none",
+                spec,
+                metric,
+                *_over_seeds(values),
+            )
             for (method, spec, metric), values in tally.per_missing.items()
-        ]
-    if tally.costs:
-        summary["cost"] = [
+        ],
+        cost=[
             _mean_cost(method, records)
             for method, records in tally.costs.items()
-        ]
-    if tally.reliability:
-        summary["reliability"] = [
+        ],
+        reliability=[
             entry
             for method, records in tally.reliability.items()
             for entry in _mean_reliability(method, records)
-        ]
-    return summary
+        ],
+    ).to_dict()
+
+
+def _over_seeds(values):
+    """`(mean, std, per_seed)` of per-seed values, as floats."""
+    return (
+        float(np.mean(values)),
+        float(np.std(values)),
+        [float(v) for v in values],
+    )
 
 
 def _mean_reliability(method, records):
@@ -194,43 +202,42 @@ def _mean_reliability(method, records):
             curves = [r[kind][count] for r in records if kind in r]
             size = min(len(c["confidence"]) for c in curves)
             entries.append(
-                {
-                    "method": method,
-                    "calibrated": kind == "calibrated",
-                    "present": int(count),
-                    **{
-                        field: [
+                ReliabilityCurve(
+                    method,
+                    kind == "calibrated",
+                    int(count),
+                    *(
+                        [
                             float(np.mean([c[field][i] for c in curves]))
                             for i in range(size)
                         ]
                         for field in ("confidence", "accuracy")
-                    },
-                }
+                    ),
+                )
             )
     return entries
 
 
 def _robustness(curves, reference):
-    """One `"robustness"` entry per missing-rate curve."""
-    base = next((c for c in curves if c["method"] == reference), None)
-    entries = []
-    for curve in curves:
-        entry = {
-            "method": curve["method"],
-            "metric": curve["metric"],
-            "relative": curve["auc"],  # relative_robustness of the curve
-            "effective": None,
-            "reference": reference if base else None,
-        }
-        if base is not None:
-            entry["effective"] = effective_robustness(
-                curve["rates"],
-                curve["mean"],
-                base["mean"],
-                higher_is_better(curve["metric"]),
-            )
-        entries.append(entry)
-    return entries
+    """One `Robustness` entry per missing-rate curve."""
+    base = next((c for c in curves if c.method == reference), None)
+    return [
+        Robustness(
+            curve.method,
+            curve.metric,
+            curve.auc,  # relative_robustness of the curve
+            None
+            if base is None
+            else effective_robustness(
+                curve.rates,
+                curve.mean,
+                base.mean,
+                higher_is_better(curve.metric),
+            ),
+            reference if base else None,
+        )
+        for curve in curves
+    ]
 
 
 def _mean_cost(method, records):

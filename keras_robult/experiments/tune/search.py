@@ -6,11 +6,13 @@ import math
 
 import numpy as np
 
+from keras_robult.data.masking import subset_name
 from keras_robult.data.splits import protocol_split, train_test_split
 from keras_robult.experiments.comparison import tensorboard_callbacks
 from keras_robult.experiments.metrics import PRIMARY, higher_is_better
 from keras_robult.experiments.protocol import run_protocol
 from keras_robult.experiments.registry import method_factories
+from keras_robult.experiments.results_schema import Results
 from keras_robult.experiments.tune.space import method_values
 
 
@@ -61,21 +63,18 @@ def tuning_splits(data, config):
 
 
 def score_results(results, objective, metric):
-    """The objective of one seed's validation results."""
-    if results.get("failures"):
+    """The objective of one seed's validation results (a results dict)."""
+    results = Results.from_dict(results)
+    if results.failures:
         return None
     if objective == "auc":
-        return float(results["missing_rate_curves"][0]["auc"])
-    modalities = results["modalities"]
-    values = {
-        tuple(e["subset"]): e["mean"]
-        for e in results["results"]
-        if e["metric"] == metric
-    }
-    full = values[tuple(modalities)]
+        return float(results.missing_rate_curves[0].auc)
+    values = {row: e.mean for (_, row), e in results.summaries(metric).items()}
+    full = values["all"]
     if objective == "all":
         return float(full)
-    singles = [values[(m,)] for m in modalities]
+    modalities = results.modalities
+    singles = [values[subset_name([m], modalities)] for m in modalities]
     return float(np.mean([*singles, full]))
 
 
