@@ -93,6 +93,7 @@ def inside(value, entry):
     return entry["min"] <= value <= entry["max"]
 
 
+@once  # the tuner's bookkeeping; each trial is a protocol run
 def test_a_search_writes_values_in_range_and_never_reads_test_rows(
     tmp_path, monkeypatch
 ):
