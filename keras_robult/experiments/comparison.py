@@ -31,6 +31,7 @@ from keras_robult.experiments.report import (
     report_tables,
     write_results,
 )
+from keras_robult.experiments.results_schema import Results
 from keras_robult.experiments.run_store import RunStore, run_lock
 from keras_robult.experiments.training_backup import DEFAULT_INTERVAL
 from keras_robult.models.robult import LATE_FUSION_RULES
@@ -416,7 +417,7 @@ def _run_grid(config, data, out, callbacks):
     """`run_comparison` of each training spec of `config.grid`, then the
     merged missing-type cells in `out`."""
     grid = literature_grid(data.modalities, both_ratio=config.both_ratio)
-    merged, runs = None, {}
+    trained, runs = {}, {}
     for train, tests in grid:
         folder = f"train-{train.kind}-{train.rate:g}"
         if config.verbose:
@@ -443,21 +444,10 @@ def _run_grid(config, data, out, callbacks):
             callbacks,
         )
         runs[str(train)] = folder
-        if merged is None:
-            merged = {
-                k: v
-                for k, v in results.items()
-                if k not in ("missing_type", "train_missing", "test_missing")
-            }
-            merged["missing_type"], merged["cost"] = [], []
-        merged["missing_type"] += results.get("missing_type", [])
-        merged["cost"] += [
-            dict(c, train=str(train)) for c in results.get("cost", [])
-        ]
-    merged.update(grid=config.grid, grid_runs=runs)
-    # The subset tables and curves are each training's own (in its folder).
-    merged["results"], merged["missing_rate_curves"] = [], []
-    merged["robustness"] = []
+        trained[str(train)] = Results.from_dict(results)
+    merged = Results.merge_grid(
+        trained, grid=config.grid, grid_runs=runs
+    ).to_dict()
     write_json(os.path.join(out, "results.json"), merged)
     tables = [missing_type_table(merged, m) for m in data.metrics or [None]]
     write_text(os.path.join(out, "results.md"), "\n".join(tables))

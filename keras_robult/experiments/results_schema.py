@@ -255,6 +255,41 @@ class Results:
         order += [k for k in values if k not in order]
         return {key: values[key] for key in order}
 
+    @classmethod
+    def merge_grid(cls, runs, **records):
+        """One `Results` of the missing-type cells of several runs, each
+        trained at its own spec (`run_comparison`'s grid, `runs`: dict
+        training spec -> `Results`): the first run's header and records,
+        every run's missing-type entries and costs (a cost with its
+        `"train"` spec), then `records`. The per-subset summaries and the
+        curves stay each run's own (in its folder)."""
+        first = next(iter(runs.values()))
+        left_out = ("missing_type", "train_missing", "test_missing")
+        order = [k for k in first.to_dict() if k not in left_out]
+        order += [k for k in ("missing_type", "cost") if k not in order]
+        return cls(
+            dataset=first.dataset,
+            task=first.task,
+            labeled_fraction=first.labeled_fraction,
+            seeds=first.seeds,
+            modalities=first.modalities,
+            results=[],
+            missing_rate_curves=[],
+            missing_type=[e for r in runs.values() for e in r.missing_type],
+            reliability=first.reliability,
+            failures=first.failures,
+            cost=[
+                dict(c, train=train)
+                for train, r in runs.items()
+                for c in r.cost
+            ],
+            extra={
+                **{k: v for k, v in first.extra.items() if k not in left_out},
+                **records,
+            },
+            key_order=(*order, *records),
+        )
+
     def methods(self):
         """The methods of the per-subset summaries, in order."""
         return list(dict.fromkeys(e.method for e in self.results))

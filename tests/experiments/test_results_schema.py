@@ -177,3 +177,38 @@ def test_an_evaluation_of_a_saved_model_has_no_labeled_fraction():
     typed = Results.from_dict(results)
     assert typed.labeled_fraction is None and typed.extra["model"] == "m.keras"
     assert json.dumps(typed.to_dict()) == json.dumps(results)
+
+
+@once
+def test_a_grid_merges_the_missing_type_cells_of_its_runs():
+    def trained_at(train, mean):
+        results = small_results()
+        results["missing_type"] = [
+            {
+                "method": "one",
+                "train": train,
+                "test": "a:0.5",
+                "metric": "accuracy",
+                "mean": mean,
+                "std": 0.0,
+                "per_seed": [mean, mean],
+            }
+        ]
+        results["cost"] = [{"method": "one", "seeds": 2, "epochs": 3.0}]
+        results["train_missing"] = train
+        return Results.from_dict(results)
+
+    runs = {
+        "a:0.3": trained_at("a:0.3", 0.4),
+        "b:0.3": trained_at("b:0.3", 0.6),
+    }
+    merged = Results.merge_grid(runs, grid="literature", grid_runs={})
+    as_dict = merged.to_dict()
+    assert [e["train"] for e in as_dict["missing_type"]] == ["a:0.3", "b:0.3"]
+    assert [c["train"] for c in as_dict["cost"]] == ["a:0.3", "b:0.3"]
+    # Each training's subset table and curves stay in its own folder.
+    assert as_dict["results"] == as_dict["missing_rate_curves"] == []
+    assert "train_missing" not in as_dict
+    assert list(as_dict)[-4:] == ["cost", "missing_type", "grid", "grid_runs"]
+    assert as_dict["calibration"] == small_results()["calibration"]
+    assert Results.from_dict(as_dict).to_dict() == as_dict

@@ -90,7 +90,34 @@ def evaluate_predictor(
     num = len(labels)
     base = np.asarray(x.get(MASK_KEY, np.ones((num, len(modalities)))))
     primary = curve_metric or PRIMARY[task_name][0]
-    # (name or rate, rows, their masks) of every evaluation.
+    evaluations = _evaluations(base, modalities, rates, seed, masks)
+    predictions, inverse = _predict_once(
+        predict, x, modalities, evaluations, pad_to
+    )
+    subset_metrics, curve, masked, offset = {}, [], {}, 0
+    for key, rows, mask in evaluations:
+        taken = inverse[offset : offset + rows.size]
+        offset += rows.size
+        metrics = compute_metrics(task_name, labels[rows], predictions[taken])
+        if isinstance(key, str):
+            subset_metrics[key] = metrics
+            if keep is not None:
+                keep[key] = (rows, mask[rows], predictions[taken])
+        elif isinstance(key, tuple):
+            masked[key[1]] = metrics
+        else:
+            curve.append(metrics[primary])
+    if masks is not None:
+        return subset_metrics, curve, masked
+    return subset_metrics, curve
+
+
+def _evaluations(base, modalities, rates, seed, masks):
+    """`(key, rows, masks)` of every evaluation of `evaluate_predictor` on
+    test rows whose own modality mask is `base`: each subset (key its
+    name), each missing rate of the curve (key the rate) and each mask of
+    `masks` (key `("mask", name)`), on the rows that keep a modality."""
+    num = len(base)
     evaluations = []
     for subset in evaluation_subsets(modalities):
         mask = subset_mask(num, modalities, subset)
@@ -106,6 +133,13 @@ def evaluate_predictor(
         mask = np.asarray(mask, "float32") * base
         rows = np.flatnonzero(mask.sum(axis=1) > 0)
         evaluations.append((("mask", name), rows, mask))
+    return evaluations
+
+
+def _predict_once(predict, x, modalities, evaluations, pad_to):
+    """`(predictions, inverse)`: one prediction per distinct (row, mask)
+    pair of `evaluations`, and the index of each pair's prediction, in
+    the order of the evaluations' rows."""
     pairs = np.concatenate(
         [
             np.column_stack([rows, mask[rows] > 0.5])
@@ -116,22 +150,7 @@ def evaluate_predictor(
     predictions = predict_pairs(
         predict, x, modalities, unique[:, 0], unique[:, 1:], pad_to
     )
-    subset_metrics, curve, masked, offset = {}, [], {}, 0
-    for key, rows, mask in evaluations:
-        taken = inverse.reshape(-1)[offset : offset + rows.size]
-        offset += rows.size
-        metrics = compute_metrics(task_name, labels[rows], predictions[taken])
-        if isinstance(key, str):
-            subset_metrics[key] = metrics
-            if keep is not None:
-                keep[key] = (rows, mask[rows], predictions[taken])
-        elif isinstance(key, tuple):
-            masked[key[1]] = metrics
-        else:
-            curve.append(metrics[primary])
-    if masks is not None:
-        return subset_metrics, curve, masked
-    return subset_metrics, curve
+    return predictions, inverse.reshape(-1)
 
 
 def predict_pairs(predict, x, modalities, rows, masks, pad_to):
