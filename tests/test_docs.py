@@ -4,6 +4,7 @@ tables, the README's excerpt) match their sources."""
 
 import importlib
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -114,7 +115,10 @@ def test_the_cli_page_lists_every_option(site):
 
 def test_the_results_tables_are_those_of_their_results_json():
     hooks = load_hooks()
-    results, _ = hooks.load_run("mfeat")
+    # The file itself, read without the schema the pages are rendered by.
+    path = os.path.join(ROOT, "docs", "results", "mfeat", "results.json")
+    with open(path, encoding="utf-8") as handle:
+        results = json.load(handle)
     section = hooks.results_section("mfeat")
     tables = {}  # (metric, subset) -> cells
     metric = None
@@ -141,7 +145,7 @@ def test_the_results_tables_are_those_of_their_results_json():
         assert std == pytest.approx(entry["std"], abs=5e-4)
         checked += 1
     assert checked == len(results["results"]) > 0
-    summary = hooks.summary(results)
+    summary = hooks.summary(hooks.load_run("mfeat")[0])
     for method, row in summary.items():
         singles = [
             e["mean"]
