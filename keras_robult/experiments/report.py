@@ -209,6 +209,7 @@ def report_metrics(results, metrics=None):
 def report_tables(results, metrics=None):
     """Every table of `results.md`: the subset table of each metric, the
     missing-type table of each, then the cost table."""
+    results = _typed(results)  # checked once for every table
     tables = [markdown_table(results, m) for m in metrics or [None]]
     tables += [missing_type_table(results, m) for m in metrics or [None]]
     tables.append(cost_table(results))
