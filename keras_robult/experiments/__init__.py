@@ -21,6 +21,7 @@ from keras_robult.experiments.protocol import (
     run_protocol,
     summarise_results,
 )
+from keras_robult.experiments.redundancy import view_redundancy
 from keras_robult.experiments.report import (
     cost_table,
     markdown_table,
@@ -39,6 +40,7 @@ from keras_robult.experiments.robustness import (
 __all__ = [
     "Method",
     "RobultMethod",
+    "view_redundancy",
     "default_encoder",
     "PRIMARY",
     "compute_metrics",
