@@ -94,10 +94,16 @@ class MethodSpec:
         return method
 
 
+#: The paper's method in the protocol: its model options, and the
+#: soft-PU alignment on whatever the data (`RobultMethod`'s
+#: `view_alignment`).
+PAPER_METHOD = {**PAPER_OPTIONS, "view_alignment": True}
+
+
 def _paper_less(term):
     """The paper's options with one loss term switched off."""
     weights = {**PAPER_OPTIONS["loss_weights"], term: 0.0}
-    return {**PAPER_OPTIONS, "loss_weights": weights}
+    return {**PAPER_METHOD, "loss_weights": weights}
 
 
 def _register(*specs):
@@ -148,7 +154,7 @@ METHODS = _register(
     MethodSpec(
         "robult-paper",
         RobultMethod,
-        PAPER_OPTIONS,
+        PAPER_METHOD,
         model_class="Robult",
         description="Robult exactly as the paper specifies it",
     ),

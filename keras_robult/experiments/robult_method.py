@@ -6,6 +6,10 @@ import numpy as np
 
 from keras_robult.experiments.callbacks import stage_backup_dir
 from keras_robult.experiments.method import Method
+from keras_robult.experiments.redundancy import (
+    REDUNDANCY_THRESHOLD,
+    view_redundancy,
+)
 from keras_robult.models.robult import DEFAULT_LOSS_WEIGHTS, Robult
 from keras_robult.utils.validation import MASK_KEY
 
@@ -77,6 +81,7 @@ class RobultMethod(Method):
         epochs=None,
         min_steps=None,
         validation_fraction=0.2,
+        view_alignment="auto",
         **model_kwargs,
     ):
         super().__init__(
@@ -103,6 +108,15 @@ class RobultMethod(Method):
                 "`validation_fraction` must be in [0, 1); received "
                 f"{validation_fraction!r}."
             )
+        if view_alignment not in (True, False, "auto"):
+            raise ValueError(
+                "`view_alignment` must be True, False or 'auto'; received "
+                f"{view_alignment!r}."
+            )
+        self.view_alignment = view_alignment
+        #: `view_redundancy` of the last training inputs ("auto" only).
+        self.redundancy = None
+        self._aligned = view_alignment is not False
         model_kwargs = dict(model_kwargs)
         if model_kwargs.setdefault("linear_base", task.name == "regression"):
             model_kwargs.setdefault("full_set", "fused")
@@ -114,13 +128,49 @@ class RobultMethod(Method):
         half = self.latent_dim // 2
         kwargs = dict(redundant_dim=half, unique_dim=self.latent_dim - half)
         kwargs.update(self.model_kwargs)
+        if not self._aligned and self.task.name == "classification":
+            kwargs.setdefault("full_set", "late")
         return Robult(
             {name: self.encoder(name) for name in self.modalities},
             self.task,
             latent_dim=self.latent_dim,
-            loss_weights=self.loss_weights,
+            loss_weights=self.effective_loss_weights,
             **kwargs,
         )
+
+    @property
+    def effective_loss_weights(self):
+        """`loss_weights`, with `L_lb` and `L_ulb` off (where not named)
+        when the alignment is off."""
+        if self._aligned:
+            return self.loss_weights
+        return {"lb": 0.0, "ulb": 0.0, **(self.loss_weights or {})}
+
+    def resolve_alignment(self, x, verbose=0):
+        """Decides `view_alignment` for training inputs `x` (under
+        `"auto"`, from their `view_redundancy`); returns whether the
+        alignment is on."""
+        if self.view_alignment != "auto":
+            self._aligned = bool(self.view_alignment)
+            return self._aligned
+        self._aligned = True
+        if self.task.name == "classification":
+            self.redundancy = view_redundancy(x, self.modalities)
+            if self.redundancy is not None:
+                self._aligned = self.redundancy >= REDUNDANCY_THRESHOLD
+        if verbose and not self._aligned:
+            print(
+                f"  {self.name}: the modalities share no information "
+                f"(redundancy {self.redundancy:.2f} < "
+                f"{REDUNDANCY_THRESHOLD}): no soft-PU alignment, subsets "
+                "predicted by the product of experts of their branches",
+                flush=True,
+            )
+        return self._aligned
+
+    def adopt(self, trained, x, y):
+        self.resolve_alignment(x)
+        return super().adopt(trained, x, y)
 
     @property
     def linear_base(self):
@@ -131,7 +181,9 @@ class RobultMethod(Method):
         samples before training (the network learns its residual), early
         stopping on `validation_fraction` of them when the protocol gives
         no validation split, and the base fitted again on every labeled
-        sample after training."""
+        sample after training. Under `view_alignment="auto"`, decides
+        the alignment from `x` first (`resolve_alignment`)."""
+        self.resolve_alignment(x, kw.get("verbose", 0))
         if not self.linear_base:
             return super().fit(
                 x, y, epochs, batch_size, seed=seed, validation=validation, **kw
@@ -191,6 +243,7 @@ class RobultMethod(Method):
         objective). None with a validation split (the protocol's, or the
         linear base's own): early stopping watches the predictions, so
         the rule changes the weights kept."""
+        self.resolve_alignment(x)
         if validation is not None or (
             self.linear_base and self.validation_fraction > 0
         ):  # early stopping, on the protocol's split or one of its own
@@ -203,7 +256,10 @@ class RobultMethod(Method):
         ignored = PREDICTION_OPTIONS if complete else PREDICTION_OPTIONS[:2]
         for name in ignored + ("loss_weights", "kwargs"):
             options.pop(name, None)
-        weights = {**DEFAULT_LOSS_WEIGHTS, **(self.loss_weights or {})}
+        weights = {
+            **DEFAULT_LOSS_WEIGHTS,
+            **(self.effective_loss_weights or {}),
+        }
         training = dict(
             latent_dim=self.latent_dim,
             learning_rate=self.learning_rate,

@@ -42,6 +42,78 @@ def test_regression_defaults_to_the_linear_base_and_the_fused_rule():
         _method("robult", task, x, validation_fraction=1.0)
 
 
+def _complementary(samples=120):
+    """Two views that share nothing: each holds one bit of a 4-class
+    label (`keras_robult.datasets.suite.complementary_classification`)."""
+    x, y = suite.complementary_classification(samples, seed=0)
+    x["modality_mask"] = np.ones((samples, 2), "float32")
+    labeled = np.zeros(samples, "float32")
+    labeled[::4] = 1.0
+    return x, {"label": y, "is_labeled": labeled}
+
+
+def test_alignment_is_off_where_the_views_share_nothing():
+    """`view_alignment="auto"` (the default of `robult`): views that
+    share nothing lose `L_lb` and `L_ulb` and predict subsets by the
+    product of experts; redundant views, regression and the paper's
+    method keep the alignment; an explicit choice wins."""
+    task = tasks.Classification(4)
+    x, y = _complementary()
+    robult = _method("robult", task, x)
+    assert robult.view_alignment == "auto"
+    assert not robult.resolve_alignment(x)
+    assert robult.redundancy < 0.2
+    model = robult.build_model()
+    assert (model.loss_weights["lb"], model.loss_weights["ulb"]) == (0, 0)
+    assert model.loss_weights["sup"] == 1.0 and model.full_set == "late"
+    # The paper's method, the ablations and a forced choice keep it.
+    for name in ("robult-paper", "robult-no-rec"):
+        paper = _method(name, task, x)
+        assert paper.resolve_alignment(x)
+        assert paper.build_model().loss_weights["ulb"] == 1.0
+    assert _method("robult", task, x, view_alignment=True).resolve_alignment(x)
+    # Weights and a rule the user names are kept.
+    named = _method(
+        "robult", task, x, loss_weights={"ulb": 0.5}, full_set="mean"
+    )
+    named.resolve_alignment(x)
+    model = named.build_model()
+    assert (model.loss_weights["lb"], model.loss_weights["ulb"]) == (0, 0.5)
+    assert model.full_set == "mean"
+    # Redundant views (each a noisy code of the label), and regression
+    # on the complementary views, keep it.
+    redundant, _ = make_multimodal(num_samples=120, noise=0.5)
+    kept = _method("robult", tasks.Classification(3), redundant)
+    assert kept.resolve_alignment(redundant) and kept.redundancy > 0.2
+    assert kept.build_model().loss_weights["lb"] == 1.0
+    regression = _method("robult", tasks.Regression(), x)
+    assert regression.resolve_alignment(x) and regression.redundancy is None
+    with pytest.raises(ValueError, match="view_alignment"):
+        _method("robult", task, x, view_alignment="yes")
+
+
+def test_robult_and_its_paper_twin_share_a_training_only_when_aligned():
+    task = tasks.Classification(4)
+    x, y = _complementary()
+    keys = {
+        name: _method(name, task, x).training_key(x)
+        for name in ("robult", "robult-paper")
+    }
+    assert keys["robult"] != keys["robult-paper"]
+    method = _method("robult", task, x)
+    method.fit(x, y, epochs=1, batch_size=32)
+    assert method.model.loss_weights["lb"] == 0.0
+    assert method.model.full_set == "late"
+    redundant, _ = make_multimodal(num_samples=120, noise=0.5)
+    keys = {
+        name: _method(name, tasks.Classification(3), redundant).training_key(
+            redundant
+        )
+        for name in ("robult", "robult-paper")
+    }
+    assert keys["robult"] == keys["robult-paper"]
+
+
 def test_hold_out_takes_a_seeded_share_of_the_labeled_samples():
     x, y = _regression()
     method = _method("robult", tasks.Regression(), x, validation_fraction=0.2)
