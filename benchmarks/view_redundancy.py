@@ -21,7 +21,7 @@ def main(argv=None):
     from keras_robult.data.splits import protocol_split
     from keras_robult.datasets.suite import DATASETS
     from keras_robult.experiments import view_redundancy
-    from keras_robult.experiments.redundancy import REDUNDANCY_THRESHOLD
+    from keras_robult.experiments.redundancy import shares_information
     from keras_robult.experiments.user_data import make_task
 
     print(f"| dataset | seeds {' '.join(map(str, args.seeds))} | aligned |")
@@ -40,7 +40,7 @@ def main(argv=None):
                 )
             values.append(view_redundancy(rows, list(x)))
         aligned = spec.task != "classification" or all(
-            v is None or v >= REDUNDANCY_THRESHOLD for v in values
+            shares_information(v) for v in values
         )
         print(
             f"| {name} | {' '.join(f'{v:.3f}' for v in values)} | "

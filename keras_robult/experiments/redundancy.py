@@ -91,6 +91,12 @@ def view_redundancy(x, modalities, seed=0, ridge=1e-3, shuffles=5):
     return float(np.mean(excess)) if excess else None
 
 
+def shares_information(redundancy):
+    """Whether a `view_redundancy` value (None: not measurable) keeps the
+    alignment: None, or at least `REDUNDANCY_THRESHOLD`."""
+    return redundancy is None or redundancy >= REDUNDANCY_THRESHOLD
+
+
 def _components(view):
     """The standardised view, reduced to its `MAX_COMPONENTS` principal
     components where wider; None where no feature varies."""

@@ -8,6 +8,7 @@ from keras_robult.experiments.callbacks import stage_backup_dir
 from keras_robult.experiments.method import Method
 from keras_robult.experiments.redundancy import (
     REDUNDANCY_THRESHOLD,
+    shares_information,
     view_redundancy,
 )
 from keras_robult.models.robult import DEFAULT_LOSS_WEIGHTS, Robult
@@ -116,6 +117,7 @@ class RobultMethod(Method):
         self.view_alignment = view_alignment
         #: `view_redundancy` of the last training inputs ("auto" only).
         self.redundancy = None
+        self._measured_on = None  # the inputs `redundancy` was measured on
         self._aligned = view_alignment is not False
         model_kwargs = dict(model_kwargs)
         if model_kwargs.setdefault("linear_base", task.name == "regression"):
@@ -155,9 +157,12 @@ class RobultMethod(Method):
             return self._aligned
         self._aligned = True
         if self.task.name == "classification":
-            self.redundancy = view_redundancy(x, self.modalities)
-            if self.redundancy is not None:
-                self._aligned = self.redundancy >= REDUNDANCY_THRESHOLD
+            # The protocol asks for the training key, then fits, on the
+            # same inputs: measured once.
+            if self._measured_on is not x:
+                self.redundancy = view_redundancy(x, self.modalities)
+                self._measured_on = x
+            self._aligned = shares_information(self.redundancy)
         if verbose and not self._aligned:
             print(
                 f"  {self.name}: the modalities share no information "
