@@ -16,8 +16,6 @@ first, trained on the labeled training samples alone.
   modality dropout so that it predicts from any subset.
 """
 
-import inspect
-
 import keras
 import numpy as np
 
@@ -26,6 +24,7 @@ from keras_robult.experiments.method import Method
 from keras_robult.layers.feature_standardization import (
     FeatureStandardization,
 )
+from keras_robult.utils.logistic import logistic_regression
 from keras_robult.utils.validation import MASK_KEY
 
 #: The penalties the cross-validation of `linear` chooses from (the
@@ -169,7 +168,6 @@ class LinearMethod:
 
     def _fit(self, features, labels):
         from sklearn import linear_model  # the evaluation's own library
-        from sklearn.model_selection import StratifiedKFold
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
@@ -185,26 +183,9 @@ class LinearMethod:
                 for column in np.asarray(labels, "int64").T
             ]
         labels = np.asarray(labels, "int64").reshape(-1)
-        counts = np.bincount(labels)
-        counts = counts[counts > 0]
-        if len(counts) < 2:
+        if len(np.unique(labels)) < 2:
             return _Constant(labels[0], self.task.output_dim)
-        folds = int(min(5, counts.min()))
-        if folds >= 2:
-            estimator = linear_model.LogisticRegressionCV(
-                Cs=PENALTIES,
-                cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed),
-                max_iter=2000,
-                scoring="neg_log_loss",
-                # scikit-learn 1.9's future defaults, where it has them.
-                **_supported(
-                    linear_model.LogisticRegressionCV,
-                    l1_ratios=(0.0,),
-                    use_legacy_attributes=False,
-                ),
-            )
-        else:  # a class with one label: no cross-validation possible
-            estimator = linear_model.LogisticRegression(max_iter=2000)
+        estimator = logistic_regression(labels, self.seed)
         return make_pipeline(StandardScaler(), estimator).fit(features, labels)
 
     def _predict(self, model, features):
@@ -218,13 +199,6 @@ class LinearMethod:
         probabilities = np.zeros((len(features), self.task.output_dim))
         probabilities[:, model.classes_] = model.predict_proba(features)
         return probabilities
-
-
-def _supported(estimator, **options):
-    """The `options` that `estimator`'s constructor takes in the installed
-    scikit-learn."""
-    accepted = inspect.signature(estimator).parameters
-    return {k: v for k, v in options.items() if k in accepted}
 
 
 def _concatenate(x, modalities, pattern, rows):

@@ -57,8 +57,10 @@ class RobultMethod(Method):
             sample. Defaults to `0.2`.
         **model_kwargs: further `Robult` arguments (`temperature`,
             `rbf_bandwidth`, `dropout`, ...). `linear_base` defaults to
-            True for regression (and then `full_set` to `"fused"`): see
-            `Robult` and `benchmarks/RESULTS.md`.
+            True for regression, and for classification where the
+            alignment is off (the views share nothing: a logistic base),
+            and then `full_set` to `"fused"`: see `Robult` and
+            `benchmarks/RESULTS.md`.
     """
 
     name = "robult"
@@ -119,19 +121,14 @@ class RobultMethod(Method):
         self.redundancy = None
         self._measured_on = None  # the inputs `redundancy` was measured on
         self._aligned = view_alignment is not False
-        model_kwargs = dict(model_kwargs)
-        if model_kwargs.setdefault("linear_base", task.name == "regression"):
-            model_kwargs.setdefault("full_set", "fused")
-        self.model_kwargs = model_kwargs
+        self.model_kwargs = dict(model_kwargs)
         self.model = None
         self._base_data = None
 
     def build_model(self):
         half = self.latent_dim // 2
         kwargs = dict(redundant_dim=half, unique_dim=self.latent_dim - half)
-        kwargs.update(self.model_kwargs)
-        if not self._aligned and self.task.name == "classification":
-            kwargs.setdefault("full_set", "late")
+        kwargs.update(self.resolved_model_kwargs)
         return Robult(
             {name: self.encoder(name) for name in self.modalities},
             self.task,
@@ -167,8 +164,13 @@ class RobultMethod(Method):
             print(
                 f"  {self.name}: the modalities share no information "
                 f"(redundancy {self.redundancy:.2f} < "
-                f"{REDUNDANCY_THRESHOLD}): no soft-PU alignment, subsets "
-                "predicted by the product of experts of their branches",
+                f"{REDUNDANCY_THRESHOLD}): no soft-PU alignment"
+                + (
+                    "; a logistic linear base, early stopping on held-out "
+                    "labels"
+                    if self.linear_base
+                    else "; subsets predicted by the product of experts"
+                ),
                 flush=True,
             )
         return self._aligned
@@ -179,7 +181,28 @@ class RobultMethod(Method):
 
     @property
     def linear_base(self):
-        return bool(self.model_kwargs["linear_base"])
+        """Whether the model has a `LinearBase`: as given, else for
+        regression, and for classification without the alignment (the
+        views share nothing, so the unlabeled samples teach nothing and
+        the model is a supervised one on a few labels)."""
+        given = self.model_kwargs.get("linear_base")
+        if given is not None:
+            return bool(given)
+        return self.task.name == "regression" or (
+            self.task.name == "classification" and not self._aligned
+        )
+
+    @property
+    def resolved_model_kwargs(self):
+        """`model_kwargs` with the defaults that depend on the task and
+        the alignment: `linear_base` and then `full_set="fused"` (the
+        fused branch holds the joint linear model of each pattern)."""
+        kwargs = dict(self.model_kwargs, linear_base=self.linear_base)
+        if self.linear_base:
+            kwargs.setdefault("full_set", "fused")
+        elif not self._aligned and self.task.name == "classification":
+            kwargs.setdefault("full_set", "late")
+        return kwargs
 
     def fit(self, x, y, epochs, batch_size, seed=0, validation=None, **kw):
         """`Method.fit`; with the linear base, fitted on the labeled
@@ -254,7 +277,7 @@ class RobultMethod(Method):
         ):  # early stopping, on the protocol's split or one of its own
             return None
         options = robult_defaults()
-        options.update(self.model_kwargs)
+        options.update(self.resolved_model_kwargs)
         complete = self.modality_dropout == 0 and bool(
             np.all(np.asarray(x[MASK_KEY]) > 0.5) if MASK_KEY in x else True
         )

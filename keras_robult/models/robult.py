@@ -20,6 +20,7 @@ from keras_robult.losses.soft_pu import (
     soft_pu_loss,
 )
 from keras_robult.models.multimodal_model import MultimodalModel
+from keras_robult.tasks.classification import Classification
 from keras_robult.tasks.regression import Regression
 from keras_robult.utils.validation import MASK_KEY, check_arrays
 
@@ -149,15 +150,17 @@ class Robult(MultimodalModel):
             also gives the soft targets of unlabeled samples that miss a
             modality and the `L_pseudo` teacher.
         seed: int or None, seeds the modality subsets of `L_cons`.
-        linear_base: bool (regression only). Adds a `LinearBase` (a ridge
-            regression per presence pattern, fitted in closed form by
-            `fit_linear_base` on the labeled samples, not trained) to every
-            branch's logits, with the task head starting at zero: the
-            network learns the residual of ridge regression. With a few
-            dozen labels this keeps regression at least as good as ridge
-            (`benchmarks/RESULTS.md`); pair it with `full_set="fused"` (the
-            fused branch holds the joint ridge of each pattern) and early
-            stopping on held-out labeled samples. Defaults to `False`.
+        linear_base: bool (regression and classification). Adds a
+            `LinearBase` (a ridge regression, for classification a
+            cross-validated logistic regression, per presence pattern,
+            fitted by `fit_linear_base` on the labeled samples, not trained)
+            to every branch's logits, with the task head starting at zero:
+            the network learns the residual of the linear model. With a
+            few dozen labels this keeps regression at least as good as
+            ridge (`benchmarks/RESULTS.md`); pair it with `full_set="fused"`
+            (the fused branch holds the joint linear model of each pattern)
+            and early stopping on held-out labeled samples. Defaults to
+            `False`.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -283,10 +286,12 @@ class Robult(MultimodalModel):
 
         self.fusion_pooling = fusion_pooling
         self.linear_base = bool(linear_base)
-        if self.linear_base and not isinstance(task, Regression):
+        if self.linear_base and not isinstance(
+            task, (Regression, Classification)
+        ):
             raise ValueError(
-                "`linear_base` is for regression; the task is "
-                f"{type(task).__name__}."
+                "`linear_base` is for regression and classification; the "
+                f"task is {type(task).__name__}."
             )
         self._make_layers(fusion, task)
         self._make_loss_trackers()
@@ -330,7 +335,14 @@ class Robult(MultimodalModel):
             name="task_head",
         )
         self.base = (
-            LinearBase(self.num_modalities, task.output_dim, name="linear_base")
+            LinearBase(
+                self.num_modalities,
+                task.output_dim,
+                loss="logistic"
+                if isinstance(task, Classification)
+                else "squared",
+                name="linear_base",
+            )
             if self.linear_base
             else None
         )
@@ -497,11 +509,10 @@ class Robult(MultimodalModel):
             np.where(present[:, [m]], v.reshape(len(v), -1), 0.0)
             for m, v in enumerate(inputs)
         ]
-        self.base.adapt(
-            inputs,
-            np.asarray(self.task.standardize(labels[keep])),
-            present,
-        )
+        targets = labels[keep]
+        if isinstance(self.task, Regression):
+            targets = np.asarray(self.task.standardize(targets))
+        self.base.adapt(inputs, targets, present)
 
     def random_subset_mask(self, mask):
         """`(batch, M)` float mask keeping `k` random present modalities

@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from keras_robult import tasks
 from keras_robult.experiments import registry
 from keras_robult.experiments.reference_methods import PENALTIES
+from keras_robult.utils.logistic import supported_options
 from tests.conftest import make_multimodal, once
 
 MODALITIES = ("m0", "m1", "m2")
@@ -85,6 +86,11 @@ def test_linear_classification_is_a_logistic_regression_per_pattern(
             cv=StratifiedKFold(folds, shuffle=True, random_state=0),
             max_iter=2000,
             scoring="neg_log_loss",
+            **supported_options(
+                LogisticRegressionCV,
+                l1_ratios=(0.0,),
+                use_legacy_attributes=False,
+            ),
         )
     reference = make_pipeline(StandardScaler(), estimator)
     reference.fit(x["m1"][labeled].astype("float64"), y["label"][labeled])

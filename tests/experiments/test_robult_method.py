@@ -28,8 +28,8 @@ def test_regression_defaults_to_the_linear_base_and_the_fused_rule():
     x, y = _regression()
     task = tasks.Regression.from_targets(y["label"])
     robult = _method("robult", task, x)
-    assert robult.model_kwargs["linear_base"]
-    assert robult.model_kwargs["full_set"] == "fused"
+    assert robult.resolved_model_kwargs["linear_base"]
+    assert robult.resolved_model_kwargs["full_set"] == "fused"
     assert robult.build_model().linear_base
     # The paper's method, and any classification, have none.
     assert not _method("robult-paper", task, x).build_model().linear_base
@@ -54,9 +54,10 @@ def _complementary(samples=120):
 
 def test_alignment_is_off_where_the_views_share_nothing():
     """`view_alignment="auto"` (the default of `robult`): views that
-    share nothing lose `L_lb` and `L_ulb` and predict subsets by the
-    product of experts; redundant views, regression and the paper's
-    method keep the alignment; an explicit choice wins."""
+    share nothing lose `L_lb` and `L_ulb` and get the logistic linear
+    base with the fused rule (without the base, the product of experts);
+    redundant views, regression and the paper's method keep the
+    alignment; an explicit choice wins."""
     task = tasks.Classification(4)
     x, y = _complementary()
     robult = _method("robult", task, x)
@@ -65,7 +66,11 @@ def test_alignment_is_off_where_the_views_share_nothing():
     assert robult.redundancy < 0.2
     model = robult.build_model()
     assert (model.loss_weights["lb"], model.loss_weights["ulb"]) == (0, 0)
-    assert model.loss_weights["sup"] == 1.0 and model.full_set == "late"
+    assert model.loss_weights["sup"] == 1.0 and model.full_set == "fused"
+    assert model.linear_base and model.base.loss == "logistic"
+    unbased = _method("robult", task, x, linear_base=False)
+    unbased.resolve_alignment(x)
+    assert unbased.build_model().full_set == "late"
     # The paper's method, the ablations and a forced choice keep it.
     for name in ("robult-paper", "robult-no-rec"):
         paper = _method(name, task, x)
@@ -86,6 +91,7 @@ def test_alignment_is_off_where_the_views_share_nothing():
     kept = _method("robult", tasks.Classification(3), redundant)
     assert kept.resolve_alignment(redundant) and kept.redundancy > 0.2
     assert kept.build_model().loss_weights["lb"] == 1.0
+    assert not kept.build_model().linear_base
     regression = _method("robult", tasks.Regression(), x)
     assert regression.resolve_alignment(x) and regression.redundancy is None
     with pytest.raises(ValueError, match="view_alignment"):
@@ -103,7 +109,19 @@ def test_robult_and_its_paper_twin_share_a_training_only_when_aligned():
     method = _method("robult", task, x)
     method.fit(x, y, epochs=1, batch_size=32)
     assert method.model.loss_weights["lb"] == 0.0
-    assert method.model.full_set == "late"
+    assert method.model.full_set == "fused"
+    # The logistic base, fitted again on every label after training.
+    reference = LinearBase(2, 4, loss="logistic")
+    labeled = y["is_labeled"] > 0
+    reference.adapt(
+        [x["left"][labeled], x["right"][labeled]],
+        y["label"][labeled],
+        np.ones((int(labeled.sum()), 2)),
+    )
+    for fitted, expected in zip(
+        method.model.base.get_weights(), reference.get_weights()
+    ):
+        np.testing.assert_allclose(fitted, expected, atol=1e-6)
     redundant, _ = make_multimodal(num_samples=120, noise=0.5)
     keys = {
         name: _method(name, tasks.Classification(3), redundant).training_key(

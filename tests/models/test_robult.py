@@ -768,10 +768,35 @@ def test_linear_base_starts_at_ridge_and_learns_only_the_residual(tmp_path):
     assert restored.linear_base
 
 
+def test_a_classifier_base_starts_at_logistic_regression(tmp_path):
+    x, _, is_labeled = _additive_regression(60)
+    labels = (x["m0"][:, 0] > 0) + 2 * (x["m1"][:, 1] > 0)  # one bit each
+    model = build_model(2, tasks.Classification(4), linear_base=True)
+    model.fit_linear_base(x, labels, is_labeled)
+    assert model.base.loss == "logistic"
+    base = to_numpy(model.base([x["m0"], x["m1"]], x["modality_mask"]))
+    out = model.predict(x, verbose=0)
+    for m, pattern in ((0, 1), (1, 2)):  # each branch: its modality's model
+        np.testing.assert_allclose(
+            out["modality_predictions"][:, m],
+            to_numpy(keras.ops.softmax(base[:, pattern])),
+            atol=1e-5,
+        )
+    # The joint logistic regression already reads both bits.
+    joint = np.argmax(base[:, 3], axis=-1)
+    assert np.mean(joint == labels) > 0.8
+    model.compile(optimizer="adam", jit_compile=JIT_COMPILE)
+    model.fit(
+        x, {"label": labels, "is_labeled": is_labeled}, epochs=2, verbose=0
+    )
+    restored, _ = assert_saved_model_predicts_the_same(model, x, tmp_path)
+    assert restored.base.loss == "logistic"
+
+
 def test_linear_base_errors():
     x, y, is_labeled = _additive_regression()
-    with pytest.raises(ValueError, match="regression"):
-        build_model(2, linear_base=True)
+    with pytest.raises(ValueError, match="regression and classification"):
+        build_model(2, tasks.MultiLabel(3), linear_base=True)
     with pytest.raises(ValueError, match="no linear base"):
         build_model(2, tasks.Regression()).fit_linear_base(x, y)
     model = build_model(2, tasks.Regression(), linear_base=True)
