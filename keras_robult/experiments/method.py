@@ -336,19 +336,32 @@ class Method(abc.ABC):
             backup_dir=backup_dir,
         )
 
+    def early_stopping_monitor(self):
+        """`(monitor, mode)` of early stopping: the quantity in the
+        training history it watches, `"min"` or `"max"`."""
+        if not self.monitor_task_metric:
+            return "val_loss", "min"
+        metric = self.model.task_metric
+        mode = "max" if higher_is_better(metric.name) else "min"
+        return f"val_{metric.name}", mode
+
     def early_stopping(self):
         """The `EarlyStopping` callback of a run with a validation split."""
-        monitor, mode = "val_loss", "min"
-        if self.monitor_task_metric:
-            metric = self.model.task_metric
-            monitor = f"val_{metric.name}"
-            mode = "max" if higher_is_better(metric.name) else "min"
+        monitor, mode = self.early_stopping_monitor()
         return keras.callbacks.EarlyStopping(
             monitor=monitor,
             mode=mode,
             patience=self.patience,
             restore_best_weights=True,
         )
+
+    def best_epochs(self):
+        """The epochs of the last `fit` up to the best one by the
+        validation metric (the weights early stopping restored)."""
+        monitor, mode = self.early_stopping_monitor()
+        values = np.asarray(self.history.history[monitor], "float64")
+        best = np.argmax(values) if mode == "max" else np.argmin(values)
+        return int(best) + 1
 
     def train(
         self,

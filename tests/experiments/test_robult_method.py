@@ -151,10 +151,11 @@ def test_hold_out_takes_a_seeded_share_of_the_labeled_samples():
 
 
 @once
-def test_the_base_is_fitted_again_on_every_label_after_training():
+@pytest.mark.parametrize("retrain", [True, False])
+def test_the_base_is_fitted_again_on_every_label_after_training(retrain):
     x, y = _regression()
     task = tasks.Regression.from_targets(y["label"])
-    method = _method("robult", task, x)
+    method = _method("robult", task, x, retrain=retrain)
     method.fit(x, y, epochs=3, batch_size=32, seed=0)
     assert method.history is not None
     reference = LinearBase(3, 1)
@@ -168,6 +169,43 @@ def test_the_base_is_fitted_again_on_every_label_after_training():
         method.model.base.get_weights(), reference.get_weights()
     ):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@once
+def test_early_stopping_chooses_the_epochs_of_a_training_on_every_label(
+    monkeypatch,
+):
+    """`retrain`: the first training holds labels out and stops early; the
+    second starts again on every label for the epochs up to the best one
+    (by the validation MAE), with no validation split."""
+    x, y = _regression()
+    task = tasks.Regression.from_targets(y["label"])
+    method = _method("robult", task, x, patience=2)
+    calls = []
+    fit_on_base = method._fit_on_base
+
+    def spy(x, y, epochs, batch_size, seed, validation, kw):
+        fit_on_base(x, y, epochs, batch_size, seed, validation, kw)
+        calls.append(
+            (epochs, float(np.sum(y["is_labeled"])), validation is not None)
+        )
+        calls[-1] += (
+            list(method.history.history["val_mae"])
+            if validation is not None
+            else [],
+        )
+
+    monkeypatch.setattr(method, "_fit_on_base", spy)
+    method.fit(x, y, epochs=12, batch_size=32, seed=0)
+    (first, held, validated, curve), (second, every, again, _) = calls
+    labels = float(np.sum(y["is_labeled"]))
+    assert (first, validated, every, again) == (12, True, labels, False)
+    assert held == labels - round(0.2 * labels)
+    assert second == int(np.argmin(curve)) + 1
+    assert len(method.history.history["loss"]) == second
+    # The rule of `best_epochs`, on a known curve.
+    method.history.history = {"val_mae": [3.0, 2.0, 2.0, 2.5]}
+    assert method.best_epochs() == 2
 
 
 @once
