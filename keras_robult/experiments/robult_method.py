@@ -237,7 +237,8 @@ class RobultMethod(Method):
         if kw.get("verbose"):
             print(
                 f"  {self.name}: training again on every label for the "
-                f"{best} epochs early stopping chose",
+                f"{best} epoch{'s' if best > 1 else ''} early stopping "
+                "chose",
                 flush=True,
             )
         kw = dict(
