@@ -131,6 +131,7 @@ def image_text_splits(args, records, dataset):
         smoke_samples=SMOKE_SAMPLES if args.smoke else None,
         verbose=0 if args.quiet else 1,
     )
+    loaded["backbone_features"] = True  # see ComparisonData
     if config.raw_models:
         loaded["after_run"] = functools.partial(
             write_raw_models,
@@ -155,8 +156,9 @@ def main(
     """The whole of a recipe script: parse, pick the backend, load the
     splits with `load(args)` (the three splits, or a dict with `splits`,
     optionally `task` (else `make_task()`), `extra`, the fields it adds
-    to `results.json`, `finetune`, a `FinetuneSource`, and `after_run`, a
-    function of the results folder called last), run, report.
+    to `results.json`, `finetune`, a `FinetuneSource`, `backbone_features`
+    (see `ComparisonData`), and `after_run`, a function of the results
+    folder called last), run, report.
     Returns the exit code (2 with one `<dataset> recipe: error:` line for
     bad input)."""
     parser = recipe_parser(description, epochs, batch_size)
@@ -206,6 +208,7 @@ def _run(args, load, make_task, dataset, metrics):
         record=record,
         extra=dict(loaded.get("extra") or {}),
         finetune=loaded.get("finetune"),
+        backbone_features=bool(loaded.get("backbone_features")),
     )
     enable_compilation_cache()
     if search is not None:

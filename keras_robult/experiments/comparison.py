@@ -272,6 +272,12 @@ class ComparisonData:
         extra: fields added to `results.json` as they are.
         finetune: a `FinetuneSource` (`x` then holds record rows): every
             method trains its backbones end to end.
+        backbone_features: `x` holds what keras-hub backbones made of the
+            raw inputs (features, or record rows with `finetune`): the
+            trained models may be assembled with those backbones to take
+            raw images and strings (`raw_input_model`), where a linear
+            model of the features cannot follow, so Robult gets no
+            `linear_base` (unless the method options name one).
     """
 
     x: dict
@@ -285,6 +291,7 @@ class ComparisonData:
     record: dict = dataclasses.field(default_factory=dict)
     extra: dict = dataclasses.field(default_factory=dict)
     finetune: object = None
+    backbone_features: bool = False
 
     @property
     def modalities(self):
@@ -317,6 +324,18 @@ def default_out(dataset):
     """`results/<dataset>-<date>-<time>`."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return os.path.join("results", f"{dataset}-{stamp}")
+
+
+def robult_options(config, data):
+    """The options of every Robult variant in a comparison: the late
+    fusion the configuration names, and no linear base on backbone
+    features (`ComparisonData.backbone_features`)."""
+    options = {}
+    if config.late_fusion:
+        options["late_fusion"] = config.late_fusion
+    if data.backbone_features:
+        options["linear_base"] = False
+    return options
 
 
 def run_comparison(config, data, callbacks=None):
@@ -368,9 +387,7 @@ def _run_comparison(config, data, out, callbacks):
     methods = method_factories(
         names,
         finetune=data.finetune,
-        robult_options=(
-            {"late_fusion": config.late_fusion} if config.late_fusion else {}
-        ),
+        robult_options=robult_options(config, data),
         method_options=(
             {config.hparams["method"]: config.hparams["values"]}
             if config.hparams

@@ -211,6 +211,7 @@ def records_data(
         record=record,
         extra=extra,
         finetune=source,
+        backbone_features=True,
     )
     return _with_task(data), backbones
 

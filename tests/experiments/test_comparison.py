@@ -79,3 +79,25 @@ def test_tensorboard_without_its_extra_is_one_clear_error(monkeypatch):
     with pytest.raises(RuntimeError, match=r"pip install 'keras-robult\[tune"):
         ComparisonConfig(tensorboard="logs")
     ComparisonConfig()  # without the option, nothing is needed
+
+
+def test_robult_has_no_linear_base_on_backbone_features():
+    """Models trained on backbone features are assembled with their
+    backbones to take raw images and strings, where a linear model of the
+    features cannot follow: no base there, whatever the data."""
+    from keras_robult.experiments.comparison import robult_options
+
+    x = {"image": np.zeros((4, 3)), "text": np.zeros((4, 2))}
+    task = tasks.Classification(2)
+    plain = ComparisonData(x, np.zeros(4), task, "d")
+    features = ComparisonData(x, np.zeros(4), task, "d", backbone_features=True)
+    config = ComparisonConfig(late_fusion="mean")
+    assert robult_options(config, plain) == {"late_fusion": "mean"}
+    options = robult_options(config, features)
+    assert options == {"late_fusion": "mean", "linear_base": False}
+    factory = registry.method_factories(  # views that share nothing
+        ["robult"], latent_dim=8, robult_options=options, view_alignment=False
+    )["robult"]
+    method = factory(task, {"image": (3,), "text": (2,)}, None)
+    assert not method.linear_base
+    assert method.build_model().full_set == "late"
