@@ -28,7 +28,8 @@ from keras_robult.data.splits import (
     smoke_classes,
     smoke_rows,
 )
-from keras_robult.experiments.comparison import ComparisonData, run_comparison
+from keras_robult.experiments.comparison import run_comparison
+from keras_robult.experiments.comparison_data import ComparisonData
 from keras_robult.experiments.compilation_cache import enable_compilation_cache
 from keras_robult.experiments.hparams import load_hparams
 from keras_robult.experiments.image_text import (

@@ -2,9 +2,9 @@
 
 from keras_robult.experiments.comparison import (
     ComparisonConfig,
-    ComparisonData,
     run_comparison,
 )
+from keras_robult.experiments.comparison_data import ComparisonData
 from keras_robult.experiments.compilation_cache import (
     enable_compilation_cache,
 )

@@ -14,7 +14,7 @@ from keras_robult.backbones.presets import load_backbones
 from keras_robult.data.image_text_records import ImageTextRecords
 from keras_robult.data.npz import infer_task_name, load_npz
 from keras_robult.datasets import mfeat
-from keras_robult.experiments.comparison import ComparisonData
+from keras_robult.experiments.comparison_data import ComparisonData
 from keras_robult.experiments.default_encoders import check_encoder_shape
 from keras_robult.experiments.image_text import record_rows
 from keras_robult.utils.validation import MASK_KEY, check_arrays

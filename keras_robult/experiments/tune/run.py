@@ -42,7 +42,7 @@ def tune(config, data):
 
     Args:
         config: a `TuneConfig`.
-        data: a `keras_robult.experiments.comparison.ComparisonData`.
+        data: a `keras_robult.experiments.ComparisonData`.
 
     Returns:
         `(best, out)`: the `best_hparams.json` dict and the folder.

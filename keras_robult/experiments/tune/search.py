@@ -85,7 +85,7 @@ class Search:
 
     Args:
         config: a `TuneConfig`.
-        data: a `keras_robult.experiments.comparison.ComparisonData`.
+        data: a `keras_robult.experiments.ComparisonData`.
     """
 
     def __init__(self, config, data):
