@@ -13,6 +13,7 @@ from keras_robult.experiments.method import Method
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.experiments.protocol import (
     MISSING_RATES,
+    EvaluationOptions,
     ProtocolOptions,
     RunInfo,
     Tally,
@@ -45,6 +46,7 @@ __all__ = [
     "PRIMARY",
     "compute_metrics",
     "MISSING_RATES",
+    "EvaluationOptions",
     "evaluate_predictor",
     "missing_rate_auc",
     "run_protocol",

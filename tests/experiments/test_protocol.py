@@ -7,6 +7,7 @@ from keras_robult import tasks
 from keras_robult.data import random_mask
 from keras_robult.experiments import (
     MISSING_RATES,
+    EvaluationOptions,
     ProtocolOptions,
     evaluate_predictor,
     missing_rate_auc,
@@ -488,6 +489,29 @@ def test_the_stacked_evaluation_equals_one_call_per_evaluation():
     # pairs (rows 0..5 lack m1): one call of 4 x 64 rows.
     assert stacked == [256]
     assert len(calls) == 17
+    # The same evaluation with its options in one object; a keyword
+    # overrides the object's field.
+    calls = []
+    options = EvaluationOptions(pad_to=64, curve_metric="accuracy")
+    assert (
+        evaluate_predictor(
+            predict, x, labels, "classification", MODALITIES, 2, options=options
+        )
+        == expected
+    )
+    assert calls == [256]
+    calls = []
+    evaluate_predictor(
+        predict,
+        x,
+        labels,
+        "classification",
+        MODALITIES,
+        seed=2,
+        options=options,
+        pad_to=100,
+    )
+    assert calls == [300]
 
 
 def test_evaluation_memory_does_not_grow_with_the_test_split():

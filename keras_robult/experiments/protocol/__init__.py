@@ -14,6 +14,7 @@ from keras_robult.experiments.protocol.evaluation import (
     EVALUATION_CHUNK_BYTES,
     EVALUATION_CHUNK_ROWS,
     MISSING_RATES,
+    EvaluationOptions,
     evaluate_predictor,
     missing_rate_auc,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "EVALUATION_CHUNK_BYTES",
     "EVALUATION_CHUNK_ROWS",
     "MISSING_RATES",
+    "EvaluationOptions",
     "ProtocolOptions",
     "RunInfo",
     "Tally",

@@ -1,6 +1,8 @@
 """Scoring a predictor on the test split: every modality subset, the
 missing-rate curve and its area, in chunks of bounded memory."""
 
+import dataclasses
+
 import numpy as np
 
 from keras_robult.data.masking import (
@@ -32,6 +34,31 @@ EVALUATION_CHUNK_BYTES = 64 * 2**20
 EVALUATION_CHUNK_ROWS = 16 * 1024
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class EvaluationOptions:
+    """How `evaluate_predictor` evaluates, beyond the data and the seed.
+
+    Args:
+        rates: the missing rates of the curve.
+        curve_metric: the metric of the curve (default: the task's
+            primary metric, `PRIMARY`).
+        pad_to: int, the row count of each `predict` call is a multiple
+            of it (the padding repeats a row; its predictions are dropped).
+        masks: optional dict name -> `(samples, M)` mask (e.g. a
+            `MissingSpec` applied to the test rows), each evaluated on the
+            samples it leaves a modality.
+        keep: optional dict, filled with subset name -> `(rows, masks,
+            predictions)` of each subset's evaluation (for measures of the
+            predictions themselves: calibration, reliability).
+    """
+
+    rates: tuple = MISSING_RATES
+    curve_metric: str | None = None
+    pad_to: int = 1024
+    masks: dict | None = None
+    keep: dict | None = None
+
+
 def evaluate_predictor(
     predict,
     x,
@@ -39,11 +66,9 @@ def evaluate_predictor(
     task_name,
     modalities,
     seed=0,
-    rates=MISSING_RATES,
-    curve_metric=None,
-    pad_to=1024,
-    masks=None,
-    keep=None,
+    *,
+    options=None,
+    **keywords,
 ):
     """Metrics of one trained predictor on every subset and missing rate
     (and on every mask of `masks`).
@@ -69,30 +94,24 @@ def evaluate_predictor(
         task_name: "classification", "regression" or "multilabel".
         modalities: modality names in model order.
         seed: seed of the random masks of the missing-rate curve.
-        rates: the missing rates of the curve.
-        curve_metric: the metric of the curve (default: the task's
-            primary metric, `PRIMARY`).
-        pad_to: int, the row count of each `predict` call is a multiple
-            of it (the padding repeats a row; its predictions are dropped).
-        masks: optional dict name -> `(samples, M)` mask (e.g. a
-            `MissingSpec` applied to the test rows), each evaluated on the
-            samples it leaves a modality.
-        keep: optional dict, filled with subset name -> `(rows, masks,
-            predictions)` of each subset's evaluation (for measures of the
-            predictions themselves: calibration, reliability).
+        options: an `EvaluationOptions` (default: its defaults).
+        **keywords: `EvaluationOptions` fields (`rates=`, `curve_metric=`,
+            `pad_to=`, `masks=`, `keep=`), over `options`.
 
     Returns:
         `(subset_metrics, curve)`: dict subset name -> metrics dict, and the
         list of the curve metric at each rate; given `masks`, a third item,
         dict name -> metrics dict.
     """
+    options = dataclasses.replace(options or EvaluationOptions(), **keywords)
+    rates, masks, keep = options.rates, options.masks, options.keep
     labels = np.asarray(labels)
     num = len(labels)
     base = np.asarray(x.get(MASK_KEY, np.ones((num, len(modalities)))))
-    primary = curve_metric or PRIMARY[task_name][0]
+    primary = options.curve_metric or PRIMARY[task_name][0]
     evaluations = _evaluations(base, modalities, rates, seed, masks)
     predictions, inverse = _predict_once(
-        predict, x, modalities, evaluations, pad_to
+        predict, x, modalities, evaluations, options.pad_to
     )
     subset_metrics, curve, masked, offset = {}, [], {}, 0
     for key, rows, mask in evaluations:
