@@ -9,15 +9,20 @@ import numpy as np
 from keras_robult.cli.options import backbone_config
 from keras_robult.data.npz import load_npz
 from keras_robult.experiments.comparison import default_out
+from keras_robult.experiments.confidence import calibration_record
 from keras_robult.experiments.metrics import PRIMARY
 from keras_robult.experiments.protocol import (
     RunInfo,
     Tally,
-    evaluate_predictor,
+    evaluate_model,
     summarise_results,
 )
 from keras_robult.experiments.registry import method_of_model
-from keras_robult.experiments.report import markdown_table, write_results
+from keras_robult.experiments.report import (
+    markdown_table,
+    report_metrics,
+    write_results,
+)
 from keras_robult.experiments.user_data import (
     as_model_classes,
     is_records_file,
@@ -89,24 +94,22 @@ def evaluate(args):
     x, y, rows = _evaluation_data(args, model)
     model.task.validate_labels(y[rows])
     x_eval = {k: np.asarray(v)[rows] for k, v in x.items()}
-
-    def predict(inputs):
-        return model.predict(inputs, batch_size=1024, verbose=0)["prediction"]
-
-    subset_metrics, curve = evaluate_predictor(
-        predict, x_eval, y[rows], model.task.name, modalities
-    )
+    record = evaluate_model(model, x_eval, y[rows])
     method = method_of_model(model)
     primary = PRIMARY[model.task.name][0]
     tally = Tally(primary, verbose=0)
-    tally.add(method, {"subsets": subset_metrics, "curve": curve}, 0)
+    tally.add(method, record, 0)
     dataset = os.path.splitext(os.path.basename(args.data))[0]
     info = RunInfo(dataset, model.task, primary, None, (0,), modalities)
     results = summarise_results(info, tally)  # not a training run
     results["model"] = os.path.basename(args.model)
+    if model.calibration is not None:  # its measures: report_metrics
+        results["calibration"] = calibration_record(model.calibration)
+    metrics = report_metrics(results)
     out = args.out or default_out(dataset)
-    write_results(results, {0: {"test": rows.tolist()}}, out)
-    print(markdown_table(results))
+    write_results(results, {0: {"test": rows.tolist()}}, out, metrics=metrics)
+    for metric in metrics or [None]:
+        print(markdown_table(results, metric))
     print(f"Results written to {out}/")
     return 0
 

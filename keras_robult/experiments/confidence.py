@@ -28,6 +28,15 @@ CALIBRATION_METRICS = {
 }
 
 
+def calibration_record(calibration):
+    """What `results.json` says of a saved model's calibration
+    (`robult evaluate`): its kind and, for intervals, their coverage."""
+    record = {"kind": calibration.kind}
+    if calibration.kind == "conformal":
+        record["coverage"] = float(calibration.coverage)
+    return record
+
+
 def calibration_pairs(mask):
     """`(rows, masks)` of every (row, non-empty subset of the row's
     present modalities) pair: what `fit_calibration` predicts."""

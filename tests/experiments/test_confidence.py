@@ -18,6 +18,7 @@ from keras_robult.calibration import (
 )
 from keras_robult.data import evaluation_subsets, subset_mask
 from keras_robult.experiments import (
+    evaluate_model,
     registry,
     run_protocol,
     validate_results,
@@ -187,6 +188,18 @@ def test_a_calibrated_regression_model_is_saved_with_its_intervals(tmp_path):
             width, rel=1e-5
         )
         assert (key, "calibrated_ece") not in reported
+    # The saved model evaluated alone (`robult evaluate`) reports the
+    # run's intervals.
+    record = evaluate_model(
+        model, {k: v[test] for k, v in x.items()}, values[test]
+    )
+    assert "reliability" not in record
+    for subset in evaluation_subsets(modalities):
+        name = "all" if len(subset) == 3 else "+".join(subset)
+        for metric in ("coverage", "interval_width", "mae"):
+            assert record["subsets"][name][metric] == pytest.approx(
+                reported[("+".join(subset), metric)], rel=1e-5
+            )
 
 
 def test_a_calibration_split_that_takes_every_label_is_named():
@@ -225,9 +238,10 @@ def test_multilabel_runs_are_not_calibrated():
 
 @once
 def test_the_command_s_calibration_options(tmp_path, capsys, monkeypatch):
-    data = toy_npz(tmp_path / "toy.npz")
+    data = toy_npz(tmp_path / "toy.npz", test=np.arange(60) % 3 == 0)
     out = str(tmp_path / "out")
-    args = ["train", "--data", data, "--methods", "linear", "--seeds", "0"]
+    args = ["train", "--data", data, "--methods", "linear", "unimodal"]
+    args += ["--seeds", "0", "--epochs", "2", "--batch-size", "16"]
     args += ["--labeled-fraction", "0.5", "--quiet"]
     code, stdout, err = run_cli(
         [*args, "--calibrate", "--calibration-fraction", "0.3", "--out", out],
@@ -239,6 +253,33 @@ def test_the_command_s_calibration_options(tmp_path, capsys, monkeypatch):
     with open(os.path.join(out, "results.json")) as handle:
         results = json.load(handle)
     assert results["calibration"] == {"fraction": 0.3, "coverage": 0.9}
+    # `robult evaluate` of a saved calibrated model, on the run's test
+    # rows, reports the run's raw and calibrated measures.
+    model = os.path.join(out, "models", "unimodal-seed0.keras")
+    code, stdout, err = run_cli(
+        ["evaluate", "--model", model, "--data", data, "--out", out + "3"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err[-2000:]
+    assert "calibrated_ece on toy" in stdout
+    with open(os.path.join(out + "3", "results.json")) as handle:
+        evaluated = json.load(handle)
+    assert evaluated["calibration"] == {"kind": "temperature"}
+    assert os.path.exists(os.path.join(out + "3", "reliability.png"))
+
+    def unimodal(entries):
+        return {
+            ("+".join(r["subset"]), r["metric"]): r["mean"]
+            for r in entries["results"]
+            if r["method"] == "unimodal"
+        }
+
+    trained, again = unimodal(results), unimodal(evaluated)
+    assert {m for _, m in trained} >= {"accuracy", "ece", "calibrated_ece"}
+    assert again.keys() == trained.keys()
+    for key, value in trained.items():
+        assert again[key] == pytest.approx(value, abs=1e-5), key
     with open(os.path.join(out, "run_config.json")) as handle:
         assert json.load(handle)["calibration"]["fraction"] == 0.3
     assert os.path.exists(os.path.join(out, "reliability.png"))

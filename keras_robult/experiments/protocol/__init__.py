@@ -15,6 +15,7 @@ from keras_robult.experiments.protocol.evaluation import (
     EVALUATION_CHUNK_ROWS,
     MISSING_RATES,
     EvaluationOptions,
+    evaluate_model,
     evaluate_predictor,
     missing_rate_auc,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "ProtocolOptions",
     "RunInfo",
     "Tally",
+    "evaluate_model",
     "evaluate_predictor",
     "missing_rate_auc",
     "run_protocol",

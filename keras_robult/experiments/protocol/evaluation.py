@@ -11,6 +11,10 @@ from keras_robult.data.masking import (
     subset_mask,
     subset_name,
 )
+from keras_robult.experiments.confidence import (
+    calibrated_subset_metrics,
+    reliability,
+)
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.experiments.robustness import relative_robustness
 from keras_robult.utils.validation import MASK_KEY
@@ -193,3 +197,54 @@ def predict_pairs(predict, x, modalities, rows, masks, pad_to):
         output = np.asarray(predict(inputs))
         outputs.append(output[: len(output) - padding])
     return np.concatenate(outputs)
+
+
+def evaluate_model(model, x, labels, **keywords):
+    """The protocol's record of one trained keras_robult model on test
+    data (`robult evaluate`): `evaluate_predictor`'s metrics of its
+    uncalibrated predictions and, where the model holds a calibration
+    (`model.calibrate`), each subset's calibrated measures
+    (`calibrated_ece` and `calibrated_brier`, or the intervals'
+    `coverage` and `interval_width`) as a calibrated protocol run reports
+    them, so that evaluating a saved model reproduces the run that
+    trained it; a classifier's reliability curves.
+
+    Args:
+        model: a `MultimodalModel`.
+        x: dict of test arrays (a `modality_mask` marks missing data).
+        labels: test labels.
+        **keywords: `EvaluationOptions` fields.
+
+    Returns:
+        A `Tally` record: `{"subsets", "curve"}` and, for classification,
+        `"reliability"`.
+    """
+    calibration = model.calibration
+    key = "prediction"
+    if calibration is not None and calibration.kind == "temperature":
+        key = "uncalibrated_prediction"
+
+    def predict(inputs):
+        return model.predict(inputs, batch_size=1024, verbose=0)[key]
+
+    kept = {}
+    task_name = model.task.name
+    subset_metrics, curve = evaluate_predictor(
+        predict,
+        x,
+        labels,
+        task_name,
+        list(model.modalities),
+        keep=kept,
+        **keywords,
+    )
+    if calibration is not None:
+        measures = calibrated_subset_metrics(calibration, kept, labels)
+        for subset, values in measures.items():
+            subset_metrics[subset].update(values)
+    record = {"subsets": subset_metrics, "curve": curve}
+    if task_name == "classification":
+        record["reliability"] = reliability(
+            kept, labels, model.modalities, calibration
+        )
+    return record
