@@ -589,7 +589,29 @@ class MultimodalModel(keras.Model):
         x, y, weight = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
         if weight is not None:
             kwargs["sample_weight"] = weight
+        self._build_before_tracing(x)
         return _interruptibly(super().fit, 5, x, y, *args, **kwargs)
+
+    def _build_before_tracing(self, x, optimizer=True):
+        """Builds the layers (from the input arrays' shapes) and the
+        optimizer before TensorFlow traces a step. Without a distribution
+        strategy, Keras' TensorFlow trainer defers both to the step's
+        first trace, and a `tf.function` that creates variables is traced
+        twice: the first `fit` of a model paid two traces of its training
+        step (a quarter of a small model's first `fit`). Built here, the
+        variables are created in the same order as in the trace (the same
+        initial values). The other backends build before their first step
+        already, and so does TensorFlow under a distribution strategy (the
+        model's `_distribute_strategy`, Keras' own condition)."""
+        if keras.backend.backend() != "tensorflow" or not isinstance(x, dict):
+            return
+        if getattr(self, "_distribute_strategy", None) is not None:
+            return
+        if not self.built:
+            self.build({k: (None, *np.shape(v)[1:]) for k, v in x.items()})
+        state = getattr(self, "optimizer", None) if optimizer else None
+        if state is not None and not state.built:
+            state.build(self.trainable_variables)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_jit_compile()
@@ -598,6 +620,7 @@ class MultimodalModel(keras.Model):
         x, y, weight = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
         if weight is not None:
             kwargs["sample_weight"] = weight
+        self._build_before_tracing(x, optimizer=False)
         return _interruptibly(super().evaluate, 6, x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
@@ -607,6 +630,7 @@ class MultimodalModel(keras.Model):
         if not isinstance(x, dict):
             return _interruptibly(super().predict, 4, x, *args, **kwargs)
         x, _, _, count = pad_to_shards(x)
+        self._build_before_tracing(x, optimizer=False)
         outputs = _interruptibly(super().predict, 4, x, *args, **kwargs)
         return keras.tree.map_structure(lambda out: out[:count], outputs)
 

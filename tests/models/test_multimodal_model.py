@@ -45,6 +45,48 @@ def fitted(kind):
     return model, x, y
 
 
+@pytest.mark.skipif(not JIT_COMPILE, reason="torch runs its steps eagerly")
+def test_a_first_fit_and_predict_trace_their_step_once():
+    """TensorFlow's trainer builds an unbuilt model and its optimizer
+    inside the step's first trace, and a `tf.function` that creates
+    variables is traced twice; the model builds both first. The initial
+    weights are those of the deferred build."""
+    x, y = make_multimodal(num_samples=32, labeled_fraction=0.5)
+    traces = {"train": 0, "predict": 0}
+    model = build("robult")
+    train_step, predict_step = model.train_step, model.predict_step
+
+    def counted_train(*args):
+        traces["train"] += 1
+        return train_step(*args)
+
+    def counted_predict(*args):
+        traces["predict"] += 1
+        return predict_step(*args)
+
+    model.train_step, model.predict_step = counted_train, counted_predict
+    model.compile(optimizer="adam", jit_compile=True)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert traces["train"] == 1
+    fresh = build("robult")
+    fresh.predict_step = counted_predict
+    fresh.predict(x, batch_size=16, verbose=0)
+    assert traces["predict"] == 1
+    if keras.backend.backend() != "tensorflow":
+        return  # built before the first step by Keras itself
+    # Built in the order of the deferred build: the same initial values
+    # as a model built by calling it.
+    keras.utils.set_random_seed(5)
+    built_here = build("robult")
+    built_here._build_before_tracing(x)
+    keras.utils.set_random_seed(5)
+    called = build("robult")
+    called(x)
+    assert len(built_here.weights) == len(called.weights) > 20
+    for a, b in zip(built_here.weights, called.weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+
+
 @pytest.mark.parametrize("kind", list(MODELS))
 def test_fit_stores_the_labeled_class_frequencies(kind):
     model, _, y = fitted(kind)
