@@ -10,7 +10,7 @@ import keras_hub
 import pytest
 
 from tests.cli.test_recipe import check_results, recipe
-from tests.conftest import once
+from tests.conftest import BACKEND, once
 from tests.datasets.writers import (
     write_food101,
     write_hateful_memes,
@@ -70,16 +70,28 @@ def run_smoke(name, data_dir, out, presets, *extra):
     )
 
 
-def test_food101_recipe_skips_and_counts_a_corrupt_image(tmp_path, presets):
+@pytest.fixture(scope="module")
+def food101_run(tmp_path_factory, presets):
+    """One food101 smoke run, a corrupt training image among its files,
+    with `--raw-models` under TensorFlow (string inputs need it):
+    `(data folder, results folder)`."""
+    folder = tmp_path_factory.mktemp("food101")
+    write_food101(folder / "data", {"train": 8, "test": 3})
+    bad = folder / "data" / "images" / "train" / "apple_pie"
+    (bad / "apple_pie_1.jpg").write_bytes(b"\xff\xd8 not a JPEG")
+    out = folder / "out"
+    raw = ["--raw-models"] if BACKEND == "tensorflow" else []
+    assert run_smoke("food101", folder / "data", out, presets, *raw) == 0
+    return folder / "data", out
+
+
+@pytest.mark.xdist_group("food101")  # one worker: one food101_run
+def test_food101_recipe_skips_and_counts_a_corrupt_image(food101_run):
     """All three backends: the backend-specific path (backbone features
     through the pipeline, training on them). That a second run reads the
     cache without calling a backbone is pinned in
     tests/experiments/test_backbone_features.py."""
-    write_food101(tmp_path / "data", {"train": 8, "test": 3})
-    bad = tmp_path / "data" / "images" / "train" / "apple_pie"
-    (bad / "apple_pie_1.jpg").write_bytes(b"\xff\xd8 not a JPEG")
-    out = tmp_path / "out"
-    assert run_smoke("food101", tmp_path / "data", out, presets) == 0
+    _, out = food101_run
     results = check_results(
         out,
         ["image", "text", "image+text"],
@@ -93,7 +105,7 @@ def test_food101_recipe_skips_and_counts_a_corrupt_image(tmp_path, presets):
         "caesar_salad",
     ]
     assert results["backbones"]["frozen"] is True
-    assert len(os.listdir(tmp_path / "out-cache")) == 3  # one per split
+    assert len(os.listdir(str(out) + "-cache")) == 3  # one per split
 
 
 @once
@@ -329,11 +341,14 @@ def test_robult_train_on_a_users_records_file(
     assert model.encoders["image"].input_shape == (None, 16, 16, 3)
 
 
+@pytest.mark.xdist_group("food101")
 @pytest.mark.skipif(
-    __import__("keras").backend.backend() != "tensorflow",
+    BACKEND != "tensorflow",
     reason="string inputs (a tokenizer inside the model) need TensorFlow",
 )
-def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
+def test_a_recipe_model_serves_raw_images_and_strings(
+    tmp_path, presets, food101_run
+):
     """The model trained on cached features, assembled with its backbones
     and tokenizer: raw images + strings give the cached path's
     predictions, in Keras, after a .keras round trip, and from the
@@ -351,14 +366,9 @@ def test_a_recipe_model_serves_raw_images_and_strings(tmp_path, presets):
     from keras_robult.datasets import food101
     from keras_robult.export import export_saved_model
 
-    write_food101(tmp_path / "data", {"train": 8, "test": 3})
-    out = tmp_path / "out"
-    assert (
-        run_smoke("food101", tmp_path / "data", out, presets, "--raw-models")
-        == 0
-    )
+    data, out = food101_run  # trained with --raw-models
     model = keras.saving.load_model(out / "models" / "robult-seed0.keras")
-    test = food101.load_records(str(tmp_path / "data"))["test"]
+    test = food101.load_records(str(data))["test"]
     backbones = load_backbones(
         BackboneConfig(
             text_preset=presets[0],
