@@ -589,10 +589,10 @@ class MultimodalModel(keras.Model):
         x, y, weight = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
         if weight is not None:
             kwargs["sample_weight"] = weight
-        self._build_before_tracing(x)
+        self._build_before_tracing(x, kwargs.get("batch_size"))
         return _interruptibly(super().fit, 5, x, y, *args, **kwargs)
 
-    def _build_before_tracing(self, x, optimizer=True):
+    def _build_before_tracing(self, x, batch_size=None, optimizer=True):
         """Builds the layers (from the input arrays' shapes) and the
         optimizer before TensorFlow traces a step. Without a distribution
         strategy, Keras' TensorFlow trainer defers both to the step's
@@ -607,8 +607,10 @@ class MultimodalModel(keras.Model):
             return
         if getattr(self, "_distribute_strategy", None) is not None:
             return
-        if not self.built:
-            self.build({k: (None, *np.shape(v)[1:]) for k, v in x.items()})
+        if not self.built:  # on a batch's shapes, as Keras builds
+            rows = len(next(iter(x.values())))
+            batch = min(rows, batch_size or 32)
+            self.build({k: (batch, *np.shape(v)[1:]) for k, v in x.items()})
         state = getattr(self, "optimizer", None) if optimizer else None
         if state is not None and not state.built:
             state.build(self.trainable_variables)
@@ -620,7 +622,7 @@ class MultimodalModel(keras.Model):
         x, y, weight = self._pad_to_shards(x, y, kwargs.get("sample_weight"))
         if weight is not None:
             kwargs["sample_weight"] = weight
-        self._build_before_tracing(x, optimizer=False)
+        self._build_before_tracing(x, kwargs.get("batch_size"), optimizer=False)
         return _interruptibly(super().evaluate, 6, x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
@@ -630,7 +632,7 @@ class MultimodalModel(keras.Model):
         if not isinstance(x, dict):
             return _interruptibly(super().predict, 4, x, *args, **kwargs)
         x, _, _, count = pad_to_shards(x)
-        self._build_before_tracing(x, optimizer=False)
+        self._build_before_tracing(x, kwargs.get("batch_size"), optimizer=False)
         outputs = _interruptibly(super().predict, 4, x, *args, **kwargs)
         return keras.tree.map_structure(lambda out: out[:count], outputs)
 

@@ -1,3 +1,5 @@
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -16,16 +18,47 @@ ROOT = os.path.dirname(
 )
 
 
-def robult(*args, cwd=None):
-    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    return subprocess.run(
-        [sys.executable, "-m", "keras_robult_cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd or ROOT,
-        timeout=600,
+def robult(*args, cwd=None, process=False):
+    """`robult ARGS` as a `subprocess.CompletedProcess`. Run in this
+    process (under this backend, in `cwd`) unless it needs a process of
+    its own: `export` (it runs under TensorFlow), `--backend` (a new
+    process under it), `--verbose` (the start-up lines) or `process=True`.
+    A process costs about ten seconds of imports."""
+    if (
+        process
+        or args[:1] == ("export",)
+        or {"--backend", "--verbose"} & set(args)
+    ):
+        env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        return subprocess.run(
+            [sys.executable, "-m", "keras_robult_cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd or ROOT,
+            timeout=600,
+        )
+    from keras_robult import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    backend = os.environ.get("KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = keras.backend.backend()
+    try:
+        with contextlib.chdir(cwd or ROOT):
+            with contextlib.redirect_stdout(out):
+                with contextlib.redirect_stderr(err):
+                    try:
+                        code = cli.main(list(args))
+                    except SystemExit as exit:  # argparse
+                        code = exit.code
+    finally:
+        if backend is None:
+            os.environ.pop("KERAS_BACKEND")
+        else:
+            os.environ["KERAS_BACKEND"] = backend
+    return subprocess.CompletedProcess(
+        ["robult", *args], code, out.getvalue(), err.getvalue()
     )
 
 
@@ -239,38 +272,40 @@ def test_regression_bins_come_from_the_targets(tmp_path):
 
 
 @once  # the command's glue; its backend paths are tested on all three
-def test_option_errors_name_the_option_before_any_work(tmp_path):
+def test_option_errors_name_the_option_before_any_work(
+    tmp_path, capsys, monkeypatch
+):
     data = toy_npz(tmp_path / "toy.npz")
-    seeds = robult("train", "--data", data, "--seeds", "0", "-1")
-    assert seeds.returncode == 2
-    assert "--seeds must be non-negative integers; got 0 -1" in seeds.stderr
+    code, _, err = run_cli(
+        ["train", "--data", data, "--seeds", "0", "-1"], capsys, monkeypatch
+    )
+    assert code == 2
+    assert "--seeds must be non-negative integers; got 0 -1" in err
     # An existing --out is refused before the model is read (here it is
     # not even a model).
     (tmp_path / "served").mkdir()
-    export = robult(
-        "export",
-        "--model",
-        data,
-        "--out",
-        str(tmp_path / "served"),
-    )
+    # (A process of its own: `export` runs under TensorFlow.)
+    served = str(tmp_path / "served")
+    export = robult("export", "--model", data, "--out", served)
     assert export.returncode == 2
     assert "served exists; pass --overwrite" in export.stderr
-    helped = robult("train", "--help").stdout
+    _, helped, _ = run_cli(["train", "--help"], capsys, monkeypatch)
     helped = helped[helped.index("options:") :]
     for option in ("--labeled-fraction", "--seeds", "--epochs"):
         line = helped[helped.index("  " + option + " ") + 2 :]
         assert "(default: " in line[: line.index("\n  --")], option
 
 
-def test_multilabel_on_one_dimensional_labels_is_named(tmp_path):
+def test_multilabel_on_one_dimensional_labels_is_named(
+    tmp_path, capsys, monkeypatch
+):
     data = toy_npz(tmp_path / "toy.npz")
-    result = robult("train", "--data", data, "--task", "multilabel")
-    assert result.returncode == 2
-    assert "--task multilabel needs y of shape (samples, labels)" in (
-        result.stderr
+    code, _, err = run_cli(
+        ["train", "--data", data, "--task", "multilabel"], capsys, monkeypatch
     )
-    assert "Traceback" not in result.stderr
+    assert code == 2
+    assert "--task multilabel needs y of shape (samples, labels)" in err
+    assert "Traceback" not in err
 
 
 def test_options_reach_the_run_under_another_backend(tmp_path):
@@ -740,16 +775,22 @@ def test_missing_type_specs_from_the_command_line(tmp_path):
         (["--grid", "literature", "--test-missing", "a:0.5"], "leave out"),
     ],
 )
-def test_bad_missing_type_options_are_one_line_errors(tmp_path, extra, message):
+def test_bad_missing_type_options_are_one_line_errors(
+    tmp_path, capsys, monkeypatch, extra, message
+):
     data = toy_npz(tmp_path / "toy.npz")
-    run = robult(
-        "train", "--data", data, "--seeds", "0", "--epochs", "1",
-        "--methods", "unimodal", "--out", str(tmp_path / "o"), "--quiet",
-        *extra,
+    code, _, err = run_cli(
+        [
+            "train", "--data", data, "--seeds", "0", "--epochs", "1",
+            "--methods", "unimodal", "--out", str(tmp_path / "o"), "--quiet",
+            *extra,
+        ],
+        capsys,
+        monkeypatch,
     )  # fmt: skip
-    assert run.returncode == 2
-    (line,) = run.stderr.strip().splitlines()[-1:]
-    assert line.startswith("robult: error:") and message in line, run.stderr
+    assert code == 2
+    (line,) = err.strip().splitlines()[-1:]
+    assert line.startswith("robult: error:") and message in line, err
     assert not (tmp_path / "o" / "runs").exists() or not os.listdir(
         tmp_path / "o" / "runs"
     )

@@ -16,7 +16,7 @@ from keras_robult.experiments import (
     validate_results,
     write_results,
 )
-from tests.conftest import make_multimodal
+from tests.conftest import make_multimodal, once
 
 
 def test_missing_rate_auc_is_the_mean_level():
@@ -134,6 +134,7 @@ def test_results_survive_a_failing_plot(tmp_path, monkeypatch):
         assert json.load(handle)["results"][0]["mean"] == 0.5
 
 
+@once  # the protocol's use of Keras early stopping, the same everywhere
 def test_validation_split_stops_early_and_restores_the_best_weights():
     x, y = make_multimodal(num_samples=120, num_classes=3, noise=2.0)
     rows = np.arange(120)
@@ -615,6 +616,7 @@ def trained_models(tmp_path, names, **options):
     }
 
 
+@once  # the protocol's sharing; seeded training is pinned on all three
 def test_robult_and_robult_paper_share_one_training(tmp_path, capsys):
     """The paper's prediction rule on Robult's trained weights: the
     weights of a robult-paper trained on its own, its own rule."""

@@ -98,6 +98,7 @@ def test_alignment_is_off_where_the_views_share_nothing():
         _method("robult", task, x, view_alignment="yes")
 
 
+@once  # the method's keys and base; the base layer is tested on all three
 def test_robult_and_its_paper_twin_share_a_training_only_when_aligned():
     task = tasks.Classification(4)
     x, y = _complementary()

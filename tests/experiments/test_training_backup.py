@@ -14,7 +14,7 @@ from keras_robult.experiments.training_backup import (
     BackupDiscarded,
     TrainingBackup,
 )
-from tests.conftest import make_multimodal, once, to_numpy
+from tests.conftest import BACKEND, make_multimodal, once, to_numpy
 
 MODALITIES = ("m0", "m1", "m2")
 
@@ -91,14 +91,17 @@ def test_a_fit_killed_mid_training_resumes_exactly(
     """Dropout and modality-dropout draws, the shuffle, Adam's moments
     and early stopping all continue as if nothing had happened. The
     two-stage `robult-no-sup` (Robult, then a probe on its frozen latents)
-    is killed in each stage in turn: the kill in the probe stage resumes
-    it without training the first stage again."""
+    is killed in each stage in turn (the second under torch only): the
+    kill in the probe stage resumes it without training the first stage
+    again."""
     reference = new_method(name)
     expected = fit(reference, tmp_path / "whole")
     # Early stopping (patience 2) lets the first stage run 3 epochs or
     # more; the last stage's history is the reference's.
     kills = [(1, 1)]  # (stage, epoch): the first stage, after epoch 1
-    if name == "robult-no-sup":
+    if name == "robult-no-sup" and BACKEND == "torch":
+        # The resume of a later stage is the pipeline's glue (the fit it
+        # resumes is the first stage's, on all three): once.
         kills.append((2, len(reference.history.history["loss"]) // 2))
     for stage, epoch in kills:
         with monkeypatch.context() as patch:
@@ -114,7 +117,7 @@ def test_a_fit_killed_mid_training_resumes_exactly(
         got = fit(resumed, tmp_path / "killed", verbose=1)
     log = capsys.readouterr().out
     assert f"resuming after epoch {kills[-1][1]}, from" in log
-    if name == "robult-no-sup":  # the first stage is not trained again
+    if len(kills) == 2:  # the first stage is not trained again
         assert "(seed 3): trained earlier (" in log
     assert_same(got, expected)
     # The history covers every epoch, before and after the kill.
