@@ -32,15 +32,13 @@ NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet \
 # under each backend.
 export ROBULT_BUILT_SITE="$(cd "$SITE_DIR" && pwd)"
 # Tests run in parallel (pytest-xdist): most of a test's time is one-threaded
-# XLA compilation. PYTEST_WORKERS=0 runs them in this process. Tests marked
-# with one `xdist_group` run in one worker, so that they share their
-# module's fixtures (a training run several tests read).
+# XLA compilation. PYTEST_WORKERS=0 runs them in this process.
 WORKERS=${PYTEST_WORKERS:-2}
 status=0
 for backend in tensorflow jax torch; do
   echo "== pytest, KERAS_BACKEND=$backend"
   KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    -n "$WORKERS" --dist loadgroup --durations=15 "$@"
+    -n "$WORKERS" --durations=15 "$@"
   code=$?
   if [[ $code -eq 5 ]]; then
     echo "pytest collected no test under $backend: treated as a failure"

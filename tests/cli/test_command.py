@@ -11,7 +11,7 @@ import pytest
 
 from keras_robult.experiments import registry
 from keras_robult.experiments.tune import method_defaults
-from tests.conftest import once
+from tests.conftest import BACKEND, once
 
 ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,12 +21,13 @@ ROOT = os.path.dirname(
 def robult(*args, cwd=None, process=False):
     """`robult ARGS` as a `subprocess.CompletedProcess`. Run in this
     process (under this backend, in `cwd`) unless it needs a process of
-    its own: `export` (it runs under TensorFlow), `--backend` (a new
-    process under it), `--verbose` (the start-up lines) or `process=True`.
-    A process costs about ten seconds of imports."""
+    its own: `export` under another backend than TensorFlow (it runs
+    under TensorFlow), `--backend` (a new process under it), `--verbose`
+    (the start-up lines) or `process=True`. A process costs about ten
+    seconds of imports."""
     if (
         process
-        or args[:1] == ("export",)
+        or (args[:1] == ("export",) and BACKEND != "tensorflow")
         or {"--backend", "--verbose"} & set(args)
     ):
         env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())

@@ -85,7 +85,6 @@ def food101_run(tmp_path_factory, presets):
     return folder / "data", out
 
 
-@pytest.mark.xdist_group("food101")  # one worker: one food101_run
 def test_food101_recipe_skips_and_counts_a_corrupt_image(food101_run):
     """All three backends: the backend-specific path (backbone features
     through the pipeline, training on them). That a second run reads the
@@ -341,7 +340,6 @@ def test_robult_train_on_a_users_records_file(
     assert model.encoders["image"].input_shape == (None, 16, 16, 3)
 
 
-@pytest.mark.xdist_group("food101")
 @pytest.mark.skipif(
     BACKEND != "tensorflow",
     reason="string inputs (a tokenizer inside the model) need TensorFlow",
