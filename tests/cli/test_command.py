@@ -620,16 +620,24 @@ def kill_once(args, out, path, poll=0.05, signal_number=None):
     import time
 
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    # A terminal's Ctrl-C: pytest-xdist's workers ignore SIGINT, and a
+    # child inherits that (as a background job does, by design), so the
+    # child gives SIGINT back to Python before the command starts. (Not a
+    # `preexec_fn`: Python code between fork and exec in a multithreaded
+    # worker can crash the child, as it once did under JAX.)
+    start = (
+        "import runpy, signal, sys; "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('keras_robult_cli', run_name='__main__', "
+        "alter_sys=True)"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_robult_cli", *args, "--out", out],
+        [sys.executable, "-c", start, *args, "--out", out],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        # A terminal's Ctrl-C: pytest-xdist's workers ignore SIGINT, and a
-        # child would inherit that (as a background job does, by design).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.time() + 300
