@@ -9,6 +9,7 @@ the protocol's splits, labeled subsets and modality masks select records,
 and a fine-tuned method streams those records' images and texts.
 """
 
+import dataclasses
 import functools
 import warnings
 
@@ -25,6 +26,7 @@ from keras_robult.utils.validation import MASK_KEY
 MODALITIES = ("image", "text")
 
 
+@dataclasses.dataclass(eq=False)
 class FinetuneSource:
     """What a fine-tuned method needs besides the protocol's arrays.
 
@@ -45,30 +47,20 @@ class FinetuneSource:
         augment: bool, random horizontal flips of the training images.
     """
 
-    def __init__(
-        self,
-        records,
-        text_preset,
-        image_preset,
-        image_size,
-        sequence_length,
-        statistics,
-        widths,
-        learning_rate=1e-4,
-        batch_size=64,
-        augment=True,
-    ):
-        self.records = records
-        self.text_preset = text_preset
-        self.image_preset = image_preset
-        self.image_size = tuple(image_size)
-        self.sequence_length = sequence_length
-        self.statistics = statistics
-        self.widths = widths
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.augment = augment
-        self._tokenizer = None
+    records: object
+    text_preset: str
+    image_preset: str
+    image_size: tuple
+    sequence_length: int
+    statistics: dict
+    widths: dict
+    learning_rate: float = 1e-4
+    batch_size: int = 64
+    augment: bool = True
+    _tokenizer: object = dataclasses.field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        self.image_size = tuple(self.image_size)
 
     @property
     def tokenizer(self):
