@@ -100,6 +100,23 @@ def calibrated_subset_metrics(calibration, subset_predictions, labels):
     return metrics
 
 
+def add_confidence(record, kept, labels, task_name, modalities, calibration):
+    """Adds to an evaluation record (`{"subsets", "curve"}`) what the test
+    predictions kept by `evaluate_predictor(keep=)` say of confidence:
+    each subset's calibrated measures (`calibrated_subset_metrics`) given
+    a calibration, and a classifier's reliability curves under
+    `"reliability"`. Returns the record."""
+    if calibration is not None:
+        measures = calibrated_subset_metrics(calibration, kept, labels)
+        for subset, values in measures.items():
+            record["subsets"][subset].update(values)
+    if task_name == "classification" and kept:
+        record["reliability"] = reliability(
+            kept, labels, modalities, calibration
+        )
+    return record
+
+
 def reliability(subset_predictions, labels, modalities, calibration=None):
     """Reliability curves of a classifier's test predictions, pooled over
     the subsets with the same number of present modalities: per count,

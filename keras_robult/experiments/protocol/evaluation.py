@@ -11,10 +11,7 @@ from keras_robult.data.masking import (
     subset_mask,
     subset_name,
 )
-from keras_robult.experiments.confidence import (
-    calibrated_subset_metrics,
-    reliability,
-)
+from keras_robult.experiments.confidence import add_confidence
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.experiments.robustness import relative_robustness
 from keras_robult.utils.validation import MASK_KEY
@@ -238,13 +235,7 @@ def evaluate_model(model, x, labels, **keywords):
         keep=kept,
         **keywords,
     )
-    if calibration is not None:
-        measures = calibrated_subset_metrics(calibration, kept, labels)
-        for subset, values in measures.items():
-            subset_metrics[subset].update(values)
     record = {"subsets": subset_metrics, "curve": curve}
-    if task_name == "classification":
-        record["reliability"] = reliability(
-            kept, labels, model.modalities, calibration
-        )
-    return record
+    return add_confidence(
+        record, kept, labels, task_name, model.modalities, calibration
+    )

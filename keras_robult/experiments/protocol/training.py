@@ -9,10 +9,9 @@ import numpy as np
 
 from keras_robult.experiments.callbacks import TrainingDiverged
 from keras_robult.experiments.confidence import (
-    calibrated_subset_metrics,
+    add_confidence,
     calibration_pairs,
     fit_calibration,
-    reliability,
 )
 from keras_robult.experiments.protocol.evaluation import (
     evaluate_predictor,
@@ -141,14 +140,14 @@ def _evaluate(method, name, split, options):
     calibration = None
     if split.x_calibration is not None:
         calibration = _calibrate(method, split, task_name, options.coverage)
-        measures = calibrated_subset_metrics(calibration, kept, split.y_test)
-        for subset, values in measures.items():
-            subset_metrics[subset].update(values)
-    record = {"subsets": subset_metrics, "curve": curve}
-    if task_name == "classification" and kept:
-        record["reliability"] = reliability(
-            kept, split.y_test, split.modalities, calibration
-        )
+    record = add_confidence(
+        {"subsets": subset_metrics, "curve": curve},
+        kept,
+        split.y_test,
+        task_name,
+        split.modalities,
+        calibration,
+    )
     if masked:
         record["missing_type"] = masked
     record["cost"] = _with_evaluation_peak(
