@@ -37,7 +37,16 @@ WORKERS=${PYTEST_WORKERS:-2}
 status=0
 for backend in tensorflow jax torch; do
   echo "== pytest, KERAS_BACKEND=$backend"
-  KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+  # Torch's OpenMP threads spin while they wait: two workers with a
+  # thread per core each ran the torch suite at half speed. One thread
+  # per worker (and per process a test starts); the TensorFlow and JAX
+  # suites ran no faster with one thread a worker.
+  threads=()
+  if [[ $backend == torch && -z ${OMP_NUM_THREADS:-} && $WORKERS != 0 ]]; then
+    threads=(OMP_NUM_THREADS=1)
+  fi
+  env "${threads[@]}" KERAS_BACKEND=$backend \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
     -n "$WORKERS" --durations=15 "$@"
   code=$?
   if [[ $code -eq 5 ]]; then
