@@ -10,6 +10,7 @@ from keras_robult.experiments.compilation_cache import (
 )
 from keras_robult.experiments.default_encoders import default_encoder
 from keras_robult.experiments.method import Method
+from keras_robult.experiments.method_options import MethodOptions
 from keras_robult.experiments.metrics import PRIMARY, compute_metrics
 from keras_robult.experiments.protocol import (
     MISSING_RATES,
@@ -34,6 +35,7 @@ from keras_robult.experiments.report import (
 )
 from keras_robult.experiments.results_schema import Results
 from keras_robult.experiments.robult_method import RobultMethod
+from keras_robult.experiments.robult_options import RobultOptions
 from keras_robult.experiments.robustness import (
     effective_robustness,
     relative_robustness,
@@ -41,7 +43,9 @@ from keras_robult.experiments.robustness import (
 
 __all__ = [
     "Method",
+    "MethodOptions",
     "RobultMethod",
+    "RobultOptions",
     "view_redundancy",
     "default_encoder",
     "PRIMARY",

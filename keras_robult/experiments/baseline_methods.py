@@ -1,5 +1,6 @@
 """The baselines of the comparison as protocol methods."""
 
+import dataclasses
 import inspect
 
 from keras_robult.baselines.action_mae import ActionMAE
@@ -8,21 +9,15 @@ from keras_robult.baselines.prompt_transformer import PromptTransformer
 from keras_robult.baselines.unimodal_ensemble import UnimodalEnsemble
 from keras_robult.experiments.callbacks import stage_backup_dir
 from keras_robult.experiments.method import Method
+from keras_robult.experiments.method_options import MethodOptions
 
 
 class ModelOptionsMethod(Method):
-    """A `Method` whose options beyond `Method`'s own (`latent_dim`,
-    `learning_rate`, ...) are keyword arguments of its model."""
+    """A `Method` whose options beyond its `options_type`'s (`latent_dim`,
+    `learning_rate`, ...) are keyword arguments of its model
+    (`model_kwargs`)."""
 
-    def __init__(self, task, input_shapes, statistics=None, **options):
-        own = set(inspect.signature(Method.__init__).parameters)
-        super().__init__(
-            task,
-            input_shapes,
-            statistics,
-            **{k: v for k, v in options.items() if k in own},
-        )
-        self.model_kwargs = {k: v for k, v in options.items() if k not in own}
+    takes_model_options = True
 
 
 class ModelMethod(ModelOptionsMethod):
@@ -76,24 +71,33 @@ class UnimodalMethod(ModelMethod):
     labeled_only = True
 
 
-class GMCMethod(ModelOptionsMethod):
-    """GMC (Poklukar et al. 2022) with the supervised loss (`GMC`).
+@dataclasses.dataclass(frozen=True)
+class GMCOptions(MethodOptions):
+    """`GMCMethod`'s options: `MethodOptions` and these.
 
     Args:
         two_stage: bool; GMC's original protocol instead of the joint
             objective: the contrastive loss alone on every sample, then the
             classifier alone (representations frozen) on the labeled ones.
         classifier_epochs: int, epochs of that second stage.
-        **options: `Method` options, then `GMC` arguments (`temperature`,
-            `loss_weights`, `supervised_branches`, `full_set`).
+    """
+
+    two_stage: bool = False
+    classifier_epochs: int = 200
+
+
+class GMCMethod(ModelOptionsMethod):
+    """GMC (Poklukar et al. 2022) with the supervised loss (`GMC`).
+
+    Args:
+        task, input_shapes, statistics: as in `Method`.
+        **options: the fields of `GMCOptions`, then `GMC` arguments
+            (`temperature`, `loss_weights`, `supervised_branches`,
+            `full_set`).
     """
 
     name = "gmc"
-
-    def __init__(self, *args, two_stage=False, classifier_epochs=200, **kw):
-        super().__init__(*args, **kw)
-        self.two_stage = two_stage
-        self.classifier_epochs = classifier_epochs
+    options_type = GMCOptions
 
     def build_model(self):
         kwargs = dict(self.model_kwargs)

@@ -19,6 +19,7 @@ from keras_robult.experiments.callbacks import (
 from keras_robult.experiments.default_encoders import (
     default_encoder,
 )
+from keras_robult.experiments.method_options import MethodOptions
 from keras_robult.experiments.metrics import higher_is_better
 from keras_robult.experiments.training_backup import (
     DEFAULT_INTERVAL,
@@ -45,62 +46,40 @@ class Method(abc.ABC):
             modality order.
         statistics: optional dict, modality -> `(mean, std)` of the
             training split (vector modalities).
-        latent_dim: int, width of the encoders' output.
-        learning_rate: float, Adam learning rate.
-        jit_compile: bool or "auto".
-        encoder_dropout: float, dropout inside the default encoders.
-        weight_decay: float, decoupled weight decay (AdamW) when positive.
-        ema_momentum: float or None; when set, the optimizer keeps an
-            exponential moving average of the weights, which replaces them
-            at the end of training (Keras `use_ema`).
-        patience: int, epochs without improvement of the validation metric
-            before early stopping (runs with a validation split only).
-        modality_dropout: float in [0, 1), augmentation: the training
-            pipeline drops each present modality of a sample with this
-            probability, at least one kept, new draws every epoch
-            (`make_dataset`).
-        epochs: int or None, this method's own epoch budget, replacing the
-            comparison's (`--hparams` with a tuned `epochs`); None: the
-            comparison's.
-        min_steps: int or None, the fewest optimizer steps of a training
-            stage: on small data (a few dozen samples, one batch an
-            epoch) the epochs are raised to reach it (`epochs_for`).
+        **options: the method's hyper-parameters, the fields of its
+            `options_type` (`MethodOptions`: `latent_dim`,
+            `learning_rate`, ...), each kept as an attribute of the
+            same name. Other names are refused, or, in a method with
+            `takes_model_options`, kept in `model_kwargs` for its model.
     """
 
     name = "method"
 
-    def __init__(
-        self,
-        task,
-        input_shapes,
-        statistics=None,
-        latent_dim=128,
-        learning_rate=1e-3,
-        jit_compile="auto",
-        encoder_dropout=0.0,
-        weight_decay=0.0,
-        ema_momentum=None,
-        patience=10,
-        modality_dropout=0.0,
-        epochs=None,
-        min_steps=None,
-    ):
+    #: The dataclass of the method's keyword options.
+    options_type = MethodOptions
+    #: Whether keyword arguments that are not options go to the model
+    #: (`model_kwargs`) instead of being refused.
+    takes_model_options = False
+
+    def __init__(self, task, input_shapes, statistics=None, **options):
         self.task = task
         self.input_shapes = dict(input_shapes)
         self.modalities = tuple(input_shapes)
         self.statistics = statistics or {}
-        self.latent_dim = latent_dim
-        self.learning_rate = learning_rate
-        if jit_compile == "auto":
-            jit_compile = keras.backend.backend() != "torch"
-        self.jit_compile = jit_compile
-        self.encoder_dropout = encoder_dropout
-        self.weight_decay = weight_decay
-        self.ema_momentum = ema_momentum
-        self.patience = patience
-        self.modality_dropout = float(modality_dropout)
-        self.epochs = epochs
-        self.min_steps = min_steps
+        given, others = self.options_type.split(options)
+        if others and not self.takes_model_options:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword "
+                f"argument(s): {', '.join(sorted(others))} (its options: "
+                f"{', '.join(self.options_type.names())})."
+            )
+        for name in self.options_type.names():
+            setattr(self, name, getattr(given, name))
+        #: The keyword arguments for the model (`takes_model_options`).
+        self.model_kwargs = others
+        if self.jit_compile == "auto":
+            self.jit_compile = keras.backend.backend() != "torch"
+        self.modality_dropout = float(self.modality_dropout)
         #: Keras callbacks added to every training stage and to `predict`
         #: (`run_protocol(callbacks=...)`: logging, timing).
         self.callbacks = []

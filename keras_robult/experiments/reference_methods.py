@@ -16,11 +16,14 @@ first, trained on the labeled training samples alone.
   modality dropout so that it predicts from any subset.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 
 from keras_robult.baselines.early_fusion_mlp import EarlyFusionMLP
 from keras_robult.experiments.method import Method
+from keras_robult.experiments.method_options import MethodOptions
 from keras_robult.layers.feature_standardization import (
     FeatureStandardization,
 )
@@ -33,42 +36,38 @@ from keras_robult.utils.validation import MASK_KEY
 PENALTIES = np.logspace(-3, 3, 7)
 
 
-class MLPMethod(Method):
-    """The `mlp` reference: `EarlyFusionMLP` on the labeled samples.
+@dataclasses.dataclass(frozen=True)
+class MLPOptions(MethodOptions):
+    """`MLPMethod`'s options: `MethodOptions` (`modality_dropout` 0.5:
+    each of two modalities is then alone a third of the time; `min_steps`
+    1000: a few dozen labels are one batch an epoch) and these.
 
     Args:
         hidden_units: widths of the MLP's hidden layers.
         dropout: dropout after each hidden layer.
-        min_steps: the fewest optimizer steps of the training, whatever
-            the epoch budget (a few dozen labels are one batch an epoch).
-        **options: `Method` options; `modality_dropout` defaults to 0.5
-            (each of two modalities is then alone a third of the time).
+    """
+
+    hidden_units: tuple = (256, 256)
+    dropout: float = 0.1
+    modality_dropout: float = 0.5
+    min_steps: int | None = 1000
+
+
+class MLPMethod(Method):
+    """The `mlp` reference: `EarlyFusionMLP` on the labeled samples.
+
+    Args:
+        task, input_shapes, statistics: as in `Method`.
+        **options: the fields of `MLPOptions`.
     """
 
     name = "mlp"
     labeled_only = True
+    options_type = MLPOptions
 
-    def __init__(
-        self,
-        task,
-        input_shapes,
-        statistics=None,
-        hidden_units=(256, 256),
-        dropout=0.1,
-        modality_dropout=0.5,
-        min_steps=1000,
-        **options,
-    ):
-        super().__init__(
-            task,
-            input_shapes,
-            statistics,
-            modality_dropout=modality_dropout,
-            min_steps=min_steps,
-            **options,
-        )
-        self.hidden_units = tuple(hidden_units)
-        self.dropout = dropout
+    def __init__(self, task, input_shapes, statistics=None, **options):
+        super().__init__(task, input_shapes, statistics, **options)
+        self.hidden_units = tuple(self.hidden_units)
 
     def encoder(self, name):
         """The modality's features as they are, standardised with the

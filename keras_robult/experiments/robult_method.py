@@ -11,6 +11,7 @@ from keras_robult.experiments.redundancy import (
     shares_information,
     view_redundancy,
 )
+from keras_robult.experiments.robult_options import RobultOptions
 from keras_robult.models.robult import DEFAULT_LOSS_WEIGHTS, Robult
 from keras_robult.utils.validation import MASK_KEY
 
@@ -39,94 +40,42 @@ def robult_defaults():
 class RobultMethod(Method):
     """Robult in the evaluation protocol (also its Table 3 ablations).
 
-    `task`, `input_shapes`, `statistics`, `latent_dim`, `learning_rate`,
-    `jit_compile`, `encoder_dropout`, `weight_decay`, `ema_momentum`,
-    `patience` and `modality_dropout` are those of `Method`.
-
     Args:
-        loss_weights: dict of Robult loss weights (ablations set one to 0).
-        probe: bool, after training, freeze everything but the task head
-            and fit it alone on the labeled samples (the "no L_sup +
-            logistic regression on the latents" ablation).
-        probe_epochs: int, epochs of that probe.
-        validation_fraction: float in [0, 1), with the linear base and no
-            validation split from the protocol: this share of the labeled
-            training samples is held out of `L_sup` (they stay in training
-            as unlabeled samples) for early stopping with the best weights
-            restored. Defaults to `0.2`.
-        retrain: bool, after that early stopping, train again from the
-            start, base included, on every labeled sample for the epochs
-            early stopping chose (where False, the base alone is fitted
-            again on every labeled sample). Defaults to `True`.
-        **model_kwargs: further `Robult` arguments (`temperature`,
-            `rbf_bandwidth`, `dropout`, ...). `linear_base` defaults to
-            True for regression, and for classification where the
-            alignment is off (the views share nothing: a logistic base),
-            and then `full_set` to `"fused"`: see `Robult` and
+        task, input_shapes, statistics: as in `Method`.
+        **options: the fields of `RobultOptions` (`MethodOptions`'
+            `latent_dim`, `learning_rate`, ..., and Robult's own
+            `loss_weights`, `probe`, `validation_fraction`, ...), then
+            further `Robult` arguments (`temperature`, `rbf_bandwidth`,
+            `dropout`, ...), kept in `model_kwargs`. `linear_base`
+            defaults to True for regression, and for classification where
+            the alignment is off (the views share nothing: a logistic
+            base), and then `full_set` to `"fused"`: see `Robult` and
             `benchmarks/RESULTS.md`.
     """
 
     name = "robult"
 
-    def __init__(
-        self,
-        task,
-        input_shapes,
-        statistics=None,
-        latent_dim=128,
-        learning_rate=1e-3,
-        jit_compile="auto",
-        encoder_dropout=0.0,
-        weight_decay=0.0,
-        ema_momentum=None,
-        loss_weights=None,
-        probe=False,
-        probe_epochs=200,
-        patience=10,
-        modality_dropout=0.0,
-        epochs=None,
-        min_steps=None,
-        validation_fraction=0.2,
-        retrain=True,
-        view_alignment="auto",
-        **model_kwargs,
-    ):
-        super().__init__(
-            task,
-            input_shapes,
-            statistics,
-            latent_dim=latent_dim,
-            learning_rate=learning_rate,
-            jit_compile=jit_compile,
-            encoder_dropout=encoder_dropout,
-            weight_decay=weight_decay,
-            ema_momentum=ema_momentum,
-            patience=patience,
-            modality_dropout=modality_dropout,
-            epochs=epochs,
-            min_steps=min_steps,
-        )
-        self.loss_weights = loss_weights
-        self.probe = probe
-        self.probe_epochs = probe_epochs
-        self.validation_fraction = float(validation_fraction)
-        self.retrain = bool(retrain)
+    options_type = RobultOptions
+    takes_model_options = True
+
+    def __init__(self, task, input_shapes, statistics=None, **options):
+        super().__init__(task, input_shapes, statistics, **options)
+        self.validation_fraction = float(self.validation_fraction)
+        self.retrain = bool(self.retrain)
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(
                 "`validation_fraction` must be in [0, 1); received "
-                f"{validation_fraction!r}."
+                f"{self.validation_fraction!r}."
             )
-        if view_alignment not in (True, False, "auto"):
+        if self.view_alignment not in (True, False, "auto"):
             raise ValueError(
                 "`view_alignment` must be True, False or 'auto'; received "
-                f"{view_alignment!r}."
+                f"{self.view_alignment!r}."
             )
-        self.view_alignment = view_alignment
         #: `view_redundancy` of the last training inputs ("auto" only).
         self.redundancy = None
         self._measured_on = None  # the inputs `redundancy` was measured on
-        self._aligned = view_alignment is not False
-        self.model_kwargs = dict(model_kwargs)
+        self._aligned = self.view_alignment is not False
         self.model = None
         self._base_data = None
 

@@ -3,10 +3,7 @@ each method, their defaults, and the checks of a user's space."""
 
 from keras_robult.experiments.hparams import check_value
 from keras_robult.experiments.registry import METHODS
-from keras_robult.experiments.robult_method import (
-    keyword_defaults,
-    robult_defaults,
-)
+from keras_robult.experiments.robult_method import robult_defaults
 from keras_robult.models.robult import DEFAULT_LOSS_WEIGHTS
 
 TUNERS = ("bayesian", "hyperband")
@@ -48,7 +45,7 @@ def method_defaults(method):
         "rbf_bandwidth": fixed.get("rbf_bandwidth", robult["rbf_bandwidth"]),
         "learning_rate": fixed.get(
             "learning_rate",
-            keyword_defaults(METHODS[method].method_class)["learning_rate"],
+            METHODS[method].method_class.options_type().learning_rate,
         ),
         "dropout": fixed.get("dropout", robult["dropout"]),
         **{f"loss_weights.{t}": weights[t] for t in TUNED_TERMS},
