@@ -35,9 +35,10 @@ class MethodOptions:
     Example:
 
     ```python
-    from keras_robult.experiments import RobultMethod
+    from keras_robult.experiments import MethodOptions, RobultMethod
 
-    assert RobultMethod.options_type.defaults()["latent_dim"] == 128
+    assert RobultMethod.options_type().latent_dim == 128
+    assert "learning_rate" in MethodOptions.names()
     ```
     """
 
@@ -56,11 +57,6 @@ class MethodOptions:
     def names(cls):
         """The options' names, in declaration order."""
         return tuple(field.name for field in dataclasses.fields(cls))
-
-    @classmethod
-    def defaults(cls):
-        """dict, option name -> default value."""
-        return {field.name: field.default for field in dataclasses.fields(cls)}
 
     @classmethod
     def split(cls, options):

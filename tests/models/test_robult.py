@@ -317,8 +317,13 @@ def test_finite_loss_and_gradients():
     model.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=JIT_COMPILE)
     model(odd_batch("equal")[0])
     initial = model.get_weights()
-    cases = ["no_labels", "one_class", "modality_missing", "equal"]
-    for case in cases + ["one_sample"]:
+    for case in (
+        "no_labels",
+        "one_class",
+        "modality_missing",
+        "equal",
+        "one_sample",
+    ):
         model.set_weights(initial)
         logs = model.train_on_batch(*odd_batch(case), return_dict=True)
         assert all(np.isfinite(v) for v in logs.values()), (case, logs)
