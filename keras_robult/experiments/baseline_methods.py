@@ -90,7 +90,9 @@ class GMCMethod(ModelOptionsMethod):
     """GMC (Poklukar et al. 2022) with the supervised loss (`GMC`).
 
     Args:
-        task, input_shapes, statistics: as in `Method`.
+        task: as in `Method`.
+        input_shapes: as in `Method`.
+        statistics: as in `Method`.
         **options: the fields of `GMCOptions`, then `GMC` arguments
             (`temperature`, `loss_weights`, `supervised_branches`,
             `full_set`).

@@ -57,7 +57,9 @@ class MLPMethod(Method):
     """The `mlp` reference: `EarlyFusionMLP` on the labeled samples.
 
     Args:
-        task, input_shapes, statistics: as in `Method`.
+        task: as in `Method`.
+        input_shapes: as in `Method`.
+        statistics: as in `Method`.
         **options: the fields of `MLPOptions`.
     """
 

@@ -41,7 +41,9 @@ class RobultMethod(Method):
     """Robult in the evaluation protocol (also its Table 3 ablations).
 
     Args:
-        task, input_shapes, statistics: as in `Method`.
+        task: as in `Method`.
+        input_shapes: as in `Method`.
+        statistics: as in `Method`.
         **options: the fields of `RobultOptions` (`MethodOptions`'
             `latent_dim`, `learning_rate`, ..., and Robult's own
             `loss_weights`, `probe`, `validation_fraction`, ...), then
