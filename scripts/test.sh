@@ -26,7 +26,9 @@ echo "== lint-imports (the package's floors: pyproject.toml)"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 echo "== mkdocs build --strict (the documentation site)"
 SITE_DIR=${SITE_DIR:-site}
-NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet \
+# Not --quiet: it hides the warnings that --strict counts, and a build
+# with a warning then passed.
+NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict \
   --site-dir "$SITE_DIR" || exit 1
 # tests/test_docs.py reads this build instead of building the site again
 # under each backend.
